@@ -1,0 +1,277 @@
+#!/usr/bin/env python
+"""Command line of the Mamba-GRU engine: ``train | evaluate | data`` (+ ``compare``, ``bench``).
+
+Every sub-command is one :class:`Command` in :data:`COMMANDS`: a help line and either
+two local functions or the name of a module providing ``add_arguments(parser)`` and
+``run(args) -> int``. A module is imported only when its sub-command is the one being
+run, so ``train`` does not pay for plotting or benchmarking imports.
+
+Bad input of any kind (unknown option, impossible value, missing or broken file,
+corrupt checkpoint) ends with one ``error: ...`` line on stderr and exit status 2:
+library code raises :class:`engine.errors.UserInputError`, :func:`main` prints it.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+# Importing NumPy & co. is deferred to the commands, so `--help` and usage errors are quick.
+
+
+class UsageError(Exception):
+    """A command-line syntax error (reported like any other bad input)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but errors become one line via :class:`UsageError` instead of usage + exit."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A sub-command: ``help`` plus either local functions or a module name."""
+
+    help: str
+    add_arguments: Callable | None = None
+    run: Callable | None = None
+    module: str | None = None
+
+    def load(self) -> tuple[Callable, Callable]:
+        """``(add_arguments, run)``, importing the module when there is one."""
+        if self.module is None:
+            return self.add_arguments, self.run
+        mod = importlib.import_module(self.module)
+        return mod.add_arguments, mod.run
+
+
+# -- train -------------------------------------------------------------------------------
+
+def _train_defaults():
+    from engine.pipeline import RunConfig
+
+    return {f.name: f.default for f in dataclasses.fields(RunConfig)}
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``train`` (defaults from :class:`engine.pipeline.RunConfig`)."""
+    from engine.pipeline import DTYPES, FUSIONS, MODELS
+
+    d = _train_defaults()
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=MODELS, default=d["model"], help="default %(default)s")
+    g.add_argument("--backend", choices=("numpy", "numba"), default=d["backend"], help="default %(default)s")
+    g.add_argument("--hidden", type=int, default=d["hidden"], help="model width (default %(default)s)")
+    g.add_argument("--d-state", type=int, default=d["d_state"], help="Mamba state size (default %(default)s)")
+    g.add_argument("--layers", type=int, default=d["layers"], help="blocks per branch (default %(default)s)")
+    g.add_argument("--fusion", choices=FUSIONS, default=d["fusion"], help="hybrid fusion (default %(default)s)")
+    g.add_argument("--dtype", choices=DTYPES, default=d["dtype"], help="default %(default)s")
+    add_data_arguments(p, d)
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=d["epochs"], help="default %(default)s")
+    t.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
+    t.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")
+    t.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+                   help="AdamW decoupled decay (default %(default)s)")
+    t.add_argument("--clip", type=float, default=d["clip"], help="max gradient norm, 0 = off (default %(default)s)")
+    t.add_argument("--patience", type=int, default=d["patience"],
+                   help="early-stopping patience in epochs, 0 = off (default %(default)s)")
+    t.add_argument("--warmup", type=int, default=d["warmup"], help="warm-up epochs (default %(default)s)")
+    t.add_argument("--seed", type=int, default=d["seed"], help="default %(default)s")
+    p.add_argument("--out", default=None, help="output folder (default results/<model>-<timestamp>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_data_arguments(p: argparse.ArgumentParser, d: dict) -> None:
+    """Data and window options, shared by ``train``."""
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=d["data"],
+                   help="sample:TICKER (AAPL, MSFT, IBM, GOOG), yahoo:TICKER or a CSV path (default %(default)s)")
+    g.add_argument("--start", default=None, help="first date, inclusive (Yahoo default 2010-01-01)")
+    g.add_argument("--end", default=None, help="last date, inclusive (Yahoo default 2023-12-31)")
+    g.add_argument("--features", default=",".join(d["features"]),
+                   help="comma-separated, from open,high,low,close,volume,return (default %(default)s)")
+    g.add_argument("--target", choices=("close", "return"), default=d["target"],
+                   help="next close or next log return (default %(default)s)")
+    g.add_argument("--seq-len", type=int, default=d["seq_len"], help="input window in days (default %(default)s)")
+    g.add_argument("--horizon", type=int, default=d["horizon"], help="days predicted (default %(default)s)")
+    g.add_argument("--split", default=",".join(map(str, d["split"])),
+                   help="train,validation fractions; the rest is test (default %(default)s)")
+    g.add_argument("--scaler", choices=("minmax", "standard"), default=d["scaler"], help="default %(default)s")
+
+
+def run_train(args) -> int:
+    """``train``: one run, its files in ``--out``, a summary table on stdout."""
+    from engine.pipeline import RunConfig, run_training
+
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    config = RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    result = run_training(config, progress=not args.quiet)
+    print(format_summary(result))
+    return 0
+
+
+def format_summary(result: dict) -> str:
+    """Model-versus-baselines table plus one line on the run."""
+    metrics = result["metrics"]
+    data, training, cfg = result["data"], result["training"], result["config"]
+    columns = [("model", metrics["test"]), ("naive", metrics["naive"])]
+    if "drift" in metrics:
+        columns.append(("drift", metrics["drift"]))
+    names = ("mse", "rmse", "mae", "r2", "mape", "mase", "direction_accuracy")
+    width = max(len(n) for n in names) + 2
+    lines = [f"{cfg['model']} on {data.get('spec', cfg['data'])}: test {data['split']['test']['first_date']} to "
+             f"{data['split']['test']['last_date']} ({data['split']['test']['windows']} windows), prices in "
+             "source units"]
+    lines.append("".ljust(width) + "".join(name.rjust(14) for name, _ in columns))
+    for n in names:
+        cells = "".join(_fmt(m.get(n)).rjust(14) for _, m in columns)
+        lines.append(n.ljust(width) + cells)
+    stop = {"completed": "all epochs", "early_stopping": "early stopping",
+            "non_finite": "stopped: non-finite loss"}.get(training["stop_reason"], training["stop_reason"])
+    lines.append(f"best epoch {training['best_epoch']} of {training['epochs_run']} run ({stop}); "
+                 f"{result['seconds']:.1f} s; outputs in {result['out_dir']}")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "nan"
+    return f"{value:.4g}"
+
+
+# -- evaluate ----------------------------------------------------------------------------
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``evaluate``."""
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz written by train")
+    p.add_argument("--data", default=None, help="another source (default: the run's own data)")
+    p.add_argument("--start", default=None, help="first date, inclusive")
+    p.add_argument("--end", default=None, help="last date, inclusive")
+    p.add_argument("--part", choices=("train", "val", "test"), default="test", help="default %(default)s")
+    p.add_argument("--backend", choices=("numpy", "numba"), default=None, help="default: the run's")
+    p.add_argument("--out", default=None, help="also write the metrics to this JSON file")
+
+
+def run_evaluate(args) -> int:
+    """``evaluate``: metrics of a saved model, printed and optionally written."""
+    from engine.fileio import atomic_write_json
+    from engine.pipeline import evaluate_checkpoint
+
+    res = evaluate_checkpoint(args.checkpoint, data=args.data, start=args.start, end=args.end,
+                              part=args.part, backend=args.backend)
+    part = res["data"]["split"][res["part"]]
+    summary = {"metrics": res["metrics"], "data": res["data"], "training": {
+        "best_epoch": None, "epochs_run": 0, "stop_reason": "completed"}, "config": res["config"],
+        "seconds": 0.0, "out_dir": args.out}
+    text = format_summary(summary).splitlines()
+    text[0] = (f"{res['config']['model']} on {res['data'].get('spec')}: {res['part']} part {part['first_date']} "
+               f"to {part['last_date']} ({part['windows']} windows)")
+    print("\n".join(text[:-1]))
+    if args.out:
+        atomic_write_json(args.out, {**res["metrics"], "part": res["part"], "data": res["data"]})
+        print(f"metrics written to {args.out}")
+    return 0
+
+
+# -- data --------------------------------------------------------------------------------
+
+def add_data_command_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``data``."""
+    p.add_argument("source", help="sample:TICKER, yahoo:TICKER or a CSV path")
+    p.add_argument("--start", default=None, help="first date, inclusive (Yahoo default 2010-01-01)")
+    p.add_argument("--end", default=None, help="last date, inclusive (Yahoo default 2023-12-31)")
+    p.add_argument("--refresh", action="store_true", help="Yahoo: download even if cached")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
+
+
+def run_data(args) -> int:
+    """``data``: fetch (and cache), then describe a source."""
+    from engine.data import describe_frame, load_source
+
+    frame, info = load_source(args.source, args.start, args.end, refresh=args.refresh)
+    desc = {**info, **describe_frame(frame)}
+    if args.json:
+        print(json.dumps(desc, indent=2))
+        return 0
+    print(f"source    {desc['spec']}")
+    print(f"rows      {desc['rows']}")
+    print(f"dates     {desc['first_date']} to {desc['last_date']}")
+    print(f"columns   {', '.join(desc['columns'])}")
+    print(f"NaN       {sum(desc['nan_counts'].values())} "
+          f"({', '.join(f'{k} {v}' for k, v in desc['nan_counts'].items() if v) or 'none'})")
+    if "cache" in desc:
+        how = "served from the cache" if desc.get("from_cache") else "downloaded"
+        print(f"cache     {desc['cache']} ({how})")
+    if "path" in desc:
+        print(f"file      {desc['path']}")
+    return 0
+
+
+# -- registry ----------------------------------------------------------------------------
+
+COMMANDS: dict[str, Command] = {
+    "train": Command("train one model and evaluate it on the test part",
+                     add_train_arguments, run_train),
+    "evaluate": Command("re-evaluate a saved checkpoint", add_evaluate_arguments, run_evaluate),
+    "data": Command("fetch (and cache) a data source and describe it",
+                    add_data_command_arguments, run_data),
+    # -- compare: registered by the comparison/report work (engine/compare.py) ------------
+    "compare": Command("compare the four models over seeds", module="engine.compare"),
+    # -- bench: registered by the benchmark work (engine/benchmarks.py) -------------------
+    "bench": Command("benchmark numpy vs numba kernels", module="engine.benchmarks"),
+}
+
+
+def build_parser(selected: str | None = None) -> Parser:
+    """The argument parser; only ``selected``'s options are loaded (None: none, for --help)."""
+    parser = Parser(prog="cli.py", description="Mamba, minGRU, GRU and a hybrid for daily stock prices.")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, cmd in COMMANDS.items():
+        sub = subs.add_parser(name, help=cmd.help, description=cmd.help)
+        if name == selected:
+            add_arguments, run = cmd.load()
+            add_arguments(sub)
+            sub.set_defaults(_run=run)
+    return parser
+
+
+def _selected_command(argv: list[str]) -> str | None:
+    for token in argv:
+        if not token.startswith("-"):
+            return token if token in COMMANDS else None
+    return None
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from engine.errors import UserInputError
+
+    try:
+        parser = build_parser(_selected_command(argv))
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version exit through here
+            return int(exc.code or 0)
+        run = getattr(args, "_run", None)
+        if run is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return int(run(args) or 0)
+    except (UsageError, UserInputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

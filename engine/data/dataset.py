@@ -1,0 +1,197 @@
+"""From a canonical price frame to scaled training windows, and back to prices.
+
+:func:`build_dataset` is the whole data path after loading: NaN policy and price
+adjustment (:func:`~engine.data.frame.prepare_prices`), derived columns, windows,
+chronological split, scalers fitted on training rows. :class:`Dataset` keeps, next to
+the scaled arrays, everything needed to report in price units: each window's *today*
+price, the actual future prices, the input window's prices (for the drift baseline) and
+the training part's prices (for the MASE scale).
+
+Targets: ``close`` predicts the next ``horizon`` closes; ``return`` predicts the next
+``horizon`` daily log returns ``log(c[t] / c[t-1])``, turned back into prices by
+``today's price * exp(cumulative sum of predicted returns)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from engine.data.frame import BASE_FEATURES, prepare_prices
+from engine.data.scaling import fit_scaler
+from engine.data.windows import PARTS, check_parts, split_bounds, window_parts, window_rows
+from engine.errors import DataError
+
+__all__ = ["FEATURES", "TARGETS", "Dataset", "build_dataset"]
+
+FEATURES = BASE_FEATURES + ("return",)
+TARGETS = ("close", "return")
+
+
+@dataclass
+class Dataset:
+    """Windows, split and scalers of one price series (see the module docstring).
+
+    Attributes
+    ----------
+    X : ndarray, shape (N, seq_len, n_features)
+        Scaled inputs (float64; cast to the model dtype when training).
+    y : ndarray, shape (N, horizon)
+        Scaled targets.
+    parts : dict of str to ndarray of int
+        Window indices of ``train``, ``val``, ``test``.
+    origin_dates : ndarray of datetime64, shape (N,)
+        Each window's today.
+    target_dates : ndarray of datetime64, shape (N, horizon)
+    base_price : ndarray, shape (N,)
+        Close of today (the naive forecast).
+    actual_price : ndarray, shape (N, horizon)
+        The closes being predicted.
+    history_price : ndarray, shape (N, seq_len)
+        Closes over each input window (for the drift baseline).
+    train_prices : ndarray
+        Closes of the training rows (for the MASE scale).
+    feature_scaler, target_scaler : fitted scikit-learn scalers
+    features : tuple of str
+    target : str
+    seq_len, horizon : int
+    info : dict
+        Source description plus ``rows``, ``first_date``, ``last_date`` and per part
+        ``{rows, windows, first_date, last_date}``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    parts: dict
+    origin_dates: np.ndarray
+    target_dates: np.ndarray
+    base_price: np.ndarray
+    actual_price: np.ndarray
+    history_price: np.ndarray
+    train_prices: np.ndarray
+    feature_scaler: object
+    target_scaler: object
+    features: tuple
+    target: str
+    seq_len: int
+    horizon: int
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features."""
+        return self.X.shape[2]
+
+    def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled ``(X, y)`` of part ``name``."""
+        idx = self.parts[name]
+        return self.X[idx], self.y[idx]
+
+    def to_price(self, y_scaled: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Predicted prices, shape (len(idx), horizon), from scaled predictions of windows ``idx``."""
+        y_scaled = np.asarray(y_scaled, dtype=np.float64)
+        values = self.target_scaler.inverse_transform(y_scaled.reshape(-1, 1)).reshape(y_scaled.shape)
+        if self.target == "close":
+            return values
+        return self.base_price[idx, None] * np.exp(np.cumsum(values, axis=1))
+
+
+def _log_returns(close: np.ndarray, origin: str, why: str) -> np.ndarray:
+    if np.any(close <= 0):
+        bad = int(np.argmax(close <= 0))
+        raise DataError(f"{origin}: non-positive price {close[bad]:g} at row {bad}; {why} needs "
+                        "log returns, which need prices above zero (use --target close and leave "
+                        "'return' out of --features)")
+    return np.log(close[1:] / close[:-1])
+
+
+def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", seq_len=60, horizon=1,
+                  split=(0.7, 0.15), scaler="minmax", scalers=None, info=None) -> Dataset:
+    """Windows, split and scaled arrays of a canonical price frame.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A canonical frame (see :mod:`engine.data.frame`).
+    features : sequence of str
+        Any of ``open high low close volume return``.
+    target : {"close", "return"}
+    seq_len, horizon : int
+    split : (float, float)
+        Train and validation fractions of the rows.
+    scaler : {"minmax", "standard"}
+        Kind of scaler fitted on the training rows.
+    scalers : (feature_scaler, target_scaler) or None
+        Already-fitted scalers to use instead (re-evaluating a checkpoint).
+    info : dict or None
+        Source description, copied into :attr:`Dataset.info`.
+
+    Raises
+    ------
+    DataError
+        Missing columns, gaps beyond the NaN policy, non-positive prices for log returns,
+        or too few rows for the windows and split.
+    """
+    info = dict(info or {})
+    origin = info.get("spec", "data")
+    features = tuple(features)
+    prices = prepare_prices(frame, features, origin)
+    close = prices["close"].to_numpy(dtype=np.float64)
+    dates = prices.index.to_numpy()
+    columns = {f: prices[f].to_numpy(dtype=np.float64) for f in features if f != "return"}
+    if target == "return" or "return" in features:
+        why = "--target return" if target == "return" else "the 'return' feature"
+        returns = _log_returns(close, origin, why)
+        # Row 0 has no return; drop it everywhere so all columns line up.
+        close, dates = close[1:], dates[1:]
+        columns = {k: v[1:] for k, v in columns.items()}
+        columns["return"] = returns
+    feats = np.stack([columns[f] for f in features], axis=1)
+    series = close if target == "close" else columns["return"]
+
+    n_rows = len(close)
+    b1, b2 = split_bounds(n_rows, *split)
+    inputs, targets = window_rows(n_rows, seq_len, horizon)
+    parts = window_parts(targets[:, -1] if len(targets) else np.zeros(0, int), b1, b2)
+    check_parts(parts, n_rows, seq_len, horizon)
+
+    if scalers is None:
+        # Fitted on training-part rows only, so no statistic of a later price leaks in.
+        feature_scaler = fit_scaler(scaler, feats[:b1])
+        target_scaler = fit_scaler(scaler, series[:b1, None])
+    else:
+        feature_scaler, target_scaler = scalers
+        if getattr(feature_scaler, "n_features_in_", feats.shape[1]) != feats.shape[1]:
+            raise DataError(f"the checkpoint's scaler expects {feature_scaler.n_features_in_} "
+                            f"features, the data gives {feats.shape[1]}")
+    feats_s = feature_scaler.transform(feats)
+    series_s = target_scaler.transform(series[:, None])[:, 0]
+
+    info.update(_describe_split(dates, n_rows, b1, b2, parts))
+    return Dataset(
+        X=feats_s[inputs], y=series_s[targets], parts=parts,
+        origin_dates=dates[inputs[:, -1]], target_dates=dates[targets],
+        base_price=close[inputs[:, -1]], actual_price=close[targets],
+        history_price=close[inputs], train_prices=close[:b1].copy(),
+        feature_scaler=feature_scaler, target_scaler=target_scaler,
+        features=features, target=target, seq_len=int(seq_len), horizon=int(horizon), info=info,
+    )
+
+
+def _day(value) -> str:
+    return str(pd.Timestamp(value).date())
+
+
+def _describe_split(dates, n_rows, b1, b2, parts) -> dict:
+    bounds = {"train": (0, b1), "val": (b1, b2), "test": (b2, n_rows)}
+    split = {}
+    for name in PARTS:
+        lo, hi = bounds[name]
+        split[name] = {
+            "rows": int(hi - lo),
+            "windows": int(len(parts[name])),
+            "first_date": _day(dates[lo]) if hi > lo else None,
+            "last_date": _day(dates[hi - 1]) if hi > lo else None,
+        }
+    return {"rows": int(n_rows), "first_date": _day(dates[0]), "last_date": _day(dates[-1]), "split": split}

@@ -1,0 +1,133 @@
+"""Parse a ``--data`` value and load the price series it names.
+
+Three kinds of source, one result (a canonical frame, see :mod:`engine.data.frame`):
+
+* ``sample:TICKER`` - the bundled sample (AAPL, MSFT, IBM, GOOG; 2000-03 to 2013-03);
+* ``yahoo:TICKER`` - Yahoo Finance through yfinance, cached on disk;
+* ``path/to/file.csv`` (or ``csv:path``) - a Yahoo-style CSV export.
+
+``start`` and ``end`` (inclusive ISO dates) cut every source; for Yahoo they also choose
+what is downloaded, and default to 2010-01-01 and 2023-12-31 there. For the sample and
+CSV files ``None`` keeps the whole series.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+
+from engine.data import yahoo
+from engine.data.csv_file import read_price_csv
+from engine.data.sample import read_sample
+from engine.errors import DataError
+
+__all__ = ["SourceSpec", "parse_source", "load_source"]
+
+_KINDS = ("sample", "yahoo", "csv")
+_HINT = "use sample:TICKER (AAPL, MSFT, IBM, GOOG), yahoo:TICKER or a path to a CSV file"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed ``--data`` value.
+
+    Attributes
+    ----------
+    kind : {"sample", "yahoo", "csv"}
+    name : str
+        The ticker (sample, yahoo) or the file path (csv).
+    """
+
+    kind: str
+    name: str
+
+    @property
+    def ticker(self) -> str:
+        """The ticker, or the file's stem for a CSV."""
+        if self.kind == "csv":
+            base = os.path.basename(self.name)
+            for ext in (".gz", ".csv"):
+                if base.lower().endswith(ext):
+                    base = base[: -len(ext)]
+            return base
+        return self.name.upper()
+
+    def __str__(self) -> str:
+        return self.name if self.kind == "csv" else f"{self.kind}:{self.name.upper()}"
+
+
+def parse_source(text: str) -> SourceSpec:
+    """Parse ``sample:AAPL``, ``yahoo:MSFT``, ``csv:file`` or a bare file path.
+
+    Raises
+    ------
+    DataError
+        Empty value, unknown ``kind:`` prefix, or a bare word that is no file.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise DataError(f"--data is empty; {_HINT}")
+    kind, sep, rest = text.partition(":")
+    if sep and kind.lower() in _KINDS:
+        if not rest.strip():
+            raise DataError(f"--data {text!r} names no {'file' if kind.lower() == 'csv' else 'ticker'}; {_HINT}")
+        return SourceSpec(kind.lower(), rest.strip())
+    looks_like_path = (os.sep in text or text.lower().endswith((".csv", ".csv.gz", ".txt"))
+                       or os.path.exists(text))
+    if sep and not looks_like_path and len(kind) > 1:
+        raise DataError(f"unknown data source {kind!r} in --data {text!r}; {_HINT}")
+    if not looks_like_path:
+        raise DataError(f"--data {text!r} is neither a source nor an existing file; {_HINT}")
+    return SourceSpec("csv", text)
+
+
+def _cut(frame: pd.DataFrame, start, end, origin: str) -> pd.DataFrame:
+    try:
+        lo = pd.Timestamp(start) if start else None
+        hi = pd.Timestamp(end) if end else None
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"--start/--end must be dates like 2010-01-01 ({exc})") from exc
+    if lo is not None and hi is not None and hi <= lo:
+        raise DataError(f"--end ({hi.date()}) must come after --start ({lo.date()})")
+    out = frame.loc[lo:hi]
+    if len(out) == 0:
+        raise DataError(f"{origin}: no rows between {start or 'the start'} and {end or 'the end'} "
+                        f"(the data covers {frame.index[0].date()} to {frame.index[-1].date()})")
+    return out
+
+
+def load_source(spec: SourceSpec | str, start=None, end=None, refresh: bool = False):
+    """Load the canonical price frame of a source.
+
+    Parameters
+    ----------
+    spec : SourceSpec or str
+        A parsed or raw ``--data`` value.
+    start, end : str or None
+        Inclusive ISO dates (see the module docstring).
+    refresh : bool
+        Yahoo only: download even if cached.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        The canonical frame.
+    info : dict
+        ``source`` (kind), ``ticker``, ``spec`` (string form), plus ``path`` for CSV
+        and ``cache``/``from_cache`` for Yahoo.
+    """
+    if isinstance(spec, str):
+        spec = parse_source(spec)
+    info = {"source": spec.kind, "ticker": spec.ticker, "spec": str(spec)}
+    if spec.kind == "sample":
+        frame = read_sample(spec.name)
+    elif spec.kind == "yahoo":
+        frame, extra = yahoo.load_yahoo(spec.name, start, end, refresh=refresh)
+        info.update(extra)
+    else:
+        frame = read_price_csv(spec.name)
+        info["path"] = os.path.abspath(spec.name)
+    if spec.kind != "yahoo" or start or end:
+        frame = _cut(frame, start, end, str(spec))
+    return frame, info

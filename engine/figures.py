@@ -1,0 +1,351 @@
+"""Figures of a comparison study (matplotlib, Agg backend, PNG).
+
+Each function draws one figure from loaded runs (:class:`engine.summary.RunRecord`)
+or summary rows (:class:`engine.summary.SummaryRow`) and writes it to a path. They
+are meant for people: every axis says what it shows and in which unit, and each
+model keeps the same colour in every figure.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is needed or wanted in workers and CI
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from engine.summary import HIGHER_IS_BETTER, is_naive  # noqa: E402
+
+__all__ = ["COLORS", "METRIC_LABELS", "model_color", "display_name", "fusion_series",
+           "plot_convergence", "plot_predictions", "plot_fusion_weight", "plot_errors",
+           "plot_metrics"]
+
+COLORS = {"mamba": "#1f77b4", "mingru": "#ff7f0e", "hybrid": "#2ca02c", "gru": "#d62728",
+          "naive_last": "#555555", "naive_drift": "#8c564b"}
+_EXTRA = ["#9467bd", "#e377c2", "#17becf", "#bcbd22"]
+DISPLAY = {"mamba": "Mamba", "mingru": "minGRU", "hybrid": "Hybrid (Mamba+minGRU)",
+           "gru": "GRU", "naive_last": "naive: tomorrow = today",
+           "naive_drift": "naive: drift"}
+#: Axis labels of each metric; ``{unit}`` is the price currency.
+METRIC_LABELS = {"mse": "MSE ({unit}²)", "rmse": "RMSE ({unit})", "mae": "MAE ({unit})",
+                 "r2": "R² (1 = perfect)", "mape": "MAPE (%)", "mase": "MASE (ratio)",
+                 "direction_accuracy": "direction accuracy"}
+FIGSIZE_WIDE = (11, 6)
+_NAIVE_STYLE = {"naive_last": "--", "naive_drift": ":"}
+
+
+def model_color(name: str) -> str:
+    """A fixed colour per model so figures can be read side by side."""
+    if name in COLORS:
+        return COLORS[name]
+    return _EXTRA[sum(map(ord, name)) % len(_EXTRA)]
+
+
+def display_name(name: str) -> str:
+    """Human name of a model or baseline."""
+    if name in DISPLAY:
+        return DISPLAY[name]
+    return name.replace("naive_", "naive: ") if is_naive(name) else name
+
+
+def metric_label(metric: str, unit: str) -> str:
+    """Axis label of a metric with its unit and which direction is better."""
+    arrow = "↑ better" if metric in HIGHER_IS_BETTER else "↓ better"
+    return f"{METRIC_LABELS.get(metric, metric).format(unit=unit)}, {arrow}"
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _by_model(records) -> dict:
+    groups: dict = {}
+    for rec in records:
+        groups.setdefault(rec.model, []).append(rec)
+    return groups
+
+
+def _ragged_band(series_list):
+    """Mean, min and max per epoch over runs of different lengths (early stopping).
+
+    At epoch ``e`` only the runs that reached ``e`` contribute, so a run that stopped
+    early neither drags the mean down nor ends the line.
+    """
+    n = max(len(s) for s in series_list)
+    table = np.full((len(series_list), n), np.nan)
+    for i, s in enumerate(series_list):
+        table[i, :len(s)] = s
+    # A diverged run logs NaN losses; an epoch where every run did so stays NaN (a gap
+    # in the line) without a warning per column.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(table, axis=0), np.nanmin(table, axis=0), np.nanmax(table, axis=0)
+
+
+def plot_convergence(records, path, subtitle: str = "") -> Path:
+    """Training and validation loss per epoch: mean over seeds, band from min to max.
+
+    Parameters
+    ----------
+    records : list of RunRecord
+        Runs of one window length.
+    path : str or Path
+        Output PNG.
+    subtitle : str
+        Appended to the title (e.g. the window length).
+    """
+    fig, axes = plt.subplots(1, 2, figsize=FIGSIZE_WIDE, sharex=True, layout="constrained")
+    n_seeds = 0
+    for model, runs in _by_model(records).items():
+        n_seeds = max(n_seeds, len(runs))
+        for ax, key in zip(axes, ("train_loss", "val_loss")):
+            series = [r.series(key) for r in runs if len(r.history)]
+            if not series:
+                continue
+            mean, lo, hi = _ragged_band(series)
+            epochs = np.arange(1, len(mean) + 1)
+            color = model_color(model)
+            ax.plot(epochs, mean, color=color, lw=2, label=display_name(model))
+            if len(series) > 1:
+                ax.fill_between(epochs, lo, hi, color=color, alpha=0.18, lw=0)
+    for ax, name in zip(axes, ("Training loss", "Validation loss")):
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss: MSE on scaled targets (log scale)")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0].legend(loc="upper right", fontsize=9)
+    fig.suptitle(f"Convergence: mean over {n_seeds} seed(s), shaded band = min–max over "
+                 f"seeds{subtitle}", fontsize=12)
+    return _save(fig, path)
+
+
+def seed_mean_predictions(runs) -> pd.DataFrame:
+    """Average the test predictions of several seeds of one model, date by date.
+
+    For horizon > 1 only the last step (the ``horizon``-day-ahead forecast) is kept,
+    so every date appears once.
+    """
+    frames = []
+    for run in runs:
+        frame = run.predictions
+        if "step" in frame.columns:
+            frame = frame[frame["step"] == frame["step"].max()]
+        frames.append(frame[["date", "actual", "predicted", "naive"]])
+    stacked = pd.concat(frames, ignore_index=True)
+    return stacked.groupby("date", sort=True).mean().reset_index()
+
+
+def plot_predictions(records, path, unit: str = "USD", zoom_days: int = 60,
+                     subtitle: str = "") -> Path:
+    """Test-period predictions (seed mean per model) against the actual price.
+
+    The top panel shows the whole test period with the zoom window shaded; the bottom
+    panel zooms into the last ``zoom_days`` test days, where the naive forecast is
+    drawn as well. A separate zoom panel is used instead of an inset drawn over the
+    top panel, because a trending price leaves no corner free for an inset.
+    """
+    groups = _by_model(records)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(13, 8.5), layout="constrained",
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    actual = None
+    means = {}
+    for model, runs in groups.items():
+        frame = seed_mean_predictions(runs)
+        means[model] = frame
+        if actual is None:
+            actual = frame[["date", "actual", "naive"]]
+    dates = actual["date"]
+    zoom_start = dates.iloc[max(0, len(dates) - zoom_days)]
+    for ax, zoomed in ((top, False), (bottom, True)):
+        sel = (dates >= zoom_start) if zoomed else slice(None)
+        ax.plot(dates[sel], actual["actual"][sel], color="black", lw=2.2 if zoomed else 1.6,
+                label="actual price", zorder=5)
+        if zoomed:
+            ax.plot(dates[sel], actual["naive"][sel], color=model_color("naive_last"), lw=1.2,
+                    ls=":", label=display_name("naive_last"), zorder=4)
+        for model, frame in means.items():
+            fsel = (frame["date"] >= zoom_start) if zoomed else slice(None)
+            ax.plot(frame["date"][fsel], frame["predicted"][fsel], color=model_color(model),
+                    lw=1.5 if zoomed else 1.1, alpha=0.9, label=display_name(model))
+        ax.set_ylabel(f"price ({unit})")
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    top.axvspan(zoom_start, dates.iloc[-1], color="gold", alpha=0.18, lw=0,
+                label=f"zoom: last {min(zoom_days, len(dates))} days")
+    n_seeds = max(len(r) for r in groups.values())
+    top.set_title(f"Test period: {_forecast_name(records)} (mean of {n_seeds} seed(s)) vs "
+                  f"actual price{subtitle}")
+    bottom.set_title(f"Zoom on the last {min(zoom_days, len(dates))} test days")
+    bottom.set_xlabel("date")
+    # One legend outside the plotting area: prices trend, so no corner stays empty.
+    handles, labels = bottom.get_legend_handles_labels()
+    zoom_handle = top.get_legend_handles_labels()[0][-1]
+    fig.legend(handles + [zoom_handle], labels + [zoom_handle.get_label()],
+               loc="outside right upper", fontsize=9, frameon=False)
+    return _save(fig, path)
+
+
+def _forecast_name(records) -> str:
+    horizon = int(records[0].config.get("horizon", 1) or 1) if records else 1
+    return "next-day forecast" if horizon == 1 else f"{horizon}-day-ahead forecast"
+
+
+def fusion_series(record) -> np.ndarray:
+    """The hybrid's Mamba weight per epoch.
+
+    :mod:`engine.train` logs it under ``alpha`` as the weight itself, ``sigmoid(alpha)``
+    (mean over channels for channel fusion), not the raw parameter.
+    """
+    key = "fusion_weight" if any("fusion_weight" in h for h in record.history) else "alpha"
+    return record.series(key)
+
+
+def plot_fusion_weight(records, path, hybrid: str = "hybrid", subtitle: str = ""):
+    """The hybrid's fusion weight per epoch, one line per seed.
+
+    Returns
+    -------
+    Path or None
+        ``None`` (and no file) when no hybrid run logged its weight.
+    """
+    runs = [r for r in records if r.model == hybrid]
+    runs = [r for r in runs if np.isfinite(fusion_series(r)).any()]
+    if not runs:
+        return None
+    fusion = str(runs[0].config.get("fusion", "scalar"))
+    fig, ax = plt.subplots(figsize=(8.5, 5), layout="constrained")
+    cmap = plt.get_cmap("viridis")
+    for i, rec in enumerate(runs):
+        w = fusion_series(rec)
+        color = cmap(i / max(1, len(runs) - 1) * 0.85)
+        ax.plot(np.arange(1, len(w) + 1), w, marker="o", ms=3, lw=1.6, color=color,
+                label=f"seed {rec.seed}")
+    ax.axhline(0.5, color="grey", ls="--", lw=1, label="start (α = 0: equal weights)")
+    what = {"scalar": "σ(α)", "channel": "σ(α), mean over channels",
+            "gate": "gate value, mean over batch, steps and channels"}.get(fusion, "σ(α)")
+    ax.set_ylabel(f"weight of the Mamba branch: {what}")
+    ax.set_xlabel("epoch")
+    ax.set_ylim(0, 1)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(True, alpha=0.3)
+    ax.text(0.99, 0.02, "1 = Mamba only, 0 = minGRU only", transform=ax.transAxes,
+            ha="right", va="bottom", fontsize=9, color="dimgrey")
+    ax.set_title(f"Hybrid fusion weight during training ({fusion} fusion){subtitle}")
+    ax.legend(loc="upper left", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_errors(records, path, unit: str = "USD", subtitle: str = "") -> Path:
+    """Distribution of test errors (predicted − actual) per model, naive included.
+
+    Errors of every seed are pooled per model; the naive forecast is the same for
+    every seed and is drawn once.
+    """
+    groups = _by_model(records)
+    names, data = [], []
+    for model, runs in groups.items():
+        errs = np.concatenate([(r.predictions["predicted"] - r.predictions["actual"]).to_numpy()
+                               for r in runs])
+        names.append(model)
+        data.append(errs[np.isfinite(errs)])
+    first = next(iter(groups.values()))[0].predictions
+    naive = (first["naive"] - first["actual"]).to_numpy()
+    names.append("naive_last")
+    data.append(naive[np.isfinite(naive)])
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.9 * len(names) + 2), 5.5), layout="constrained")
+    parts = ax.violinplot(data, showextrema=False, widths=0.85)
+    for body, name in zip(parts["bodies"], names):
+        body.set_facecolor(model_color(name))
+        body.set_alpha(0.35)
+    ax.boxplot(data, widths=0.22, showfliers=False, medianprops={"color": "black"})
+    ax.axhline(0, color="black", lw=0.8, ls="--")
+    ax.set_xticks(range(1, len(names) + 1))
+    ax.set_xticklabels([display_name(n).replace(" (", "\n(").replace(": ", ":\n")
+                        for n in names], fontsize=9)
+    for i, d in enumerate(data, start=1):
+        mae = float(np.mean(np.abs(d))) if d.size else float("nan")
+        ax.annotate(f"MAE {mae:.2f}", (i, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(0, -12), textcoords="offset points", ha="center", fontsize=8,
+                    color="dimgrey")
+    ax.set_ylabel(f"forecast error: predicted − actual ({unit})")
+    ax.grid(True, axis="y", alpha=0.3)
+    n_seeds = max(len(r) for r in groups.values())
+    ax.set_title(f"Test errors per model ({n_seeds} seed(s) pooled; box = quartiles, "
+                 f"whiskers = 1.5 IQR){subtitle}", fontsize=11)
+    return _save(fig, path)
+
+
+def plot_metrics(rows, path, metrics, unit: str = "USD", subtitle: str = "") -> Path:
+    """Test metrics per model: bars at the mean, error bars ± one std over seeds.
+
+    Naive baselines are drawn as horizontal reference lines.
+    """
+    models = [r for r in rows if r.kind == "model"]
+    naive = [r for r in rows if r.kind == "naive"]
+    ncols = 4
+    nrows = math.ceil((len(metrics) + 1) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.4 * nrows), squeeze=False,
+                             layout="constrained")
+    flat = axes.ravel()
+    x = np.arange(len(models))
+    for ax, metric in zip(flat, metrics):
+        means = [r.mean(metric) for r in models]
+        stds = [r.std(metric) for r in models]
+        ax.bar(x, means, yerr=stds, capsize=4, color=[model_color(r.model) for r in models],
+               alpha=0.85, error_kw={"lw": 1.2})
+        for base in naive:
+            value = base.mean(metric)
+            if math.isfinite(value):
+                ax.axhline(value, color=model_color(base.model), ls=_NAIVE_STYLE.get(base.model, "--"),
+                           lw=1.6)
+        ax.set_xticks(x)
+        ax.set_xticklabels([r.model for r in models], fontsize=9)
+        ax.set_title(metric_label(metric, unit), fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+        _fit_ylim(ax, means, stds, [b.mean(metric) for b in naive])
+    legend_ax = flat[len(metrics)]
+    for extra in flat[len(metrics):]:
+        extra.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=model_color(r.model), alpha=0.85)
+               for r in models]
+    handles += [plt.Line2D([], [], color=model_color(b.model), ls=_NAIVE_STYLE.get(b.model, "--"))
+                for b in naive]
+    labels = [display_name(r.model) for r in models] + [display_name(b.model) for b in naive]
+    legend_ax.legend(handles, labels, loc="upper center", fontsize=9,
+                     title="bars: mean ± std over seeds\nlines: naive forecasts")
+    if "direction_accuracy" in metrics and any(b.model == "naive_last" for b in naive):
+        legend_ax.text(0.5, 0.02, "'tomorrow = today' predicts no move,\nso its direction "
+                       "accuracy is 0\nby definition", transform=legend_ax.transAxes,
+                       ha="center", va="bottom", fontsize=8, color="dimgrey")
+    fig.suptitle(f"Test metrics per model{subtitle}", fontsize=12)
+    return _save(fig, path)
+
+
+def _fit_ylim(ax, means, stds, refs) -> None:
+    """Zoom the value axis onto the data when all values sit far from zero.
+
+    Bars normally start at 0, but metrics such as R² or direction accuracy can lie in
+    a narrow band (0.49-0.53) where bars from 0 would all look equal.
+    """
+    vals = [m + s for m, s in zip(means, stds)] + [m - s for m, s in zip(means, stds)]
+    vals += [r for r in refs]
+    vals = [v for v in vals if math.isfinite(v)]
+    if not vals:
+        return
+    lo, hi = min(vals), max(vals)
+    span = hi - lo
+    if lo > 0 and span < 0.5 * hi:
+        ax.set_ylim(lo - 0.25 * span - 1e-12, hi + 0.25 * span + 1e-12)
+    elif hi < 0 and span < 0.5 * abs(lo):
+        ax.set_ylim(lo - 0.25 * span - 1e-12, hi + 0.25 * span + 1e-12)

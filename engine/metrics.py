@@ -1,0 +1,128 @@
+"""Forecast metrics in price units, and the naive baselines.
+
+All functions take arrays of shape ``(N, horizon)`` (or ``(N,)``, read as horizon 1):
+``actual`` and ``predicted`` prices of the targets and ``base``, shape ``(N,)``, each
+window's *today* price (the last observed close).
+
+For ``horizon > 1`` every (window, step) pair counts as one forecast: the arrays are
+flattened and each metric is computed over all ``N * horizon`` pairs, so a metric is
+the average over the steps. Direction is always judged against today's price, so a
+step-3 forecast is "right" when it calls the sign of ``price[t+3] - price[t]``.
+
+* ``mse``, ``rmse``, ``mae``, ``r2``: the usual (scikit-learn), in price units.
+* ``mape``: mean absolute percentage error, in percent.
+* ``mase``: MAE divided by the in-sample naive MAE, ``mean |y_t - y_{t-1}|`` over the
+  training part's prices (one-step differences, whatever the horizon). Below 1 means
+  better than a one-day naive forecast was in sample.
+* ``direction_accuracy``: over the pairs whose actual move is not zero, the fraction
+  whose predicted move has the same sign (a zero predicted move is never right, so the
+  naive forecast scores 0 by construction: it predicts no direction).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "METRIC_NAMES",
+    "naive_forecast",
+    "drift_forecast",
+    "naive_scale",
+    "direction_accuracy",
+    "forecast_metrics",
+]
+
+METRIC_NAMES = ("mse", "rmse", "mae", "r2", "mape", "mase", "direction_accuracy")
+
+
+def _as_2d(a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    return a[:, None] if a.ndim == 1 else a
+
+
+def naive_forecast(base, horizon: int = 1) -> np.ndarray:
+    """Tomorrow (and every later step) = today: ``base`` repeated, shape (N, horizon)."""
+    base = np.asarray(base, dtype=np.float64)
+    return np.repeat(base[:, None], horizon, axis=1)
+
+
+def drift_forecast(history, horizon: int = 1) -> np.ndarray:
+    """Naive with drift: today's price plus ``h`` times the window's mean daily change.
+
+    Parameters
+    ----------
+    history : ndarray, shape (N, L)
+        Prices of each input window, oldest first; the last column is today.
+    horizon : int
+
+    Returns
+    -------
+    ndarray, shape (N, horizon)
+        ``history[:, -1] + h * (history[:, -1] - history[:, 0]) / (L - 1)`` for
+        ``h = 1..horizon``; with ``L = 1`` there is no slope and this is the naive forecast.
+    """
+    history = _as_2d(history)
+    last = history[:, -1]
+    length = history.shape[1]
+    slope = (last - history[:, 0]) / (length - 1) if length > 1 else np.zeros_like(last)
+    steps = np.arange(1, horizon + 1, dtype=np.float64)
+    return last[:, None] + slope[:, None] * steps[None, :]
+
+
+def naive_scale(train_prices) -> float:
+    """In-sample one-step naive MAE, ``mean |y_t - y_{t-1}|``: the MASE denominator."""
+    p = np.asarray(train_prices, dtype=np.float64).ravel()
+    if p.size < 2:
+        return float("nan")
+    return float(np.mean(np.abs(np.diff(p))))
+
+
+def direction_accuracy(base, actual, predicted) -> float:
+    """Share of non-zero actual moves whose sign the forecast got right (see module doc)."""
+    actual = _as_2d(actual)
+    predicted = _as_2d(predicted)
+    base = np.asarray(base, dtype=np.float64).reshape(-1, 1)
+    true_move = np.sign(actual - base)
+    pred_move = np.sign(predicted - base)
+    moving = true_move != 0
+    if not moving.any():
+        return float("nan")
+    return float(np.mean(pred_move[moving] == true_move[moving]))
+
+
+def forecast_metrics(actual, predicted, base, scale: float) -> dict:
+    """All of :data:`METRIC_NAMES` for one forecast.
+
+    Parameters
+    ----------
+    actual, predicted : ndarray, shape (N, horizon) or (N,)
+        Prices.
+    base : ndarray, shape (N,)
+        Today's price of each window.
+    scale : float
+        MASE denominator (:func:`naive_scale` of the training prices).
+
+    Returns
+    -------
+    dict of str to float
+        Every value NaN when a prediction is not finite.
+    """
+    # Imported here: scikit-learn is slow to import and most commands never get here.
+    from sklearn.metrics import (mean_absolute_error, mean_absolute_percentage_error,
+                                 mean_squared_error, r2_score)
+
+    actual = _as_2d(actual)
+    predicted = _as_2d(predicted)
+    if not np.all(np.isfinite(predicted)):
+        return {k: float("nan") for k in METRIC_NAMES}
+    a, p = actual.ravel(), predicted.ravel()
+    mse = float(mean_squared_error(a, p))
+    mae = float(mean_absolute_error(a, p))
+    return {
+        "mse": mse,
+        "rmse": float(np.sqrt(mse)),
+        "mae": mae,
+        "r2": float(r2_score(a, p)) if a.size > 1 else float("nan"),
+        "mape": float(mean_absolute_percentage_error(a, p) * 100.0),
+        "mase": mae / scale if scale and np.isfinite(scale) and scale > 0 else float("nan"),
+        "direction_accuracy": direction_accuracy(base, actual, predicted),
+    }

@@ -1,0 +1,429 @@
+"""The Markdown report of a comparison study, built from the files of its runs.
+
+:func:`build_report` reads ``<out>/runs``, writes ``summary.csv``, ``summary.json``,
+the figures (``figures/*.png``) and ``report.md``. Every number and every verdict in
+the report is computed from the run files here; nothing is written in advance, so
+the report can be rebuilt from a finished study at any time.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from engine import figures
+from engine.errors import UserInputError
+from engine.fileio import atomic_write_text
+from engine.summary import (HIGHER_IS_BETTER, SPREAD_RULE, best_of, conclude, load_study,
+                            metric_keys, summarize, write_summary_csv, write_summary_json)
+
+__all__ = ["build_report", "render_report", "fmt", "fmt_stat", "figure_paths"]
+
+FIGURES = ("convergence", "predictions", "fusion_weight", "errors", "metrics")
+#: Metrics of the cross-window table (one table per metric would be too long).
+WINDOW_METRICS = ("rmse", "mae", "mase", "direction_accuracy")
+_TITLES = {"mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE (%)",
+           "mase": "MASE", "direction_accuracy": "Dir. acc."}
+
+
+def fmt(x: float, digits: int = 4) -> str:
+    """A number as the report prints it: ``digits`` significant digits, exponent only
+    for very large or very small magnitudes."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-4):
+        return f"{x:.{max(1, digits - 1)}e}"
+    if abs(x) >= 10 ** digits:
+        return f"{x:.0f}"
+    return f"{x:.{digits}g}"
+
+
+def fmt_stat(mean: float, std: float) -> str:
+    """``mean ± std`` as the report prints it (the spread needs only 2 digits)."""
+    return f"{fmt(mean)} ± {fmt(std, 2)}"
+
+
+def metric_header(metric: str, unit: str) -> str:
+    """Table header of a metric with its unit and an arrow for the better direction."""
+    arrow = "↑" if metric in HIGHER_IS_BETTER else "↓"
+    units = {"mse": f" ({unit}²)", "rmse": f" ({unit})", "mae": f" ({unit})"}
+    return f"{_TITLES.get(metric, metric)}{units.get(metric, '')} {arrow}"
+
+
+def figure_paths(out_dir, seq_len: int, several: bool) -> dict:
+    """Where each figure of one window length goes (suffixed when there are several)."""
+    sfx = f"_seq{seq_len}" if several else ""
+    return {name: Path(out_dir) / "figures" / f"{i}_{name}{sfx}.png"
+            for i, name in enumerate(FIGURES, start=1)}
+
+
+def price_unit(records) -> str:
+    """Currency of the prices: the data's own if it says, USD for the bundled/Yahoo data."""
+    info = (records[0].info.get("data") or {}) if records else {}
+    if info.get("currency"):
+        return str(info["currency"])
+    source = str(info.get("source", records[0].config.get("data", "sample") if records else ""))
+    return "price units" if source.startswith("csv") or source.endswith(".csv") else "USD"
+
+
+# -- building --------------------------------------------------------------------------
+
+def build_report(out_dir, context: dict | None = None) -> Path:
+    """Summarise, plot and write the report of the study in ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The study folder; its runs are read from ``out_dir/runs``.
+    context : dict, optional
+        What the run files do not know: ``command`` (str), ``study`` (options such as
+        models, seeds, window lengths), ``environment`` (versions, CPU, jobs,
+        threads), ``wall_seconds``.
+
+    Returns
+    -------
+    Path
+        The written ``report.md``.
+    """
+    out_dir = Path(out_dir)
+    context = dict(context or {})
+    records = load_study(out_dir / "runs")
+    if not records:
+        raise UserInputError(f"no finished runs (metrics.json) below {out_dir / 'runs'}")
+    rows = summarize(records)
+    write_summary_csv(rows, out_dir / "summary.csv")
+    write_summary_json(rows, out_dir / "summary.json",
+                       extra={"spread_rule": SPREAD_RULE,
+                              "environment": context.get("environment", {}),
+                              "wall_seconds": context.get("wall_seconds")})
+    seq_lens = sorted({r.seq_len for r in records})
+    several = len(seq_lens) > 1
+    unit = price_unit(records)
+    metrics = metric_keys(records)
+    for old in (out_dir / "figures").glob("*.png"):
+        old.unlink()          # a rebuilt report must not link figures of an older study
+    made = {}
+    for seq_len in seq_lens:
+        here = [r for r in records if r.seq_len == seq_len]
+        here_rows = [r for r in rows if r.seq_len == seq_len]
+        paths = figure_paths(out_dir, seq_len, several)
+        sub = f" — window {seq_len} days" if several else ""
+        made[seq_len] = {
+            "convergence": figures.plot_convergence(here, paths["convergence"], subtitle=sub),
+            "predictions": figures.plot_predictions(here, paths["predictions"], unit=unit,
+                                                    subtitle=sub),
+            "fusion_weight": figures.plot_fusion_weight(here, paths["fusion_weight"],
+                                                        subtitle=sub),
+            "errors": figures.plot_errors(here, paths["errors"], unit=unit, subtitle=sub),
+            "metrics": figures.plot_metrics(here_rows, paths["metrics"], metrics, unit=unit,
+                                            subtitle=sub),
+        }
+    text = render_report(rows, records, made, context, out_dir, unit)
+    path = out_dir / "report.md"
+    atomic_write_text(path, text)
+    return path
+
+
+# -- rendering -------------------------------------------------------------------------
+
+def _flatten(d: dict, prefix: str = "") -> list:
+    items = []
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            items += _flatten(value, name + ".")
+        elif isinstance(value, (list, tuple)):
+            items.append((name, ", ".join(str(v) for v in value)))
+        else:
+            items.append((name, value))
+    return items
+
+
+def _kv_table(pairs, head=("item", "value")) -> list:
+    lines = [f"| {head[0]} | {head[1]} |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in pairs]
+    return lines
+
+
+def _data_section(records) -> list:
+    """Source, period and the split (dates, rows, windows) of every window length."""
+    lines = ["## Data", ""]
+    seq_lens = sorted({r.seq_len for r in records})
+    infos = {L: (next(r for r in records if r.seq_len == L).info.get("data") or {})
+             for L in seq_lens}
+    first = infos[seq_lens[0]]
+    cfg = records[0].config
+    pairs = [("source", first.get("spec", cfg.get("data", "?")))]
+    for key in ("source", "ticker", "path"):
+        if key in first and str(first[key]) not in str(pairs[0][1]):
+            pairs.append((key, first[key]))
+    if "first_date" in first:
+        pairs.append(("period", f"{first['first_date']} to {first.get('last_date', '?')}"
+                                f" ({first.get('rows', '?')} trading days)"))
+    pairs.append(("split (train, validation fractions)", _value(cfg.get("split"))))
+    lines += _kv_table(pairs)
+    splits = {L: info.get("split") for L, info in infos.items() if info.get("split")}
+    if splits:
+        lines += ["", "| window | part | first date | last date | rows | windows |",
+                  "|---|---|---|---|---|---|"]
+        for L, split in splits.items():
+            for part, d in split.items():
+                lines.append(f"| {L} | {part} | {d.get('first_date', '?')} | "
+                             f"{d.get('last_date', '?')} | {d.get('rows', '?')} | "
+                             f"{d.get('windows', '?')} |")
+    for seq_len in seq_lens:
+        seen = {json.dumps(r.info.get("data"), sort_keys=True, default=str)
+                for r in records if r.seq_len == seq_len}
+        if len(seen) > 1:
+            lines += ["", f"**Warning:** runs with window {seq_len} saw different data; the "
+                          "comparison is not like for like."]
+    return lines + [""]
+
+
+def _value(v) -> str:
+    """A configuration value for a table cell."""
+    if v is None:
+        return "–"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
+def _config_section(records, context) -> list:
+    lines = ["## Configuration", ""]
+    study = context.get("study") or {}
+    if study:
+        lines += _kv_table(_flatten(study), head=("study option", "value")) + [""]
+    skip = {"model", "seed", "out", "seq_len"}
+    cfg = records[0].config
+    pairs = [(k, _value(v)) for k, v in cfg.items() if k not in skip]
+    pairs = [("fusion (hybrid only)" if k == "fusion" else k, v) for k, v in pairs]
+    lines += _kv_table(pairs, head=("training option (same for every run)", "value"))
+    if context.get("command"):
+        lines += ["", "Command:", "", "```", str(context["command"]), "```"]
+    return lines + [""]
+
+
+def _results_table(rows, metrics, unit) -> list:
+    """Mean ± std per model and metric; the best mean per metric (naive included) in bold."""
+    best = {}
+    for metric in metrics:
+        top = best_of(rows, metric)
+        if top is not None:   # every row tied with the best is bold
+            best[metric] = {r.model for r in rows if r.mean(metric) == top.mean(metric)}
+    head = ["model"] + [metric_header(m, unit) for m in metrics] + ["epochs run", "s / epoch"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [figures.display_name(row.model)]
+        for metric in metrics:
+            cell = (fmt(row.mean(metric)) if row.kind == "naive"
+                    else fmt_stat(row.mean(metric), row.std(metric)))
+            cells.append(f"**{cell}**" if row.model in best.get(metric, ()) else cell)
+        if row.kind == "model":
+            cells += [fmt_stat(row.mean("epochs"), row.std("epochs")),
+                      fmt_stat(row.mean("epoch_seconds"), row.std("epoch_seconds"))]
+        else:
+            cells += ["–", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _figure_lines(made: dict, out_dir: Path) -> list:
+    captions = {
+        "convergence": "Training and validation loss per epoch (mean over seeds, band = min–max)",
+        "predictions": "Test predictions (seed mean) against the actual price, with a zoom "
+                       "on the last 60 days",
+        "fusion_weight": "Fusion weight of the hybrid (Mamba share) per epoch, one line per seed",
+        "errors": "Distribution of test errors per model in price units, naive included",
+        "metrics": "Test metrics per model, mean ± std over seeds; dashed lines = naive forecasts",
+    }
+    lines = []
+    for i, name in enumerate(FIGURES, start=1):
+        path = made.get(name)
+        if path is None:
+            lines += [f"{i}. {captions[name]}: not drawn (no hybrid run logged a fusion weight).",
+                      ""]
+            continue
+        rel = Path(path).relative_to(out_dir).as_posix()
+        lines += [f"{i}. {captions[name]}.", "", f"![{captions[name]}]({rel})", ""]
+    return lines
+
+
+def _verdict_lines(conclusion, rows, unit) -> list:
+    """The per-metric verdict table, the naive check and the fusion answer."""
+    by_name = {r.model: r for r in rows if r.seq_len == conclusion.seq_len}
+    lines = ["Per metric: the best mean overall (naive forecasts included), the best trained "
+             "model, and its gap to every other trained model against the spread over seeds. "
+             f"Rule: a gap is larger than the seed spread when {SPREAD_RULE}.", "",
+             "| metric | best overall | best trained model | gap / spread to the others "
+             "(> means larger than the spread) | verdict |",
+             "|---|---|---|---|---|"]
+    for v in conclusion.verdicts:
+        winner = by_name[v.best]
+        tied = [r.model for r in by_name.values()
+                if r.model != v.best and r.mean(v.metric) == winner.mean(v.metric)]
+        cells = [metric_header(v.metric, unit),
+                 f"**{v.best}** ({fmt(winner.mean(v.metric))})"
+                 + (f", tied with {', '.join(tied)}" if tied else "")]
+        top = by_name.get(v.best_model) if v.best_model else None
+        cells.append(f"{v.best_model} ({fmt(top.mean(v.metric))})" if top else "–")
+        cells.append("; ".join(f"{g.other} {fmt(g.difference)} {'>' if g.separated else '≤'} "
+                               f"{fmt(g.spread)}" for g in v.gaps) or "–")
+        n_sep = sum(g.separated for g in v.gaps)
+        if not v.gaps:
+            verdict = "only one trained model"
+        elif n_sep == len(v.gaps):
+            verdict = f"{v.best_model} distinguishable from all others"
+        elif n_sep == 0:
+            verdict = "not distinguishable (all gaps within the seed spread)"
+        else:
+            verdict = f"{v.best_model} distinguishable from {n_sep} of {len(v.gaps)}"
+        if v.naive_best:
+            verdict += "; the naive forecast beats every trained model"
+        cells.append(verdict)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if conclusion.beats_naive:
+        lines.append("Beats the naive forecast? MASE below 1 means a smaller error than the "
+                     "one-day naive forecast had on the training prices (MASE's scale); the "
+                     "second answer compares the test MAE with the naive forecast's own test "
+                     "MAE (tomorrow = today).")
+        lines.append("")
+        naive = by_name.get("naive_last")
+        for model, beats in conclusion.beats_naive.items():
+            row = by_name[model]
+            text = f"- {model}: MASE below 1: {_yes_no(beats)} (MASE {fmt(row.mean('mase'))})"
+            if naive is not None and math.isfinite(naive.mean("mae")):
+                text += (f"; test MAE below the naive forecast's: "
+                         f"{_yes_no(row.mean('mae') < naive.mean('mae'))} "
+                         f"({fmt(row.mean('mae'))} vs {fmt(naive.mean('mae'))} {unit})")
+            lines.append(text)
+        lines.append("")
+    lines += _fusion_lines(conclusion)
+    return lines
+
+
+def _yes_no(flag) -> str:
+    return {True: "yes", False: "no", None: "unknown"}[flag]
+
+
+def _fusion_lines(conclusion) -> list:
+    if not conclusion.fusion:
+        return ["Fusion question: not answered (the hybrid and at least one of its branches "
+                "must both be in the study)."]
+    metrics = list(dict.fromkeys(f[0] for f in conclusion.fusion))
+    parts = list(dict.fromkeys(f[1] for f in conclusion.fusion))
+    lines = [f"Does fusing help? The hybrid against {' and '.join(parts)}:", ""]
+    beyond_all = []
+    for part in parts:
+        entries = [f for f in conclusion.fusion if f[1] == part]
+        wins = [f[0] for f in entries if f[2]]
+        clear = [f[0] for f in entries if f[2] and f[3].separated]
+        clear_losses = [f[0] for f in entries if not f[2] and f[3].separated]
+        lines.append(f"- vs {part}: better mean on {len(wins)} of {len(entries)} metrics"
+                     f" ({', '.join(wins) or 'none'}); better beyond the seed spread on "
+                     f"{len(clear)} ({', '.join(clear) or 'none'}); worse beyond the seed "
+                     f"spread on {len(clear_losses)} ({', '.join(clear_losses) or 'none'}).")
+    for metric in metrics:
+        entries = [f for f in conclusion.fusion if f[0] == metric]
+        if len(entries) == len(parts) and all(f[2] and f[3].separated for f in entries):
+            beyond_all.append(metric)
+    lines += ["", f"The hybrid beats every single branch by more than the seed spread on "
+                  f"{len(beyond_all)} of {len(metrics)} metrics"
+                  f"{': ' + ', '.join(beyond_all) if beyond_all else ''}."]
+    return lines
+
+
+def _window_table(rows, seq_lens, unit) -> list:
+    """Per window length and metric: every model's mean ± std, best in bold, hybrid's rank."""
+    models = list(dict.fromkeys(r.model for r in rows))
+    head = ["window", "metric"] + [figures.display_name(m) for m in models] + ["hybrid rank"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    metrics = [m for m in WINDOW_METRICS if any(math.isfinite(r.mean(m)) for r in rows)]
+    for seq_len in seq_lens:
+        here = {r.model: r for r in rows if r.seq_len == seq_len}
+        for metric in metrics:
+            vals = {m: here[m].mean(metric) for m in models if m in here}
+            finite = {m: v for m, v in vals.items() if math.isfinite(v)}
+            hi = metric in HIGHER_IS_BETTER
+            best = (max if hi else min)(finite, key=finite.get) if finite else None
+            cells = [str(seq_len), metric_header(metric, unit)]
+            for m in models:
+                if m not in here:
+                    cells.append("–")
+                    continue
+                row = here[m]
+                cell = (fmt(row.mean(metric)) if row.kind == "naive"
+                        else fmt_stat(row.mean(metric), row.std(metric)))
+                cells.append(f"**{cell}**" if m == best else cell)
+            trained = sorted((v, m) for m, v in finite.items() if not m.startswith("naive_"))
+            if hi:
+                trained = trained[::-1]
+            order = [m for _, m in trained]
+            cells.append(f"{order.index('hybrid') + 1} of {len(order)}"
+                         if "hybrid" in order else "–")
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _environment_section(context) -> list:
+    env = context.get("environment") or {}
+    lines = ["## Environment", ""]
+    if env:
+        lines += _kv_table(_flatten(env))
+    else:
+        lines.append("Not recorded (report rebuilt from files only).")
+    if context.get("wall_seconds") is not None:
+        lines += ["", f"Wall time of the training (all runs, before this report was built): "
+                      f"{fmt(context['wall_seconds'])} s."]
+    return lines + [""]
+
+
+def render_report(rows, records, made: dict, context: dict, out_dir, unit: str) -> str:
+    """The Markdown text of the report.
+
+    Parameters
+    ----------
+    rows : list of SummaryRow
+    records : list of RunRecord
+    made : dict
+        ``{seq_len: {figure name: Path or None}}``.
+    context : dict
+        See :func:`build_report`.
+    out_dir : Path
+        The study folder (figure links are relative to it).
+    unit : str
+        Price currency.
+    """
+    out_dir = Path(out_dir)
+    seq_lens = sorted({r.seq_len for r in records})
+    metrics = metric_keys(records)
+    models = list(dict.fromkeys(r.model for r in records))
+    n_seeds = len({r.seed for r in records})
+    lines = ["# Ablation study: does fusing Mamba and minGRU help?", "",
+             f"Models: {', '.join(models)}; {n_seeds} seed(s) each; window length(s): "
+             f"{', '.join(map(str, seq_lens))} days. Test metrics are in original price units "
+             f"({unit}); ± is the sample standard deviation over seeds; naive forecasts do "
+             "not depend on the seed. Bold marks the best mean of each metric.", ""]
+    lines += _data_section(records)
+    lines += _config_section(records, context)
+    lines += ["## Results", ""]
+    for seq_len in seq_lens:
+        here = [r for r in rows if r.seq_len == seq_len]
+        if len(seq_lens) > 1:
+            lines += [f"### Window {seq_len} days", ""]
+        lines += _results_table(here, metrics, unit) + [""]
+        lines += ["#### Figures" if len(seq_lens) > 1 else "### Figures", ""]
+        lines += _figure_lines(made.get(seq_len, {}), out_dir)
+    if len(seq_lens) > 1:
+        lines += ["### Hybrid against the others per window length", ""]
+        lines += _window_table(rows, seq_lens, unit) + [""]
+    lines += ["## Conclusion", "",
+              "Computed from the numbers above by engine/summary.py; nothing here is "
+              "written by hand.", ""]
+    for seq_len in seq_lens:
+        if len(seq_lens) > 1:
+            lines += [f"### Window {seq_len} days", ""]
+        lines += _verdict_lines(conclude(rows, seq_len, metrics), rows, unit) + [""]
+    lines += _environment_section(context)
+    return "\n".join(lines).rstrip() + "\n"

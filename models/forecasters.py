@@ -1,0 +1,252 @@
+"""The four forecasters: a window ``(batch, seq_len, input_size)`` in, ``(batch, horizon)`` out.
+
+Every forecaster encodes the window into features ``(b, L, H)``, keeps the last time
+step and maps it with a linear head to the horizon::
+
+    mamba / mingru:  embed -> n x [x + mixer(RMSNorm(x))] -> norm_f -> last step -> head
+    gru:             n stacked GRU layers                 -> last step -> head
+    hybrid:          embed -> { mamba stack, minGRU stack } -> fuse -> norm_f -> last step -> head
+
+Use :func:`models.build_model` to construct them by name.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.layers import Linear, RMSNorm, derive_seed, sigmoid
+from engine.module import Module
+from models.blocks import PreNormResidual, Sequential
+from models.gru import GRULayer
+from models.mamba import MambaBlock
+from models.mingru import MinGRULayer
+
+FUSIONS = ("scalar", "channel", "gate")
+
+
+class Forecaster(Module):
+    """Shared front and back: input checks, last-step selection and the linear head.
+
+    Subclasses register their layers, then call :meth:`_add_head`, and implement
+    ``encode(x) -> (b, L, H)`` and ``encode_backward(dfeat) -> dx``.
+
+    Parameters
+    ----------
+    config : dict
+        Architecture, the keyword arguments of :func:`models.build_model` except
+        ``backend``, ``dtype`` and ``seed``.
+    backend, dtype, seed
+        See :class:`engine.module.Module`.
+    """
+
+    name = "forecaster"
+
+    def __init__(self, config: dict, backend=None, dtype=np.float64, seed: int = 0):
+        super().__init__(backend=backend, dtype=dtype, seed=seed)
+        self.config = dict(config)
+        self.input_size = int(config["input_size"])
+        self.hidden_size = int(config["hidden_size"])
+        self.horizon = int(config["horizon"])
+        self._feat_shape = None
+
+    def _child_kwargs(self, stream: int) -> dict:
+        return dict(backend=self.backend, dtype=self.dtype, seed=derive_seed(self.seed, stream))
+
+    def _add_head(self) -> None:
+        # Registered last so the state dict reads in data-flow order.
+        self.head = self.add_child("head", Linear(self.hidden_size, self.horizon, **self._child_kwargs(99)))
+
+    def encode(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode_backward(self, dfeat: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Forecast. ``x (b, L, input_size) -> y (b, horizon)``.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not 3-D with ``input_size`` features or has no time steps.
+        """
+        x = self._as_input(x)
+        if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[1] < 1:
+            raise ValueError(
+                f"{self.name} expects input of shape (batch, seq_len>=1, {self.input_size}), got {x.shape}")
+        feat = self.encode(x)                                            # (b, L, H)
+        self._feat_shape = feat.shape
+        return self.head.forward(feat[:, -1])                            # (b, horizon)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """``dy (b, horizon) -> dx (b, L, input_size)``; accumulates every parameter grad."""
+        dlast = self.head.backward(self._as_input(dy))                   # (b, H)
+        dfeat = np.zeros(self._feat_shape, dtype=self.dtype)             # only the last step was used
+        dfeat[:, -1] = dlast
+        return self.encode_backward(dfeat)
+
+
+def residual_stack(kind: str, hidden: int, d_state: int, n_layers: int,
+                   backend, dtype, seed: int) -> Sequential:
+    """``n_layers`` pre-norm residual blocks ``x + mixer(RMSNorm(x))`` of width ``hidden``.
+
+    Parameters
+    ----------
+    kind : {"mamba", "mingru"}
+        The sequence mixer inside each block.
+    hidden, d_state, n_layers : int
+    backend, dtype, seed
+        See :class:`engine.module.Module`; every block gets its own seed stream.
+
+    Returns
+    -------
+    Sequential
+        Keys ``{i}.norm.weight`` and ``{i}.mixer.*``.
+    """
+    blocks = []
+    for i in range(n_layers):
+        kw = dict(backend=backend, dtype=dtype)
+        block_seed = derive_seed(seed, i)
+        if kind == "mamba":
+            mixer = MambaBlock(hidden, d_state=d_state, seed=derive_seed(block_seed, 0), **kw)
+        else:
+            mixer = MinGRULayer(hidden, hidden, seed=derive_seed(block_seed, 0), **kw)
+        norm = RMSNorm(hidden, seed=derive_seed(block_seed, 1), **kw)
+        blocks.append(PreNormResidual(norm, mixer, **kw))
+    return Sequential(blocks, backend=backend, dtype=dtype)
+
+
+class ResidualForecaster(Forecaster):
+    """Mamba or minGRU forecaster: embedding, residual stack, final norm, head.
+
+    Keys ``embed.*``, ``blocks.{i}.norm.weight``, ``blocks.{i}.mixer.*``, ``norm_f.weight``,
+    ``head.*``.
+    """
+
+    def __init__(self, config: dict, backend=None, dtype=np.float64, seed: int = 0):
+        super().__init__(config, backend=backend, dtype=dtype, seed=seed)
+        self.name = config["name"]
+        H = self.hidden_size
+        self.embed = self.add_child("embed", Linear(self.input_size, H, **self._child_kwargs(0)))
+        kw = self._child_kwargs(1)
+        self.blocks = self.add_child("blocks", residual_stack(
+            self.name, H, int(config["d_state"]), int(config["n_layers"]), **kw))
+        self.norm_f = self.add_child("norm_f", RMSNorm(H, **self._child_kwargs(2)))
+        self._add_head()
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """``x (b, L, input_size) -> features (b, L, H)``."""
+        return self.norm_f.forward(self.blocks.forward(self.embed.forward(x)))
+
+    def encode_backward(self, dfeat: np.ndarray) -> np.ndarray:
+        """``dfeat (b, L, H) -> dx (b, L, input_size)``."""
+        return self.embed.backward(self.blocks.backward(self.norm_f.backward(dfeat)))
+
+
+class GRUForecaster(Forecaster):
+    """Stacked GRU layers (the first maps ``input_size -> H``), then the head.
+
+    Keys ``gru.{i}.weight_ih_l0`` ... ``gru.{i}.bias_hh_l0``, ``head.*``.
+    """
+
+    name = "gru"
+
+    def __init__(self, config: dict, backend=None, dtype=np.float64, seed: int = 0):
+        super().__init__(config, backend=backend, dtype=dtype, seed=seed)
+        H = self.hidden_size
+        layers = [GRULayer(self.input_size if i == 0 else H, H, **self._child_kwargs(10 + i))
+                  for i in range(int(config["n_layers"]))]
+        self.gru = self.add_child("gru", Sequential(layers, backend=self.backend, dtype=self.dtype))
+        self._add_head()
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """``x (b, L, input_size) -> hidden states of the top layer (b, L, H)``."""
+        return self.gru.forward(x)
+
+    def encode_backward(self, dfeat: np.ndarray) -> np.ndarray:
+        """``dfeat (b, L, H) -> dx (b, L, input_size)``."""
+        return self.gru.backward(dfeat)
+
+
+class HybridForecaster(Forecaster):
+    """Mamba and minGRU branches on the same embedded sequence, fused by a learned weight.
+
+    ``y = s * y_mamba + (1 - s) * y_mingru`` where ``s`` depends on ``fusion``:
+
+    - ``"scalar"``: ``s = sigmoid(alpha)``, ``alpha`` of shape ``(1,)`` starting at 0;
+    - ``"channel"``: ``s = sigmoid(alpha)`` per channel, ``alpha`` of shape ``(H,)`` at 0;
+    - ``"gate"``: ``s = sigmoid(gate([y_mamba, y_mingru]))`` per step and channel, with
+      ``gate`` a ``Linear(2H, H)`` whose bias starts at 0.
+
+    Keys ``embed.*``, ``mamba_blocks.{i}.*``, ``mingru_blocks.{i}.*``, ``alpha`` or
+    ``gate.*``, ``norm_f.weight``, ``head.*``.
+    """
+
+    name = "hybrid"
+
+    def __init__(self, config: dict, backend=None, dtype=np.float64, seed: int = 0):
+        super().__init__(config, backend=backend, dtype=dtype, seed=seed)
+        H = self.hidden_size
+        d_state, n_layers = int(config["d_state"]), int(config["n_layers"])
+        self.fusion = config["fusion"]
+        self.embed = self.add_child("embed", Linear(self.input_size, H, **self._child_kwargs(0)))
+        self.mamba_blocks = self.add_child(
+            "mamba_blocks", residual_stack("mamba", H, d_state, n_layers, **self._child_kwargs(1)))
+        self.mingru_blocks = self.add_child(
+            "mingru_blocks", residual_stack("mingru", H, d_state, n_layers, **self._child_kwargs(3)))
+        if self.fusion == "scalar":
+            self.add_param("alpha", np.zeros(1))
+        elif self.fusion == "channel":
+            self.add_param("alpha", np.zeros(H))
+        else:
+            self.gate = self.add_child("gate", Linear(2 * H, H, **self._child_kwargs(4)))
+            self.gate.p("bias")[...] = 0           # both branches weighted 1/2 on average at start
+        self.norm_f = self.add_child("norm_f", RMSNorm(H, **self._child_kwargs(2)))
+        self._add_head()
+        self._cache = None
+
+    @property
+    def fusion_weight(self):
+        """The weight ``s`` of the Mamba branch (``1 - s`` goes to minGRU).
+
+        Returns
+        -------
+        float, ndarray or None
+            ``"scalar"``: a float; ``"channel"``: an array of shape ``(H,)``;
+            ``"gate"``: the mean gate value of the last forward pass as a float, or
+            ``None`` before the first forward pass.
+        """
+        if self.fusion == "scalar":
+            return float(sigmoid(self.p("alpha"))[0])
+        if self.fusion == "channel":
+            return sigmoid(self.p("alpha"))
+        return None if self._cache is None else float(np.mean(self._cache[2]))
+
+    def _mix_weight(self, ym: np.ndarray, yg: np.ndarray) -> np.ndarray:
+        if self.fusion == "gate":
+            return sigmoid(self.gate.forward(np.concatenate([ym, yg], axis=-1)))   # (b, L, H)
+        return sigmoid(self.p("alpha"))                                   # (1,) or (H,), broadcast
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """``x (b, L, input_size) -> features (b, L, H)``."""
+        e = self.embed.forward(x)                                         # (b, L, H)
+        ym = self.mamba_blocks.forward(e)                                 # (b, L, H)
+        yg = self.mingru_blocks.forward(e)                                # (b, L, H)
+        s = self._mix_weight(ym, yg)
+        self._cache = (ym, yg, s)
+        return self.norm_f.forward(s * ym + (1 - s) * yg)
+
+    def encode_backward(self, dfeat: np.ndarray) -> np.ndarray:
+        """``dfeat (b, L, H) -> dx (b, L, input_size)``."""
+        ym, yg, s = self._cache
+        dy = self.norm_f.backward(dfeat)                                  # (b, L, H)
+        dpre = dy * (ym - yg) * s * (1 - s)                               # d loss / d logit of s
+        dym, dyg = dy * s, dy * (1 - s)
+        if self.fusion == "gate":
+            dcat = self.gate.backward(dpre)                               # (b, L, 2H)
+            dym = dym + dcat[..., :self.hidden_size]
+            dyg = dyg + dcat[..., self.hidden_size:]
+        else:
+            # alpha is broadcast over every leading axis: sum them out.
+            self.g("alpha")[...] += dpre.reshape(-1, s.size).sum(axis=0)
+        de = self.mamba_blocks.backward(dym) + self.mingru_blocks.backward(dyg)
+        return self.embed.backward(de)

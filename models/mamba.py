@@ -1,0 +1,132 @@
+"""The Mamba block (Gu & Dao 2023), reference "slow path", forward and backward.
+
+Data flow for an input ``h (b, L, d_model)``, with ``E = d_inner = expand * d_model``,
+``R = dt_rank`` and ``N = d_state``::
+
+    xz    = in_proj(h)                    (b, L, 2E)  -> x (b, L, E), z (b, L, E)
+    u     = silu(conv1d(x))               (b, L, E)   causal depthwise, width d_conv
+    dtBC  = x_proj(u)                     (b, L, R + 2N) -> dt (b, L, R), B, C (b, L, N)
+    delta = softplus(dt_proj(dt))         (b, L, E)   bias inside the softplus
+    A     = -exp(A_log)                   (E, N)
+    y     = selective_scan(u, delta, A, B, C, D)      (b, L, E)
+    out   = out_proj(y * silu(z))         (b, L, d_model)
+
+State-dict keys and shapes follow ``mamba_ssm`` / ``mambapy`` so weights can be moved
+to and from PyTorch.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine.layers import (CausalConv1d, Linear, derive_seed, sigmoid, silu, silu_grad,
+                           softplus, softplus_inverse)
+from engine.module import Module
+
+DT_MIN, DT_MAX, DT_FLOOR = 1e-3, 1e-1, 1e-4
+
+
+class MambaBlock(Module):
+    """Selective state-space mixer mapping ``(b, L, d_model)`` to ``(b, L, d_model)``.
+
+    Parameters
+    ----------
+    d_model : int
+        Width of the input and output.
+    d_state : int
+        SSM state size ``N`` per channel.
+    d_conv : int
+        Width of the causal depthwise convolution.
+    expand : int
+        ``d_inner = expand * d_model``.
+    dt_rank : int or "auto"
+        Rank of the step-size projection; ``"auto"`` is ``ceil(d_model / 16)``.
+    backend, dtype, seed
+        See :class:`engine.module.Module`.
+
+    Notes
+    -----
+    ``A_log`` starts at ``log(1..d_state)`` on every channel (S4D-real), ``D`` at one,
+    ``dt_proj.bias`` at ``softplus^-1(dt)`` with ``dt`` log-uniform in ``[1e-3, 1e-1]``
+    and ``dt_proj.weight`` uniform in ``+-dt_rank**-0.5``.
+    """
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 dt_rank="auto", backend=None, dtype=np.float64, seed: int = 0):
+        super().__init__(backend=backend, dtype=dtype, seed=seed)
+        self.d_model = int(d_model)
+        self.d_state = int(d_state)
+        self.d_conv = int(d_conv)
+        self.d_inner = int(expand) * self.d_model
+        self.dt_rank = math.ceil(self.d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        E, R, N = self.d_inner, self.dt_rank, self.d_state
+        kw = dict(backend=self.backend, dtype=self.dtype)
+
+        self.in_proj = self.add_child(
+            "in_proj", Linear(self.d_model, 2 * E, bias=False, seed=derive_seed(seed, 0), **kw))
+        self.conv1d = self.add_child(
+            "conv1d", CausalConv1d(E, self.d_conv, seed=derive_seed(seed, 1), **kw))
+        self.x_proj = self.add_child(
+            "x_proj", Linear(E, R + 2 * N, bias=False, seed=derive_seed(seed, 2), **kw))
+        self.dt_proj = self.add_child(
+            "dt_proj", Linear(R, E, bias=True, seed=derive_seed(seed, 3), **kw))
+        self.add_param("A_log", np.log(np.tile(np.arange(1, N + 1, dtype=np.float64), (E, 1))))
+        self.add_param("D", np.ones(E))
+        self.out_proj = self.add_child(
+            "out_proj", Linear(E, self.d_model, bias=False, seed=derive_seed(seed, 4), **kw))
+        self._init_dt_proj(self.rng(5))
+        self._cache = None
+
+    def _init_dt_proj(self, rng: np.random.Generator) -> None:
+        # Keeps the initial step sizes in a useful range instead of Linear's default.
+        bound = self.dt_rank ** -0.5
+        self.dt_proj.p("weight")[...] = rng.uniform(-bound, bound, (self.d_inner, self.dt_rank))
+        log_dt = rng.uniform(math.log(DT_MIN), math.log(DT_MAX), self.d_inner)
+        dt = np.maximum(np.exp(log_dt), DT_FLOOR)
+        self.dt_proj.p("bias")[...] = softplus_inverse(dt)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x (b, L, d_model) -> out (b, L, d_model)``."""
+        x = self._as_input(x)
+        E, R, N = self.d_inner, self.dt_rank, self.d_state
+
+        xz = self.in_proj.forward(x)                                      # (b, L, 2E)
+        xs, z = xz[..., :E], xz[..., E:]                                  # (b, L, E) each
+        xc = self.conv1d.forward(xs)                                      # (b, L, E)
+        u = silu(xc)                                                      # (b, L, E)
+
+        dtBC = self.x_proj.forward(u)                                     # (b, L, R + 2N)
+        dt = dtBC[..., :R]                                                # (b, L, R)
+        # The kernels index B and C densely, so hand them contiguous copies.
+        B = np.ascontiguousarray(dtBC[..., R:R + N])                      # (b, L, N)
+        C = np.ascontiguousarray(dtBC[..., R + N:])                       # (b, L, N)
+        dt_pre = self.dt_proj.forward(dt)                                 # (b, L, E)
+        delta = softplus(dt_pre)                                          # (b, L, E)
+        A = -np.exp(self.p("A_log"))                                      # (E, N)
+
+        y = self.kernels.selective_scan_fwd(u, delta, A, B, C, self.p("D"))   # (b, L, E)
+        gate = silu(z)                                                    # (b, L, E)
+        out = self.out_proj.forward(y * gate)                             # (b, L, d_model)
+
+        self._cache = (xc, u, z, dt_pre, delta, A, B, C, y, gate)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """``dout (b, L, d_model) -> dx (b, L, d_model)``; accumulates every parameter grad."""
+        dout = self._as_input(dout)
+        xc, u, z, dt_pre, delta, A, B, C, y, gate = self._cache
+
+        dyg = self.out_proj.backward(dout)                                # (b, L, E)
+        dy = np.ascontiguousarray(dyg * gate)                             # (b, L, E)
+        dz = dyg * y * silu_grad(z)                                       # (b, L, E)
+
+        du, ddelta, dA, dB, dC, dD = self.kernels.selective_scan_bwd(
+            u, delta, A, B, C, self.p("D"), dy)
+        self.g("D")[...] += dD
+        self.g("A_log")[...] += dA * A                                    # dA/dA_log = -exp(A_log) = A
+
+        ddt = self.dt_proj.backward(ddelta * sigmoid(dt_pre))             # (b, L, R)
+        du = du + self.x_proj.backward(np.concatenate([ddt, dB, dC], axis=-1))
+        dxs = self.conv1d.backward(du * silu_grad(xc))                    # (b, L, E)
+        return self.in_proj.backward(np.concatenate([dxs, dz], axis=-1))  # (b, L, d_model)
