@@ -91,22 +91,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not _RECORD.times:
         return
     tr = terminalreporter
-    tr.write_sep("-", "numba speed-ups (median numpy / median numba) and exp-floor fractions")
-    groups = sorted({g for g, _ in _RECORD.times})
-    for group in groups:
+    tr.write_sep("-", "pairs: numpy/numba speed-up, exp-floor fraction (floor / numba), vs PyTorch")
+    for group in sorted({g for g, _ in _RECORD.times}):
         labels = {lab: t for (g, lab), t in _RECORD.times.items() if g == group}
         for lab, t in sorted(labels.items()):
-            if not lab.endswith("numba"):
+            if not lab.endswith(" numba"):
                 continue
-            base = lab[: -len("numba")]
-            ref_key = base + "numpy"
-            parts = [f"{group:40s} {base.strip() or '-':22s}"]
-            if ref_key in labels:
-                parts.append(f"speed-up {labels[ref_key] / t:7.1f}x")
-            if group in _RECORD.floor:
+            what = lab[: -len(" numba")]
+            parts = [f"{group:38s} {what:5s}"]
+            if what + " numpy" in labels:
+                parts.append(f"numba {labels[what + ' numpy'] / t:6.1f}x faster than numpy")
+            if group in _RECORD.floor and what in ("fwd", "bwd"):
                 parts.append(f"floor fraction {_RECORD.floor[group] / t:5.2f}")
+            if "torch" in labels:
+                parts.append(f"numba {labels['torch'] / t:6.2f}x faster than torch")
             tr.write_line("  ".join(parts))
-        for lab, t in sorted(labels.items()):
-            if lab.startswith("ours") and "torch" in labels:
-                tr.write_line(f"{group:40s} {lab:22s} vs torch {labels['torch'] / t:7.2f}x")
-

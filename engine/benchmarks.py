@@ -18,6 +18,7 @@ Sizes follow the model: ``d_model`` is the hidden size, the Mamba inner width is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -423,6 +424,49 @@ def make_train_step(model, x, y, optimizer) -> Callable[[], float]:
     return train_step
 
 
+@contextlib.contextmanager
+def _kernel_timer(backend: str):
+    """Temporarily wrap every kernel of ``backend`` to add its wall time to a counter.
+
+    Models look kernels up as module attributes at call time, so patching the module
+    catches every call; the originals are restored on exit.
+    """
+    module = get_kernels(backend)
+    spent = [0.0]
+    originals = {name: getattr(module, name) for name in module.__all__ if name != "warmup"}
+
+    def timed(fn):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - t0
+        return wrapper
+
+    for name, fn in originals.items():
+        setattr(module, name, timed(fn))
+    try:
+        yield spent
+    finally:
+        for name, fn in originals.items():
+            setattr(module, name, fn)
+
+
+def kernel_share(step: Callable, backend: str, calls: int = 3) -> float:
+    """Fraction of ``step()``'s wall time spent inside the time-loop kernels of ``backend``.
+
+    ``1 / (1 - share)`` of the NumPy backend bounds what any kernel speed-up can do for
+    a whole step (Amdahl): the rest (matmuls, activations, optimiser) is shared code.
+    """
+    with _kernel_timer(backend) as spent:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            step()
+        total = time.perf_counter() - t0
+    return min(1.0, spent[0] / total) if total > 0 else 0.0
+
+
 def check_train_parity(name: str, size: Size, dtype, seed: int = 0) -> float:
     """Prediction and every parameter gradient of the numpy and numba models agree."""
     x, y = make_train_data(size, dtype, seed)
@@ -652,6 +696,7 @@ def machine_info() -> dict:
         "os": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "load average at start (1/5/15 min)": _loadavg(),
     }
     try:
         import numba
@@ -659,16 +704,9 @@ def machine_info() -> dict:
         info["numba"] = numba.__version__
     except ImportError:
         info["numba"] = "not installed"
-    ok, _ = torch_available()
-    if ok:
-        import mambapy
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch threads (set)"] = numba_threads()
-        info["mambapy"] = getattr(mambapy, "__version__", _dist_version("mambapy"))
-    else:
-        info["torch"] = "not installed"
+    # Versions from the installed metadata: importing torch costs seconds.
+    info["torch"] = _dist_version("torch") or "not installed"
+    info["mambapy"] = _dist_version("mambapy") or "not installed"
     try:
         from threadpoolctl import threadpool_info
 
@@ -681,21 +719,39 @@ def machine_info() -> dict:
     return info
 
 
-def _dist_version(name: str) -> str:
+def _loadavg() -> str:
+    """The load average: on a shared machine it says how much the numbers can be trusted."""
     try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except (OSError, AttributeError):
         return "unknown"
+
+
+def _dist_version(name: str) -> str | None:
+    """Installed version of a distribution, None when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def _log_default(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+#: ``time_median`` settings per mode; a smoke run makes one call per measurement.
+TIMERS = {
+    "full": dict(budget=0.6, min_samples=3, max_samples=40),
+    "quick": dict(budget=0.15, min_samples=3, max_samples=15),
+    "smoke": dict(budget=0.0, min_samples=1, max_samples=1, min_sample_time=0.0),
+}
+
+
 def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
-                   dtypes=None, log: Callable[[str], None] | None = _log_default) -> Report:
+                   dtypes=None, log: Callable[[str], None] | None = _log_default,
+                   timer: dict | None = None) -> Report:
     """Measure kernels, train steps, PyTorch counterparts and compile cost.
 
     Parameters
@@ -711,6 +767,8 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
         Kernel dtypes; default float64 and float32 (float64 only with ``quick``).
     log : callable or None
         Progress messages (stderr by default).
+    timer : dict, optional
+        Keyword arguments of :func:`time_median`, overriding the mode's :data:`TIMERS`.
 
     Returns
     -------
@@ -724,17 +782,19 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
     started = time.perf_counter()
     argv = ["python", "cli.py", "bench"] + (["--quick"] if quick else []) + (["--smoke"] if smoke else [])
     report = Report(machine=machine_info(), command=" ".join(argv), quick=quick, smoke=smoke)
-    timer = dict(budget=0.15, min_samples=3, max_samples=15) if quick or smoke else \
-        dict(budget=0.6, min_samples=5, max_samples=40)
+    if timer is None:
+        timer = TIMERS["smoke" if smoke else "quick" if quick else "full"]
     if dtypes is None:
         dtypes = (np.float64,) if quick or smoke else DTYPES
     has_numba, why = numba_available()
     if not has_numba:
         report.skipped.append(why)
         log(why)
-    if has_numba:
+    if has_numba and not smoke:
+        # Compile (or load from the cache) outside every timed region. A smoke run
+        # skips this: its parity calls precede all timing and load what they need.
         t0 = time.perf_counter()
-        get_kernels("numba").warmup()   # compile outside every timed region
+        get_kernels("numba").warmup()
         log(f"numba warmup: {time.perf_counter() - t0:.1f} s")
     if "kernels" in sections:
         _run_kernels(report, sizes_for(smoke), dtypes, has_numba, timer, log)
@@ -749,10 +809,11 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
             log(why_t)
     if "compile" in sections:
         if has_numba:
-            _run_compile(report, cold=not (quick or smoke), log=log)
+            _run_compile(report, cold=not (quick or smoke), rounds=1 if smoke else 3, log=log)
         else:
             report.skipped.append("compile cost: " + why)
     report.seconds = time.perf_counter() - started
+    report.machine["load average at end (1/5/15 min)"] = _loadavg()
     return report
 
 
@@ -794,6 +855,7 @@ def _run_train(report, size, has_numba, timer, log):
         for dtype in DTYPES:
             row = {"model": name, "dtype": np.dtype(dtype).name, "numpy": None, "numba": None,
                    "speedup": None, "parity": None, "optimizer": None,
+                   "share_numpy": None, "share_numba": None, "ceiling": None,
                    "size": f"b={size.batch}, L={size.seq_len}, hidden={size.d_model}, n={size.d_state}"}
             if has_numba:
                 row["parity"] = check_train_parity(name, size, dtype)
@@ -801,9 +863,13 @@ def _run_train(report, size, has_numba, timer, log):
                 model = build_forecaster(name, size, backend, dtype)
                 x, y = make_train_data(size, dtype)
                 opt, row["optimizer"] = make_optimizer(model)
-                row[backend] = time_median(make_train_step(model, x, y, opt), **timer).median
+                step = make_train_step(model, x, y, opt)
+                row[backend] = time_median(step, **timer).median
+                row["share_" + backend] = kernel_share(step, backend, calls=1 if timer.get("budget", 1) == 0 else 3)
             if row["numba"]:
                 row["speedup"] = row["numpy"] / row["numba"]
+            if row["share_numpy"] is not None and row["share_numpy"] < 1:
+                row["ceiling"] = 1 / (1 - row["share_numpy"])
             report.train.append(row)
             log(f"train step {name:7s} {row['dtype']:8s} numpy {row['numpy'] * 1e3:8.2f} ms  "
                 f"numba {row['numba'] * 1e3 if row['numba'] else float('nan'):8.2f} ms")
@@ -832,7 +898,7 @@ def _run_torch(report, size, has_numba, timer, log):
             f"numba {row['numba'] * 1e3 if row['numba'] else float('nan'):.2f} ms")
 
 
-def _run_compile(report, cold: bool, log):
+def _run_compile(report, cold: bool, rounds: int, log):
     """Cold compile (one round: it takes minutes on a busy two-core machine) and start-ups.
 
     Without ``cold`` the cached start-up uses the normal cache location, which the
@@ -845,9 +911,9 @@ def _run_compile(report, cold: bool, log):
             log("cold compile of the numba kernel set in a fresh interpreter (takes a while)...")
             rows.append(("cold compile (empty cache)", [compile_run(cache)],
                          "fresh NUMBA_CACHE_DIR: import + warmup() compile every kernel"))
-        rows.append(("cached start-up", [compile_run(cache) for _ in range(3)],
+        rows.append(("cached start-up", [compile_run(cache) for _ in range(rounds)],
                      "kernels load from the on-disk cache (cache=True)"))
-        rows.append(("baseline: python + import numpy, numba", [compile_run(cache, baseline=True) for _ in range(3)],
+        rows.append(("baseline: python + import numpy, numba", [compile_run(cache, baseline=True) for _ in range(rounds)],
                      "fixed cost of any start-up"))
     for what, runs, note in rows:
         row = {"what": what, "wall": statistics.median(r["wall"] for r in runs),
@@ -874,14 +940,18 @@ def evaluate_targets(report: Report) -> list[dict]:
 
     def add(target, measured, ok):
         status = "not measured" if ok is None else ("met" if ok else "NOT met")
+        if report.smoke and ok is not None:
+            status = "n/a (smoke shapes)"
         out.append({"target": target, "measured": measured, "status": status})
 
     hyb = [r for r in report.train if r["model"] == "hybrid" and r["speedup"]]
     if hyb:
         by = {r["dtype"]: r["speedup"] for r in hyb}
         judged = by.get("float64", next(iter(by.values())))
+        ceil = {r["dtype"]: r.get("ceiling") for r in hyb}
         add("hybrid train step, default size: numba >= 5x numpy",
-            ", ".join(f"{k}: {v:.1f}x" for k, v in by.items()) + " (judged on float64)", judged >= 5)
+            ", ".join(f"{k}: {v:.1f}x" + (f" (ceiling {ceil[k]:.1f}x)" if ceil.get(k) else "") for k, v in by.items())
+            + "; judged on float64", judged >= 5)
     else:
         add("hybrid train step, default size: numba >= 5x numpy", "-", None)
 
@@ -929,6 +999,10 @@ def _f(x, fmt="{:.2f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
 def _err(x) -> str:
     return "-" if x is None else f"{x:.1e}"
 
@@ -946,9 +1020,13 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     if report.train:
         size = report.train[0]["size"]
         tables.append((
-            f"Train step: forward + MSE backward + {report.train[0]['optimizer']} step ({size}, 1 feature)",
-            ["model", "dtype", "numpy ms", "numba ms", "speed-up", "parity err"],
-            [[r["model"], r["dtype"], _ms(r["numpy"]), _ms(r["numba"]), _x(r["speedup"]), _err(r["parity"])]
+            f"Train step: forward + MSE backward + {report.train[0]['optimizer']} step ({size}, 1 feature). "
+            "Kernel share = time inside the time-loop kernels; ceiling = 1 / (1 - numpy kernel share), "
+            "the speed-up if the kernels took no time at all",
+            ["model", "dtype", "numpy ms", "numba ms", "speed-up", "kernel share numpy",
+             "kernel share numba", "ceiling", "parity err"],
+            [[r["model"], r["dtype"], _ms(r["numpy"]), _ms(r["numba"]), _x(r["speedup"]),
+              _pct(r.get("share_numpy")), _pct(r.get("share_numba")), _x(r.get("ceiling")), _err(r["parity"])]
              for r in report.train]))
     if report.torch:
         tables.append((

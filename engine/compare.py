@@ -513,9 +513,21 @@ def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> Path
         raise UserInputError(f"output folder {out} is not empty; pass --force to replace "
                              "it, --resume to keep its finished runs, or another --out")
     if force and out.exists():
+        # --force deletes a whole tree: only ever one that compare wrote.
+        if not ((out / "study.json").exists() or (out / "runs").is_dir()):
+            raise UserInputError(f"--force: {out} does not look like a compare output folder "
+                                 "(no study.json or runs/); not deleting it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = [s for s in plan.runs if not (resume and _finished(s))]
+    planned = {s.run_dir.resolve() for s in plan.runs}
+    for found in list((out / "runs").rglob("config.json")) if resume else ():
+        # The report reads every run below runs/: one this study does not plan (another
+        # model, seed or window of an earlier study) would slip into its tables.
+        if found.parent.resolve() not in planned:
+            print(f"compare: removing {found.parent} (not part of this study)", file=sys.stderr)
+            shutil.rmtree(found.parent)
+            _remove_empty_parents(found.parent.parent, stop=out / "runs")
     for spec in todo:
         if spec.run_dir.exists():
             shutil.rmtree(spec.run_dir)   # a half-written or stale run would be re-read
@@ -535,6 +547,13 @@ def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> Path
     from engine.fileio import atomic_write_json
     atomic_write_json(out / "study.json", context)
     return build_report(out, context)
+
+
+def _remove_empty_parents(folder: Path, stop: Path) -> None:
+    """Remove ``folder`` and its parents while they are empty, up to ``stop`` (excluded)."""
+    while folder != stop and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def _warm_numba_cache(plan: StudyPlan) -> None:

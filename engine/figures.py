@@ -75,20 +75,23 @@ def _by_model(records) -> dict:
 
 
 def _ragged_band(series_list):
-    """Mean, min and max per epoch over runs of different lengths (early stopping).
+    """Mean, min, max and run count per epoch over runs of different lengths.
 
-    At epoch ``e`` only the runs that reached ``e`` contribute, so a run that stopped
-    early neither drags the mean down nor ends the line.
+    Early stopping ends runs at different epochs. At epoch ``e`` only the runs that
+    reached ``e`` contribute, so a run that stopped early neither drags the mean down
+    nor ends the line; the count tells where the mean covers fewer runs.
     """
     n = max(len(s) for s in series_list)
     table = np.full((len(series_list), n), np.nan)
     for i, s in enumerate(series_list):
         table[i, :len(s)] = s
+    count = np.sum(np.isfinite(table), axis=0)
     # A diverged run logs NaN losses; an epoch where every run did so stays NaN (a gap
     # in the line) without a warning per column.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(table, axis=0), np.nanmin(table, axis=0), np.nanmax(table, axis=0)
+        return (np.nanmean(table, axis=0), np.nanmin(table, axis=0),
+                np.nanmax(table, axis=0), count)
 
 
 def plot_convergence(records, path, subtitle: str = "") -> Path:
@@ -111,10 +114,18 @@ def plot_convergence(records, path, subtitle: str = "") -> Path:
             series = [r.series(key) for r in runs if len(r.history)]
             if not series:
                 continue
-            mean, lo, hi = _ragged_band(series)
+            mean, lo, hi, count = _ragged_band(series)
             epochs = np.arange(1, len(mean) + 1)
             color = model_color(model)
-            ax.plot(epochs, mean, color=color, lw=2, label=display_name(model))
+            full = count == len(series)
+            # Solid while every seed is still training, dashed once some stopped early:
+            # there the mean follows fewer seeds and may jump.
+            last_full = int(np.nonzero(full)[0].max()) + 1 if full.any() else 0
+            ax.plot(epochs[:last_full], mean[:last_full], color=color, lw=2,
+                    label=display_name(model))
+            if last_full < len(mean):
+                start = max(0, last_full - 1)
+                ax.plot(epochs[start:], mean[start:], color=color, lw=1.4, ls="--")
             if len(series) > 1:
                 ax.fill_between(epochs, lo, hi, color=color, alpha=0.18, lw=0)
     for ax, name in zip(axes, ("Training loss", "Validation loss")):
@@ -124,7 +135,10 @@ def plot_convergence(records, path, subtitle: str = "") -> Path:
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[0].legend(loc="upper right", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], color="grey", lw=1.4, ls="--"))
+    labels.append("dashed: some seeds stopped early")
+    axes[0].legend(handles, labels, loc="upper right", fontsize=9)
     fig.suptitle(f"Convergence: mean over {n_seeds} seed(s), shaded band = min–max over "
                  f"seeds{subtitle}", fontsize=12)
     return _save(fig, path)
@@ -236,11 +250,22 @@ def plot_fusion_weight(records, path, hybrid: str = "hybrid", subtitle: str = ""
             "gate": "gate value, mean over batch, steps and channels"}.get(fusion, "σ(α)")
     ax.set_ylabel(f"weight of the Mamba branch: {what}")
     ax.set_xlabel("epoch")
-    ax.set_ylim(0, 1)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(True, alpha=0.3)
-    ax.text(0.99, 0.02, "1 = Mamba only, 0 = minGRU only", transform=ax.transAxes,
-            ha="right", va="bottom", fontsize=9, color="dimgrey")
+    note = "1 = Mamba only, 0 = minGRU only"
+    values = np.concatenate([fusion_series(r) for r in runs] + [np.array([0.5])])
+    values = values[np.isfinite(values)]
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < 0.1:
+        # The weight often moves by less than 0.01: on the full 0-1 axis every seed
+        # would look like the flat start line.
+        pad = max(0.005, 0.25 * (hi - lo))
+        ax.set_ylim(lo - pad, hi + pad)
+        note += f"; axis zoomed to {lo - pad:.3f}–{hi + pad:.3f}"
+    else:
+        ax.set_ylim(0, 1)
+    ax.text(0.99, 0.02, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=9,
+            color="dimgrey")
     ax.set_title(f"Hybrid fusion weight during training ({fusion} fusion){subtitle}")
     ax.legend(loc="upper left", fontsize=9)
     return _save(fig, path)

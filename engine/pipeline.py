@@ -28,7 +28,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -38,6 +38,7 @@ from engine.backend import BACKENDS, BackendUnavailableError
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.data import (FEATURES, SCALERS, TARGETS, Dataset, build_dataset, load_source,
                          parse_source, scaler_from_dict, scaler_to_dict)
+from engine.data.frame import parse_day
 from engine.errors import CheckpointError, UserInputError
 from engine.fileio import OutputDir, atomic_write_json, atomic_write_text, to_jsonable
 from engine.metrics import drift_forecast, forecast_metrics, naive_forecast, naive_scale
@@ -105,7 +106,7 @@ class RunConfig:
     horizon: int = 1
     split: tuple = (0.7, 0.15)
     scaler: str = "minmax"
-    hidden: int = 32
+    hidden: int = 16
     d_state: int = 16
     layers: int = 1
     fusion: str = "scalar"
@@ -143,10 +144,7 @@ class RunConfig:
             if value in ("", None):
                 setattr(self, name, None)
                 continue
-            try:
-                setattr(self, name, pd.Timestamp(str(value)).date().isoformat())
-            except ValueError as exc:
-                raise UserInputError(f"--{name} must be a date like 2010-01-01, got {value!r}") from exc
+            setattr(self, name, parse_day(value, f"--{name}").isoformat())
         if self.start and self.end and self.end <= self.start:
             raise UserInputError(f"--end ({self.end}) must come after --start ({self.start})")
         self.features = _features(self.features)
@@ -317,6 +315,18 @@ def build_forecaster(config: RunConfig, input_size: int):
         raise UserInputError(str(exc)) from exc
 
 
+def _warm_kernels(config: RunConfig) -> None:
+    """Compile the Numba kernels before the first epoch, so its ``epoch_seconds``
+    measures training and not compilation."""
+    if config.backend != "numba":
+        return
+    from engine.kernels import numba_jit
+
+    warmup = getattr(numba_jit, "warmup", None)
+    if warmup is not None:
+        warmup(dtypes=(np.dtype(config.dtype),))
+
+
 def _check_dataset(config: RunConfig, dataset: Dataset) -> None:
     if (dataset.features, dataset.target, dataset.seq_len, dataset.horizon) != \
             (tuple(config.features), config.target, config.seq_len, config.horizon):
@@ -440,6 +450,7 @@ def run_training(config: RunConfig, out_dir=None, progress: bool = True, dataset
     else:
         _check_dataset(config, dataset)
     model = build_forecaster(config, dataset.n_features)
+    _warm_kernels(config)
     with single_threaded_blas():
         result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
                      progress=progress, desc=config.model)
@@ -453,6 +464,7 @@ def run_training(config: RunConfig, out_dir=None, progress: bool = True, dataset
     target = None
     if write:
         target = os.fspath(out_dir) if out_dir is not None else (config.out or default_out_dir(config.model))
+        config.out = target  # config.json then says where the run was written
         with OutputDir(target) as out:
             summary["seconds"] = time.perf_counter() - t0
             _write_run(out, config, result, metrics, predictions, summary, model, dataset)

@@ -68,7 +68,7 @@ def price_unit(records) -> str:
 
 # -- building --------------------------------------------------------------------------
 
-def build_report(out_dir, context: dict | None = None) -> Path:
+def build_report(out_dir, context: dict | None = None, draw: bool = True) -> Path:
     """Summarise, plot and write the report of the study in ``out_dir``.
 
     Parameters
@@ -79,6 +79,9 @@ def build_report(out_dir, context: dict | None = None) -> Path:
         What the run files do not know: ``command`` (str), ``study`` (options such as
         models, seeds, window lengths), ``environment`` (versions, CPU, jobs,
         threads), ``wall_seconds``.
+    draw : bool
+        False: tables and conclusions only, no figures (a rebuild in a second
+        instead of several).
 
     Returns
     -------
@@ -103,7 +106,7 @@ def build_report(out_dir, context: dict | None = None) -> Path:
     for old in (out_dir / "figures").glob("*.png"):
         old.unlink()          # a rebuilt report must not link figures of an older study
     made = {}
-    for seq_len in seq_lens:
+    for seq_len in seq_lens if draw else ():
         here = [r for r in records if r.seq_len == seq_len]
         here_rows = [r for r in rows if r.seq_len == seq_len]
         paths = figure_paths(out_dir, seq_len, several)
@@ -237,6 +240,8 @@ def _figure_lines(made: dict, out_dir: Path) -> list:
         "errors": "Distribution of test errors per model in price units, naive included",
         "metrics": "Test metrics per model, mean ± std over seeds; dashed lines = naive forecasts",
     }
+    if not made:
+        return ["Figures were not drawn for this report.", ""]
     lines = []
     for i, name in enumerate(FIGURES, start=1):
         path = made.get(name)

@@ -85,6 +85,8 @@ def test_train_writes_every_output(trained, capsys):
     assert set(metrics["test"]) == keys and set(metrics["naive"]) == keys
     pred = pd.read_csv(out / "predictions.csv")
     assert list(pred.columns) == ["date", "actual", "predicted", "naive"]
+    # horizon 1: the naive forecast of each day is the previous day's actual price
+    np.testing.assert_allclose(pred["naive"].to_numpy()[1:], pred["actual"].to_numpy()[:-1])
     summary = json.loads((out / "summary.json").read_text())
     assert len(pred) == summary["data"]["split"]["test"]["windows"]
     with np.load(out / "checkpoint.npz", allow_pickle=False) as ck:
@@ -165,6 +167,8 @@ def test_failure_while_writing_leaves_nothing(tmp_path, prices, monkeypatch):
     (["--data", "ftp:AAPL"], "unknown data source"),
     (["--data", "sample:TSLA"], "no bundled sample"),
     (["--start", "yesterday"], "--start"),
+    (["--start", "now"], "--start must be a date"),
+    (["--start", "2012-05-01", "--end", "2012-01-01"], "must come after"),
     (["--unknown-flag"], "unrecognized arguments"),
 ])
 def test_bad_train_options(tmp_path, capsys, args, message):

@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
 from pathlib import Path
@@ -133,6 +134,19 @@ def test_report_only_rebuilds_the_same_summary(study):
     (study / "summary.csv").unlink()
     assert cli.main(["compare", "--report-only", "--out", str(study)]) == 0
     assert (study / "summary.csv").read_bytes() == before
+
+
+def test_resume_reuses_finished_runs_and_drops_the_others(study, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(study, copy)
+    stamp = (copy / "runs/mingru/seed0/metrics.json").stat().st_mtime_ns
+    argv = [a if a != "mingru,hybrid" else "mingru" for a in TINY]
+    assert cli.main(["compare", *argv, "--resume", "--out", str(copy)]) == 0
+    assert "0 run(s) to train (2 reused)" in capsys.readouterr().err
+    assert (copy / "runs/mingru/seed0/metrics.json").stat().st_mtime_ns == stamp
+    assert not (copy / "runs/hybrid").exists()
+    with open(copy / "summary.csv", newline="") as fh:
+        assert {r["model"] for r in csv.DictReader(fh)} == {"mingru", "naive_last", "naive_drift"}
 
 
 def test_existing_output_is_not_overwritten(study, capsys):

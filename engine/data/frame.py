@@ -19,6 +19,7 @@ drawn from ``open, high, low, close, adj_close, volume``.
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ import pandas as pd
 from engine.errors import DataError
 
 __all__ = [
+    "parse_day",
     "CANONICAL_COLUMNS",
     "BASE_FEATURES",
     "MAX_FILL_GAP",
@@ -53,6 +55,18 @@ _ALIASES = {
     "adjustedclose": "adj_close",
     "volume": "volume",
 }
+
+
+def parse_day(text, option: str) -> date:
+    """An ISO date (``2010-01-01``) given to ``option``; anything else is a DataError.
+
+    Deliberately strict: pandas would also accept ``now`` or ``01/02/2010``, whose
+    meaning depends on the day or the locale.
+    """
+    try:
+        return date.fromisoformat(str(text).strip())
+    except ValueError as exc:
+        raise DataError(f"{option} must be a date like 2010-01-01, got {text!r}") from exc
 
 
 def _key(name) -> str:

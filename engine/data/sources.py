@@ -19,6 +19,7 @@ import pandas as pd
 
 from engine.data import yahoo
 from engine.data.csv_file import read_price_csv
+from engine.data.frame import parse_day
 from engine.data.sample import read_sample
 from engine.errors import DataError
 
@@ -83,11 +84,8 @@ def parse_source(text: str) -> SourceSpec:
 
 
 def _cut(frame: pd.DataFrame, start, end, origin: str) -> pd.DataFrame:
-    try:
-        lo = pd.Timestamp(start) if start else None
-        hi = pd.Timestamp(end) if end else None
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"--start/--end must be dates like 2010-01-01 ({exc})") from exc
+    lo = pd.Timestamp(parse_day(start, "--start")) if start else None
+    hi = pd.Timestamp(parse_day(end, "--end")) if end else None
     if lo is not None and hi is not None and hi <= lo:
         raise DataError(f"--end ({hi.date()}) must come after --start ({lo.date()})")
     out = frame.loc[lo:hi]

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from engine.data.frame import normalise_frame
+from engine.data.frame import normalise_frame, parse_day
 from engine.data.csv_file import read_price_csv
 from engine.errors import DataError
 from engine.fileio import atomic_write_bytes
@@ -47,13 +47,6 @@ def cache_dir() -> str:
 def cache_path(ticker: str, start: str, end: str) -> str:
     """The cache file of one request."""
     return os.path.join(cache_dir(), f"{ticker.upper()}_{start}_{end}.csv.gz")
-
-
-def _parse_day(text, what: str) -> date:
-    try:
-        return date.fromisoformat(str(text))
-    except ValueError as exc:
-        raise DataError(f"--{what} must be a date like 2010-01-01, got {text!r}") from exc
 
 
 def _download(ticker: str, start: date, end: date) -> pd.DataFrame | None:
@@ -118,8 +111,8 @@ def load_yahoo(ticker: str, start=None, end=None, refresh: bool = False):
     """
     if not _TICKER_RE.match(ticker or ""):
         raise DataError(f"not a Yahoo ticker: {ticker!r}")
-    d0 = _parse_day(start or DEFAULT_START, "start")
-    d1 = _parse_day(end or DEFAULT_END, "end")
+    d0 = parse_day(start or DEFAULT_START, "--start")
+    d1 = parse_day(end or DEFAULT_END, "--end")
     if d1 <= d0:
         raise DataError(f"--end ({d1}) must come after --start ({d0})")
     path = cache_path(ticker, d0.isoformat(), d1.isoformat())

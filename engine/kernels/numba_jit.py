@@ -21,9 +21,13 @@ How the work is split
   states from a checkpoint into a small local ``(tb + 1, n)`` buffer. Its memory grows
   like the inputs (plus checkpoints of ``L / tb`` states), not like inputs x ``n``.
 
-No ``fastmath``: NaN and inf propagate exactly as in NumPy. Float32 inputs stay float32
-all the way through (constants are made with the input's dtype, since a bare ``1.0``
-would promote float32 arithmetic to float64 inside a kernel).
+* Exponentials (the scan's ``exp(delta * A)``, sigmoids, GRU's tanh) go through a
+  branch-free exp that LLVM vectorises (``_exp``, below), within a few ulp of libm.
+
+The only fast-math flag is ``contract`` (fused multiply-add) in the scan kernels; NaN
+and inf propagate as in NumPy. Float32 inputs stay float32 all the way through
+(constants are made with the input's dtype, since a bare ``1.0`` would promote float32
+arithmetic to float64 inside a kernel).
 """
 from __future__ import annotations
 
@@ -45,6 +49,12 @@ __all__ = [
     "gru_bwd",
     "causal_conv1d_fwd",
     "causal_conv1d_bwd",
+    "selective_scan_gated_fwd",
+    "selective_scan_gated_bwd",
+    "mingru_logits_fwd",
+    "mingru_logits_bwd",
+    "causal_conv1d_silu_fwd",
+    "causal_conv1d_silu_bwd",
     "warmup",
 ]
 
@@ -214,14 +224,30 @@ def _vector_exp(x):
     return out.reshape(x.shape)
 
 
+
+# Scalar helpers. ``one``/``zero`` carry the dtype: a literal 1.0 would be float64.
+@njit(cache=True, error_model="numpy")
+def _sigmoid(x, one):
+    # _exp(-x) -> inf for very negative x gives 0, -> 0 for large x gives 1: no overflow
+    return one / (one + _exp(-x))
+
+
+@njit(cache=True, error_model="numpy")
+def _softplus(x, zero, one):
+    # max(x, 0) + log1p(e^-|x|): no overflow, keeps small values; NaN stays NaN
+    return (x if x > zero else zero) + math.log1p(_exp(-abs(x)))
+
+
 # ----------------------------------------------------------------------------------
-# Selective scan
+# Selective scan. ``gated`` switches on the fused variant: ``dt`` then holds the step
+# sizes before the softplus and ``z`` the gate branch before the SiLU.
 # ----------------------------------------------------------------------------------
 @njit(**_JIT_SCAN)
-def _scan_fwd_kernel(u, delta, A, B, C, D, nck, y):
+def _scan_fwd_kernel(u, dt, A, B, C, D, z, gated, nck, y):
     b, L, d = u.shape
     n = A.shape[1]
     zero = u.dtype.type(0)
+    one = u.dtype.type(1)
     for task in prange(b * nck):
         bi = task // nck
         ci = task - bi * nck
@@ -232,7 +258,7 @@ def _scan_fwd_kernel(u, delta, A, B, C, D, nck, y):
             Bt = B[bi, t]
             Ct = C[bi, t]
             for c in range(c0, c1):
-                dlt = delta[bi, t, c]
+                dlt = _softplus(dt[bi, t, c], zero, one) if gated else dt[bi, t, c]
                 dbu = dlt * u[bi, t, c]
                 hc = h[c - c0]
                 Ac = A[c]
@@ -242,14 +268,20 @@ def _scan_fwd_kernel(u, delta, A, B, C, D, nck, y):
                 acc = zero
                 for k in range(n):
                     acc += Ct[k] * hc[k]
-                y[bi, t, c] = acc + D[c] * u[bi, t, c]
+                yv = acc + D[c] * u[bi, t, c]
+                if gated:
+                    zv = z[bi, t, c]
+                    yv = yv * (zv * _sigmoid(zv, one))
+                y[bi, t, c] = yv
 
 
 @njit(**_JIT_SCAN)
-def _scan_checkpoints(u, delta, A, B, nck, tb, ck):
+def _scan_checkpoints(u, dt, A, B, gated, nck, tb, ck):
     """``ck[m, b, c] = h[m * tb - 1]``: the state entering block ``m`` (``ck[0] = 0``)."""
     b, L, d = u.shape
     n = A.shape[1]
+    zero = u.dtype.type(0)
+    one = u.dtype.type(1)
     for task in prange(b * nck):
         bi = task // nck
         ci = task - bi * nck
@@ -263,7 +295,7 @@ def _scan_checkpoints(u, delta, A, B, nck, tb, ck):
                         ck[t // tb, bi, c, k] = h[c - c0, k]
             Bt = B[bi, t]
             for c in range(c0, c1):
-                dlt = delta[bi, t, c]
+                dlt = _softplus(dt[bi, t, c], zero, one) if gated else dt[bi, t, c]
                 dbu = dlt * u[bi, t, c]
                 hc = h[c - c0]
                 Ac = A[c]
@@ -272,14 +304,15 @@ def _scan_checkpoints(u, delta, A, B, nck, tb, ck):
 
 
 @njit(**_JIT_SCAN)
-def _scan_bwd_kernel(u, delta, A, B, C, D, dy, nck, tb, du, ddelta, dA, dB, dC, dD):
+def _scan_bwd_kernel(u, dt, A, B, C, D, z, dy, gated, nck, tb, du, ddt, dA, dB, dC, dD, dz):
     b, L, d = u.shape
     n = A.shape[1]
     zero = u.dtype.type(0)
+    one = u.dtype.type(1)
     nblk = (L + tb - 1) // tb
     ck = np.zeros((max(nblk, 1), b, d, n), dtype=u.dtype)
     if nblk > 1:
-        _scan_checkpoints(u, delta, A, B, nck, tb, ck)
+        _scan_checkpoints(u, dt, A, B, gated, nck, tb, ck)
     g = np.zeros((b, d, n), dtype=u.dtype)              # dLoss/dh, carried across blocks
     dA_b = np.zeros((b, d, n), dtype=u.dtype)           # per batch row, summed at the end
     dD_b = np.zeros((b, d), dtype=u.dtype)
@@ -296,6 +329,8 @@ def _scan_bwd_kernel(u, delta, A, B, C, D, dy, nck, tb, du, ddelta, dA, dB, dC, 
             c1 = (ci + 1) * d // nck
             hs = np.empty((tl + 1, n), dtype=u.dtype)   # hs[s] = h[t0 + s - 1]
             aa = np.empty((tl, n), dtype=u.dtype)       # aa[s] = exp(delta[t0 + s] * A)
+            dl = np.empty(tl, dtype=u.dtype)            # delta[t0 + s]
+            ys = np.empty(tl, dtype=u.dtype)            # y[t0 + s] before the gate
             pBt = pB[ci, bi]
             pCt = pC[ci, bi]
             for s in range(tl):
@@ -310,7 +345,8 @@ def _scan_bwd_kernel(u, delta, A, B, C, D, dy, nck, tb, du, ddelta, dA, dB, dC, 
                     hs[0, k] = ck[blk, bi, c, k]
                 for s in range(tl):
                     t = t0 + s
-                    dlt = delta[bi, t, c]
+                    dlt = _softplus(dt[bi, t, c], zero, one) if gated else dt[bi, t, c]
+                    dl[s] = dlt
                     dbu = dlt * u[bi, t, c]
                     Bt = B[bi, t]
                     hp = hs[s]
@@ -320,12 +356,25 @@ def _scan_bwd_kernel(u, delta, A, B, C, D, dy, nck, tb, du, ddelta, dA, dB, dC, 
                         a = _exp(dlt * Ac[k])
                         a_s[k] = a
                         hn[k] = a * hp[k] + dbu * Bt[k]
+                    if gated:
+                        Ct = C[bi, t]
+                        acc = zero
+                        for k in range(n):
+                            acc += Ct[k] * hn[k]
+                        ys[s] = acc + D[c] * u[bi, t, c]
                 for s in range(tl - 1, -1, -1):
                     t = t0 + s
-                    dlt = delta[bi, t, c]
+                    dlt = dl[s]
                     uu = u[bi, t, c]
                     dbu = dlt * uu
-                    dyv = dy[bi, t, c]
+                    if gated:
+                        zv = z[bi, t, c]
+                        sg = _sigmoid(zv, one)
+                        dov = dy[bi, t, c]
+                        dz[bi, t, c] = dov * ys[s] * (sg * (one + zv * (one - sg)))
+                        dyv = dov * (zv * sg)
+                    else:
+                        dyv = dy[bi, t, c]
                     Bt = B[bi, t]
                     Ct = C[bi, t]
                     hp = hs[s]
@@ -344,7 +393,10 @@ def _scan_bwd_kernel(u, delta, A, B, C, D, dy, nck, tb, du, ddelta, dA, dB, dC, 
                         pBs[k] += gk * dbu
                         pCs[k] += dyv * hn[k]
                         gc[k] = gk * a_s[k]
-                    ddelta[bi, t, c] = gaA + gB * uu
+                    ddv = gaA + gB * uu
+                    if gated:
+                        ddv = ddv * _sigmoid(dt[bi, t, c], one)
+                    ddt[bi, t, c] = ddv
                     du[bi, t, c] = dyv * D[c] + gB * dlt
                     dD_b[bi, c] += dyv * uu
         for bi in prange(b):
@@ -369,23 +421,48 @@ def _scan_bwd_kernel(u, delta, A, B, C, D, dy, nck, tb, du, ddelta, dA, dB, dC, 
         dD[c] = acc
 
 
-def _scan_inputs(u, delta, A, B, C, D, dy=None):
-    names = ["u", "delta", "A", "B", "C", "D"] + ([] if dy is None else ["dy"])
-    arrays = [u, delta, A, B, C, D] + ([] if dy is None else [dy])
+def _scan_inputs(names, arrays):
+    """Validate ``u, delta|dt, A, B, C, D`` and any further ``(b, L, d)`` arrays."""
     arrs = _as_float_arrays(names, arrays)
-    u = arrs[0]
+    u, _, A = arrs[0], arrs[1], arrs[2]
     _check_ndim("u", u, 3)
-    _check_ndim("A", arrs[2], 2)
+    _check_ndim("A", A, 2)
     b, L, d = u.shape
-    n = arrs[2].shape[1]
-    _check_shape("delta", arrs[1], (b, L, d))
-    _check_shape("A", arrs[2], (d, n))
+    n = A.shape[1]
+    _check_shape(names[1], arrs[1], (b, L, d))
+    _check_shape("A", A, (d, n))
     _check_shape("B", arrs[3], (b, L, n))
     _check_shape("C", arrs[4], (b, L, n))
     _check_shape("D", arrs[5], (d,))
-    if dy is not None:
-        _check_shape("dy", arrs[6], (b, L, d))
+    for name, a in zip(names[6:], arrs[6:]):
+        _check_shape(name, a, (b, L, d))
     return arrs
+
+
+def _scan_block_len(L, n):
+    """Steps per backward block: two (tb, n) buffers per task stay cache-sized."""
+    return max(1, min(max(L, 1), max(16, _SCAN_BLOCK_ELEMS // max(n, 1))))
+
+
+def _scan_fwd(u, dt, A, B, C, D, z, gated):
+    b, _, d = u.shape
+    y = np.empty_like(u)
+    _scan_fwd_kernel(u, dt, A, B, C, D, z, gated, _n_chunks(b, d), y)
+    return y
+
+
+def _scan_bwd(u, dt, A, B, C, D, z, dy, gated):
+    b, L, d = u.shape
+    du = np.empty_like(u)
+    ddt = np.empty_like(u)
+    dA = np.empty_like(A)
+    dB = np.empty_like(B)
+    dC = np.empty_like(C)
+    dD = np.empty_like(D)
+    dz = np.empty_like(u) if gated else np.empty((1, 1, 1), dtype=u.dtype)
+    _scan_bwd_kernel(u, dt, A, B, C, D, z, dy, gated, _n_chunks(b, d), _scan_block_len(L, A.shape[1]),
+                     du, ddt, dA, dB, dC, dD, dz)
+    return du, ddt, dA, dB, dC, dD, dz
 
 
 def selective_scan_fwd(u, delta, A, B, C, D):
@@ -416,11 +493,8 @@ def selective_scan_fwd(u, delta, A, B, C, D):
     TypeError
         If an input is not real numeric.
     """
-    u, delta, A, B, C, D = _scan_inputs(u, delta, A, B, C, D)
-    b, _, d = u.shape
-    y = np.empty_like(u)
-    _scan_fwd_kernel(u, delta, A, B, C, D, _n_chunks(b, d), y)
-    return y
+    u, delta, A, B, C, D = _scan_inputs(["u", "delta", "A", "B", "C", "D"], [u, delta, A, B, C, D])
+    return _scan_fwd(u, delta, A, B, C, D, np.empty((1, 1, 1), dtype=u.dtype), False)
 
 
 def selective_scan_bwd(u, delta, A, B, C, D, dy):
@@ -443,25 +517,66 @@ def selective_scan_bwd(u, delta, A, B, C, D, dy):
     dB, dC : ndarray, shape (b, L, n)
     dD : ndarray, shape (d,)
     """
-    u, delta, A, B, C, D, dy = _scan_inputs(u, delta, A, B, C, D, dy)
-    b, L, d = u.shape
-    n = A.shape[1]
-    tb = max(1, min(max(L, 1), max(16, _SCAN_BLOCK_ELEMS // max(n, 1))))
-    du = np.empty_like(u)
-    ddelta = np.empty_like(u)
-    dA = np.empty_like(A)
-    dB = np.empty_like(B)
-    dC = np.empty_like(C)
-    dD = np.empty_like(D)
-    _scan_bwd_kernel(u, delta, A, B, C, D, dy, _n_chunks(b, d), tb, du, ddelta, dA, dB, dC, dD)
-    return du, ddelta, dA, dB, dC, dD
+    u, delta, A, B, C, D, dy = _scan_inputs(
+        ["u", "delta", "A", "B", "C", "D", "dy"], [u, delta, A, B, C, D, dy])
+    return _scan_bwd(u, delta, A, B, C, D, np.empty((1, 1, 1), dtype=u.dtype), dy, False)[:6]
+
+
+def selective_scan_gated_fwd(u, dt, A, B, C, D, z):
+    """Mamba's scan with its elementwise neighbours fused (compiled twin).
+
+    ``delta = softplus(dt)`` is computed inside the time loop and the output is gated
+    by ``silu(z)``, so no full-size ``delta``, gate or pre-gate array is made.
+
+    Parameters
+    ----------
+    u : ndarray, shape (b, L, d)
+    dt : ndarray, shape (b, L, d)
+        Step sizes before the softplus (``dt_proj`` output, bias included).
+    A, B, C, D
+        As in :func:`selective_scan_fwd`.
+    z : ndarray, shape (b, L, d)
+        Gate branch before the SiLU.
+
+    Returns
+    -------
+    out : ndarray, shape (b, L, d)
+        ``selective_scan_fwd(u, softplus(dt), A, B, C, D) * z * sigmoid(z)``.
+    """
+    u, dt, A, B, C, D, z = _scan_inputs(["u", "dt", "A", "B", "C", "D", "z"], [u, dt, A, B, C, D, z])
+    return _scan_fwd(u, dt, A, B, C, D, z, True)
+
+
+def selective_scan_gated_bwd(u, dt, A, B, C, D, z, dout):
+    """Backward of :func:`selective_scan_gated_fwd` (compiled twin).
+
+    Parameters
+    ----------
+    u, dt, A, B, C, D, z
+        As in :func:`selective_scan_gated_fwd`.
+    dout : ndarray, shape (b, L, d)
+        Gradient with respect to the gated output.
+
+    Returns
+    -------
+    du, ddt : ndarray, shape (b, L, d)
+        ``ddt`` is with respect to ``dt`` (through the softplus).
+    dA : ndarray, shape (d, n)
+    dB, dC : ndarray, shape (b, L, n)
+    dD : ndarray, shape (d,)
+    dz : ndarray, shape (b, L, d)
+    """
+    u, dt, A, B, C, D, z, dout = _scan_inputs(
+        ["u", "dt", "A", "B", "C", "D", "z", "dout"], [u, dt, A, B, C, D, z, dout])
+    return _scan_bwd(u, dt, A, B, C, D, z, dout, True)
 
 
 # ----------------------------------------------------------------------------------
-# minGRU
+# minGRU. ``logits`` switches on the fused variant: ``z`` holds the gate before its
+# sigmoid.
 # ----------------------------------------------------------------------------------
 @njit(**_JIT)
-def _mingru_fwd_kernel(z, h_tilde, nck, h):
+def _mingru_fwd_kernel(z, h_tilde, logits, nck, h):
     b, L, H = z.shape
     one = z.dtype.type(1)
     for task in prange(b * nck):
@@ -471,31 +586,62 @@ def _mingru_fwd_kernel(z, h_tilde, nck, h):
         j1 = (ci + 1) * H // nck
         prev = np.zeros(j1 - j0, dtype=z.dtype)
         for t in range(L):
+            zt = z[bi, t]
+            htt = h_tilde[bi, t]
+            ht = h[bi, t]
             for j in range(j0, j1):
-                p = (one - z[bi, t, j]) * prev[j - j0] + z[bi, t, j] * h_tilde[bi, t, j]
+                zj = _sigmoid(zt[j], one) if logits else zt[j]
+                p = (one - zj) * prev[j - j0] + zj * htt[j]
                 prev[j - j0] = p
-                h[bi, t, j] = p
+                ht[j] = p
 
 
 @njit(**_JIT)
-def _mingru_bwd_kernel(z, h_tilde, h, dh, nck, dz, dh_tilde):
+def _mingru_bwd_kernel(z, h_tilde, h, dh, logits, nck, dz, dh_tilde):
     b, L, H = z.shape
     one = z.dtype.type(1)
-    zero = z.dtype.type(0)
+    zeros = np.zeros(H, dtype=z.dtype)                  # h[-1]
     for task in prange(b * nck):
         bi = task // nck
         ci = task - bi * nck
         j0 = ci * H // nck
         j1 = (ci + 1) * H // nck
-        g = np.zeros(j1 - j0, dtype=z.dtype)
+        g = np.zeros(j1 - j0, dtype=z.dtype)            # dLoss/dh[t] including the future
         for t in range(L - 1, -1, -1):
+            hp = h[bi, t - 1] if t > 0 else zeros
+            zt = z[bi, t]
+            htt = h_tilde[bi, t]
+            dht = dh[bi, t]
+            dzt = dz[bi, t]
+            dhtt = dh_tilde[bi, t]
             for j in range(j0, j1):
-                gj = g[j - j0] + dh[bi, t, j]
-                h_prev = h[bi, t - 1, j] if t > 0 else zero
-                zj = z[bi, t, j]
-                dz[bi, t, j] = gj * (h_tilde[bi, t, j] - h_prev)
-                dh_tilde[bi, t, j] = gj * zj
+                gj = g[j - j0] + dht[j]
+                zj = _sigmoid(zt[j], one) if logits else zt[j]
+                dzj = gj * (htt[j] - hp[j])
+                dzt[j] = dzj * (zj * (one - zj)) if logits else dzj
+                dhtt[j] = gj * zj
                 g[j - j0] = gj * (one - zj)
+
+
+def _mingru_inputs(names, arrays):
+    arrs = _as_float_arrays(names, arrays)
+    _check_ndim(names[0], arrs[0], 3)
+    for name, a in zip(names[1:], arrs[1:]):
+        _check_shape(name, a, arrs[0].shape)
+    return arrs
+
+
+def _mingru_fwd(z, h_tilde, logits):
+    h = np.empty_like(z)
+    _mingru_fwd_kernel(z, h_tilde, logits, _n_chunks(z.shape[0], z.shape[2]), h)
+    return h
+
+
+def _mingru_bwd(z, h_tilde, h, dh, logits):
+    dz = np.empty_like(z)
+    dh_tilde = np.empty_like(z)
+    _mingru_bwd_kernel(z, h_tilde, h, dh, logits, _n_chunks(z.shape[0], z.shape[2]), dz, dh_tilde)
+    return dz, dh_tilde
 
 
 def mingru_fwd(z, h_tilde):
@@ -513,12 +659,8 @@ def mingru_fwd(z, h_tilde):
     h : ndarray, shape (b, L, H)
         Hidden state at every step.
     """
-    z, h_tilde = _as_float_arrays(["z", "h_tilde"], [z, h_tilde])
-    _check_ndim("z", z, 3)
-    _check_shape("h_tilde", h_tilde, z.shape)
-    h = np.empty_like(z)
-    _mingru_fwd_kernel(z, h_tilde, _n_chunks(z.shape[0], z.shape[2]), h)
-    return h
+    z, h_tilde = _mingru_inputs(["z", "h_tilde"], [z, h_tilde])
+    return _mingru_fwd(z, h_tilde, False)
 
 
 def mingru_bwd(z, h_tilde, h, dh):
@@ -537,14 +679,37 @@ def mingru_bwd(z, h_tilde, h, dh):
     -------
     dz, dh_tilde : ndarray, shape (b, L, H)
     """
-    z, h_tilde, h, dh = _as_float_arrays(["z", "h_tilde", "h", "dh"], [z, h_tilde, h, dh])
-    _check_ndim("z", z, 3)
-    for name, a in (("h_tilde", h_tilde), ("h", h), ("dh", dh)):
-        _check_shape(name, a, z.shape)
-    dz = np.empty_like(z)
-    dh_tilde = np.empty_like(z)
-    _mingru_bwd_kernel(z, h_tilde, h, dh, _n_chunks(z.shape[0], z.shape[2]), dz, dh_tilde)
-    return dz, dh_tilde
+    z, h_tilde, h, dh = _mingru_inputs(["z", "h_tilde", "h", "dh"], [z, h_tilde, h, dh])
+    return _mingru_bwd(z, h_tilde, h, dh, False)
+
+
+def mingru_logits_fwd(z_logit, h_tilde):
+    """minGRU recurrence taking the update gate before its sigmoid (compiled twin).
+
+    Parameters
+    ----------
+    z_logit : ndarray, shape (b, L, H)
+        ``linear_z(x)``; the gate is ``sigmoid(z_logit)``.
+    h_tilde : ndarray, shape (b, L, H)
+
+    Returns
+    -------
+    h : ndarray, shape (b, L, H)
+    """
+    z_logit, h_tilde = _mingru_inputs(["z_logit", "h_tilde"], [z_logit, h_tilde])
+    return _mingru_fwd(z_logit, h_tilde, True)
+
+
+def mingru_logits_bwd(z_logit, h_tilde, h, dh):
+    """Backward of :func:`mingru_logits_fwd` (compiled twin).
+
+    Returns
+    -------
+    dz_logit, dh_tilde : ndarray, shape (b, L, H)
+    """
+    z_logit, h_tilde, h, dh = _mingru_inputs(
+        ["z_logit", "h_tilde", "h", "dh"], [z_logit, h_tilde, h, dh])
+    return _mingru_bwd(z_logit, h_tilde, h, dh, True)
 
 
 # ----------------------------------------------------------------------------------
@@ -557,7 +722,6 @@ def _gru_fwd_kernel(gi, W_hhT, b_hh, h, gates):
     b, L, H3 = gi.shape
     H = H3 // 3
     one = gi.dtype.type(1)
-    half = gi.dtype.type(0.5)
     for bi in prange(b):
         prev = np.zeros(H, dtype=gi.dtype)
         gh = np.empty(H3, dtype=gi.dtype)
@@ -566,22 +730,26 @@ def _gru_fwd_kernel(gi, W_hhT, b_hh, h, gates):
                 gh[j] = 0
             for k in range(H):
                 pk = prev[k]
+                Wk = W_hhT[k]
                 for j in range(H3):
-                    gh[j] += pk * W_hhT[k, j]
+                    gh[j] += pk * Wk[j]
             for j in range(H3):
                 gh[j] += b_hh[j]
+            git = gi[bi, t]
+            ht = h[bi, t]
+            gt = gates[bi, t]
             for j in range(H):
-                r = half * (one + math.tanh(half * (gi[bi, t, j] + gh[j])))
-                zz = half * (one + math.tanh(half * (gi[bi, t, H + j] + gh[H + j])))
+                r = _sigmoid(git[j] + gh[j], one)
+                zz = _sigmoid(git[H + j] + gh[H + j], one)
                 ghn = gh[2 * H + j]
-                nn = math.tanh(gi[bi, t, 2 * H + j] + r * ghn)
+                nn = math.tanh(git[2 * H + j] + r * ghn)
                 p = (one - zz) * nn + zz * prev[j]
                 prev[j] = p
-                h[bi, t, j] = p
-                gates[bi, t, j] = r
-                gates[bi, t, H + j] = zz
-                gates[bi, t, 2 * H + j] = nn
-                gates[bi, t, 3 * H + j] = ghn
+                ht[j] = p
+                gt[j] = r
+                gt[H + j] = zz
+                gt[2 * H + j] = nn
+                gt[3 * H + j] = ghn
 
 
 @njit(**_JIT)
@@ -589,36 +757,41 @@ def _gru_bwd_kernel(W_hh, h, gates, dh, dgi, dgh):
     b, L, H = h.shape
     H3 = 3 * H
     one = h.dtype.type(1)
-    zero = h.dtype.type(0)
+    zeros = np.zeros(H, dtype=h.dtype)                  # h[-1]
     for bi in prange(b):
         g = np.zeros(H, dtype=h.dtype)
         acc = np.empty(H, dtype=h.dtype)
         for t in range(L - 1, -1, -1):
+            hp = h[bi, t - 1] if t > 0 else zeros
+            gt = gates[bi, t]
+            dht = dh[bi, t]
+            dgit = dgi[bi, t]
+            dght = dgh[bi, t]
             for j in range(H):
-                gj = g[j] + dh[bi, t, j]
+                gj = g[j] + dht[j]
                 g[j] = gj
-                r = gates[bi, t, j]
-                zz = gates[bi, t, H + j]
-                nn = gates[bi, t, 2 * H + j]
-                ghn = gates[bi, t, 3 * H + j]
-                h_prev = h[bi, t - 1, j] if t > 0 else zero
+                r = gt[j]
+                zz = gt[H + j]
+                nn = gt[2 * H + j]
+                ghn = gt[3 * H + j]
                 dn = gj * (one - zz) * (one - nn * nn)
-                dz = gj * (h_prev - nn) * zz * (one - zz)
+                dz = gj * (hp[j] - nn) * zz * (one - zz)
                 dr = dn * ghn * r * (one - r)
-                dgi[bi, t, j] = dr
-                dgi[bi, t, H + j] = dz
-                dgi[bi, t, 2 * H + j] = dn
-                dgh[bi, t, j] = dr
-                dgh[bi, t, H + j] = dz
-                dgh[bi, t, 2 * H + j] = dn * r
+                dgit[j] = dr
+                dgit[H + j] = dz
+                dgit[2 * H + j] = dn
+                dght[j] = dr
+                dght[H + j] = dz
+                dght[2 * H + j] = dn * r
             for k in range(H):
                 acc[k] = 0
             for j in range(H3):
-                w = dgh[bi, t, j]
+                w = dght[j]
+                Wj = W_hh[j]
                 for k in range(H):
-                    acc[k] += w * W_hh[j, k]
+                    acc[k] += w * Wj[k]
             for k in range(H):
-                g[k] = g[k] * gates[bi, t, H + k] + acc[k]
+                g[k] = g[k] * gt[H + k] + acc[k]
 
 
 @njit(**_JIT)
@@ -630,7 +803,6 @@ def _gru_param_grads_kernel(h, dgh, nrow, dW_hh, db_hh):
     """
     b, L, H = h.shape
     H3 = 3 * H
-    zero = h.dtype.type(0)
     ntask = (H3 + nrow - 1) // nrow
     for task in prange(ntask):
         j0 = task * nrow
@@ -639,12 +811,17 @@ def _gru_param_grads_kernel(h, dgh, nrow, dW_hh, db_hh):
         accb = np.zeros(j1 - j0, dtype=h.dtype)
         for bi in range(b):
             for t in range(L):
+                dght = dgh[bi, t]
                 for j in range(j0, j1):
-                    w = dgh[bi, t, j]
-                    accb[j - j0] += w
-                    if t > 0:
-                        for k in range(H):
-                            accW[j - j0, k] += w * h[bi, t - 1, k]
+                    accb[j - j0] += dght[j]
+                if t == 0:
+                    continue
+                hp = h[bi, t - 1]
+                for j in range(j0, j1):
+                    w = dght[j]
+                    aw = accW[j - j0]
+                    for k in range(H):
+                        aw[k] += w * hp[k]
         for j in range(j0, j1):
             db_hh[j] = accb[j - j0]
             for k in range(H):
@@ -723,29 +900,52 @@ def gru_bwd(gi, W_hh, b_hh, h, gates, dh):
 
 
 # ----------------------------------------------------------------------------------
-# Causal depthwise 1-D convolution
+# Causal depthwise 1-D convolution. No recurrence: tasks are (batch row, time chunk).
 # ----------------------------------------------------------------------------------
 _CONV_TIME_CHUNK = 64
 
 
 @njit(**_JIT)
-def _conv_fwd_kernel(x, wT, bias, tc, y):
+def _conv_fwd_kernel(x, wT, bias, silu, tc, y):
     b, L, d = x.shape
     k = wT.shape[0]
+    one = x.dtype.type(1)
     ntc = (L + tc - 1) // tc
     for task in prange(b * ntc):
         bi = task // ntc
         t0 = (task - bi * ntc) * tc
         t1 = min(L, t0 + tc)
         for t in range(t0, t1):
+            yt = y[bi, t]
             for c in range(d):
-                y[bi, t, c] = bias[c]
+                yt[c] = bias[c]
             for j in range(k):
                 src = t - (k - 1) + j
                 if src < 0:
                     continue
+                xs = x[bi, src]
+                wj = wT[j]
                 for c in range(d):
-                    y[bi, t, c] += wT[j, c] * x[bi, src, c]
+                    yt[c] += wj[c] * xs[c]
+            if silu:
+                for c in range(d):
+                    yt[c] = yt[c] * _sigmoid(yt[c], one)
+
+
+@njit(**_JIT)
+def _silu_grad_kernel(pre, dy, g):
+    """``g = dy * silu'(pre)`` elementwise, rows in parallel."""
+    b, L, d = pre.shape
+    one = pre.dtype.type(1)
+    for row in prange(b * L):
+        bi = row // L
+        t = row - bi * L
+        pr = pre[bi, t]
+        dyr = dy[bi, t]
+        gr = g[bi, t]
+        for c in range(d):
+            s = _sigmoid(pr[c], one)
+            gr[c] = dyr[c] * (s * (one + pr[c] * (one - s)))
 
 
 @njit(**_JIT)
@@ -758,49 +958,83 @@ def _conv_dx_kernel(wT, dy, tc, dx):
         t0 = (task - bi * ntc) * tc
         t1 = min(L, t0 + tc)
         for t in range(t0, t1):
+            dxt = dx[bi, t]
             for c in range(d):
-                dx[bi, t, c] = 0
+                dxt[c] = 0
             for j in range(k):
                 src = t + (k - 1) - j
                 if src >= L:
                     continue
+                dys = dy[bi, src]
+                wj = wT[j]
                 for c in range(d):
-                    dx[bi, t, c] += wT[j, c] * dy[bi, src, c]
+                    dxt[c] += wj[c] * dys[c]
 
 
 @njit(**_JIT)
-def _conv_dw_kernel(x, dy, k, cw, dwT, dbias):
-    """Each task owns ``cw`` channels and sums over (b, t) in a fixed order."""
+def _conv_dw_kernel(x, dy, k, tc, dwT, dbias):
+    """Per-task partial sums (task = batch row x time chunk), added in task order."""
     b, L, d = x.shape
-    ntask = (d + cw - 1) // cw
+    zero = x.dtype.type(0)
+    ntc = (L + tc - 1) // tc
+    ntask = b * ntc
+    part = np.zeros((ntask, k + 1, d), dtype=x.dtype)   # rows 0..k-1: dweight.T, row k: dbias
     for task in prange(ntask):
-        c0 = task * cw
-        c1 = min(d, c0 + cw)
-        accw = np.zeros((k, c1 - c0), dtype=x.dtype)
-        accb = np.zeros(c1 - c0, dtype=x.dtype)
-        for bi in range(b):
-            for t in range(L):
-                for c in range(c0, c1):
-                    accb[c - c0] += dy[bi, t, c]
-                for j in range(k):
-                    src = t - (k - 1) + j
-                    if src < 0:
-                        continue
-                    for c in range(c0, c1):
-                        accw[j, c - c0] += dy[bi, t, c] * x[bi, src, c]
-        for c in range(c0, c1):
-            dbias[c] = accb[c - c0]
+        bi = task // ntc
+        t0 = (task - bi * ntc) * tc
+        t1 = min(L, t0 + tc)
+        pt = part[task]
+        pb = pt[k]
+        for t in range(t0, t1):
+            dyt = dy[bi, t]
+            for c in range(d):
+                pb[c] += dyt[c]
             for j in range(k):
-                dwT[j, c] = accw[j, c - c0]
+                src = t - (k - 1) + j
+                if src < 0:
+                    continue
+                xs = x[bi, src]
+                pj = pt[j]
+                for c in range(d):
+                    pj[c] += dyt[c] * xs[c]
+    for c in prange(d):
+        for j in range(k + 1):
+            acc = zero
+            for task in range(ntask):
+                acc += part[task, j, c]
+            if j < k:
+                dwT[j, c] = acc
+            else:
+                dbias[c] = acc
 
 
-def _conv_check(x, weight):
+def _conv_inputs(names, arrays):
+    arrs = _as_float_arrays(names, arrays)
+    x, weight = arrs[0], arrs[1]
     _check_ndim("x", x, 3)
     _check_ndim("weight", weight, 2)
     d = x.shape[2]
     if weight.shape[0] != d or weight.shape[1] < 1:
         raise ValueError(f"weight must have shape ({d}, k) with k >= 1, got {weight.shape}")
-    return weight.shape[1]
+    for name, a in zip(names[2:], arrs[2:]):
+        _check_shape(name, a, (d,) if name == "bias" else x.shape)
+    return arrs
+
+
+def _conv_fwd(x, weight, bias, silu):
+    y = np.empty_like(x)
+    _conv_fwd_kernel(x, np.ascontiguousarray(weight.T), bias, silu, _CONV_TIME_CHUNK, y)
+    return y
+
+
+def _conv_bwd(x, weight, dy):
+    wT = np.ascontiguousarray(weight.T)
+    dx = np.empty_like(x)
+    _conv_dx_kernel(wT, dy, _CONV_TIME_CHUNK, dx)
+    dwT = np.empty_like(wT)
+    dbias = np.empty(x.shape[2], dtype=x.dtype)
+    _conv_dw_kernel(x, dy, weight.shape[1], _CONV_TIME_CHUNK, dwT, dbias)
+    return dx, np.ascontiguousarray(dwT.T), dbias
 
 
 def causal_conv1d_fwd(x, weight, bias):
@@ -816,12 +1050,8 @@ def causal_conv1d_fwd(x, weight, bias):
     -------
     y : ndarray, shape (b, L, d)
     """
-    x, weight, bias = _as_float_arrays(["x", "weight", "bias"], [x, weight, bias])
-    _conv_check(x, weight)
-    _check_shape("bias", bias, (x.shape[2],))
-    y = np.empty_like(x)
-    _conv_fwd_kernel(x, np.ascontiguousarray(weight.T), bias, _CONV_TIME_CHUNK, y)
-    return y
+    x, weight, bias = _conv_inputs(["x", "weight", "bias"], [x, weight, bias])
+    return _conv_fwd(x, weight, bias, False)
 
 
 def causal_conv1d_bwd(x, weight, dy):
@@ -841,16 +1071,48 @@ def causal_conv1d_bwd(x, weight, dy):
     dweight : ndarray, shape (d, k)
     dbias : ndarray, shape (d,)
     """
-    x, weight, dy = _as_float_arrays(["x", "weight", "dy"], [x, weight, dy])
-    k = _conv_check(x, weight)
-    _check_shape("dy", dy, x.shape)
-    wT = np.ascontiguousarray(weight.T)
-    dx = np.empty_like(x)
-    _conv_dx_kernel(wT, dy, _CONV_TIME_CHUNK, dx)
-    dwT = np.empty_like(wT)
-    dbias = np.empty(x.shape[2], dtype=x.dtype)
-    _conv_dw_kernel(x, dy, k, 8, dwT, dbias)
-    return dx, np.ascontiguousarray(dwT.T), dbias
+    x, weight, dy = _conv_inputs(["x", "weight", "dy"], [x, weight, dy])
+    return _conv_bwd(x, weight, dy)
+
+
+def causal_conv1d_silu_fwd(x, weight, bias):
+    """Causal depthwise convolution followed by SiLU (compiled twin).
+
+    Parameters
+    ----------
+    x : ndarray, shape (b, L, d)
+    weight : ndarray, shape (d, k)
+    bias : ndarray, shape (d,)
+
+    Returns
+    -------
+    y : ndarray, shape (b, L, d)
+        ``c * sigmoid(c)`` with ``c = causal_conv1d_fwd(x, weight, bias)``.
+    """
+    x, weight, bias = _conv_inputs(["x", "weight", "bias"], [x, weight, bias])
+    return _conv_fwd(x, weight, bias, True)
+
+
+def causal_conv1d_silu_bwd(x, weight, bias, dy):
+    """Backward of :func:`causal_conv1d_silu_fwd`; the convolution is recomputed.
+
+    Parameters
+    ----------
+    x, weight, bias
+        As in :func:`causal_conv1d_silu_fwd`.
+    dy : ndarray, shape (b, L, d)
+        Gradient with respect to the output.
+
+    Returns
+    -------
+    dx : ndarray, shape (b, L, d)
+    dweight : ndarray, shape (d, k)
+    dbias : ndarray, shape (d,)
+    """
+    x, weight, bias, dy = _conv_inputs(["x", "weight", "bias", "dy"], [x, weight, bias, dy])
+    pre = _conv_fwd(x, weight, bias, False)
+    _silu_grad_kernel(pre, dy, pre)                     # in place: pre is not needed after
+    return _conv_bwd(x, weight, pre)
 
 
 # ----------------------------------------------------------------------------------
@@ -861,7 +1123,7 @@ def warmup(dtypes=(np.float64, np.float32)):
 
     Runs each public kernel once on tiny inputs, so that later timings measure run
     time only. With a warm cache (``cache=True``; directory ``NUMBA_CACHE_DIR`` if set)
-    this takes a fraction of a second; the first compile in a fresh cache takes longer.
+    this takes a fraction of a second per dtype; a cold compile takes much longer.
 
     Parameters
     ----------
@@ -888,12 +1150,17 @@ def warmup(dtypes=(np.float64, np.float32)):
         A, B, C, D = -np.abs(r(d, n)), r(b, L, n), r(b, L, n), r(d)
         selective_scan_fwd(u, delta, A, B, C, D)
         selective_scan_bwd(u, delta, A, B, C, D, dy)
+        selective_scan_gated_fwd(u, delta, A, B, C, D, dy)
+        selective_scan_gated_bwd(u, delta, A, B, C, D, dy, dy)
         z, ht, dh = r(b, L, H), r(b, L, H), r(b, L, H)
         mingru_bwd(z, ht, mingru_fwd(z, ht), dh)
+        mingru_logits_bwd(z, ht, mingru_logits_fwd(z, ht), dh)
         gi, W_hh, b_hh = r(b, L, 3 * H), r(3 * H, H), r(3 * H)
         h, gates = gru_fwd(gi, W_hh, b_hh)
         gru_bwd(gi, W_hh, b_hh, h, gates, dh)
         w, bias = r(d, k), r(d)
         causal_conv1d_fwd(u, w, bias)
         causal_conv1d_bwd(u, w, dy)
+        causal_conv1d_silu_fwd(u, w, bias)
+        causal_conv1d_silu_bwd(u, w, bias, dy)
     return time.perf_counter() - start

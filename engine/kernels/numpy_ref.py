@@ -22,6 +22,13 @@ __all__ = [
     "gru_bwd",
     "causal_conv1d_fwd",
     "causal_conv1d_bwd",
+    "selective_scan_gated_fwd",
+    "selective_scan_gated_bwd",
+    "mingru_logits_fwd",
+    "mingru_logits_bwd",
+    "causal_conv1d_silu_fwd",
+    "causal_conv1d_silu_bwd",
+    "warmup",
 ]
 
 
@@ -298,3 +305,138 @@ def causal_conv1d_bwd(x, weight, dy):
         dxp[:, j:j + L] += weight[:, j] * dy
     dbias = dy.sum(axis=(0, 1))
     return dxp[:, k - 1:], dweight, dbias
+
+
+# ----------------------------------------------------------------------------------
+# Fused variants: the same time loops with the elementwise work around them folded in,
+# so the compiled twins save the full-size temporaries (and sigmoid calls) that the
+# layers would otherwise make. Each is defined by composing the kernels above.
+# ----------------------------------------------------------------------------------
+def _softplus(x):
+    # log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|)
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def selective_scan_gated_fwd(u, dt, A, B, C, D, z):
+    """Mamba's scan with its elementwise neighbours: ``delta = softplus(dt)`` before,
+    the gate ``* silu(z)`` after.
+
+    Parameters
+    ----------
+    u : ndarray, shape (b, L, d)
+    dt : ndarray, shape (b, L, d)
+        Step sizes before the softplus (``dt_proj`` output, bias included).
+    A, B, C, D
+        As in :func:`selective_scan_fwd`.
+    z : ndarray, shape (b, L, d)
+        Gate branch before the SiLU.
+
+    Returns
+    -------
+    out : ndarray, shape (b, L, d)
+        ``selective_scan_fwd(u, softplus(dt), A, B, C, D) * z * sigmoid(z)``.
+    """
+    y = selective_scan_fwd(u, _softplus(dt), A, B, C, D)
+    return y * (z * _sigmoid(z))
+
+
+def selective_scan_gated_bwd(u, dt, A, B, C, D, z, dout):
+    """Backward of :func:`selective_scan_gated_fwd`: gradients of ``sum(dout * out)``.
+
+    Returns
+    -------
+    du, ddt : ndarray, shape (b, L, d)
+        ``ddt`` is with respect to ``dt`` (through the softplus).
+    dA : ndarray, shape (d, n)
+    dB, dC : ndarray, shape (b, L, n)
+    dD : ndarray, shape (d,)
+    dz : ndarray, shape (b, L, d)
+    """
+    delta = _softplus(dt)
+    y = selective_scan_fwd(u, delta, A, B, C, D)
+    s = _sigmoid(z)
+    dz = dout * y * (s * (1 + z * (1 - s)))
+    du, ddelta, dA, dB, dC, dD = selective_scan_bwd(u, delta, A, B, C, D, dout * (z * s))
+    return du, ddelta * _sigmoid(dt), dA, dB, dC, dD, dz
+
+
+def mingru_logits_fwd(z_logit, h_tilde):
+    """minGRU recurrence taking the update gate before its sigmoid.
+
+    Parameters
+    ----------
+    z_logit : ndarray, shape (b, L, H)
+        ``linear_z(x)``; the gate is ``sigmoid(z_logit)``.
+    h_tilde : ndarray, shape (b, L, H)
+
+    Returns
+    -------
+    h : ndarray, shape (b, L, H)
+    """
+    return mingru_fwd(_sigmoid(z_logit), h_tilde)
+
+
+def mingru_logits_bwd(z_logit, h_tilde, h, dh):
+    """Backward of :func:`mingru_logits_fwd`.
+
+    Returns
+    -------
+    dz_logit, dh_tilde : ndarray, shape (b, L, H)
+    """
+    z = _sigmoid(z_logit)
+    dz, dh_tilde = mingru_bwd(z, h_tilde, h, dh)
+    return dz * (z * (1 - z)), dh_tilde
+
+
+def causal_conv1d_silu_fwd(x, weight, bias):
+    """Causal depthwise convolution followed by SiLU: ``c * sigmoid(c)``, ``c = conv(x)``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (b, L, d)
+    weight : ndarray, shape (d, k)
+    bias : ndarray, shape (d,)
+
+    Returns
+    -------
+    y : ndarray, shape (b, L, d)
+    """
+    c = causal_conv1d_fwd(x, weight, bias)
+    return c * _sigmoid(c)
+
+
+def causal_conv1d_silu_bwd(x, weight, bias, dy):
+    """Backward of :func:`causal_conv1d_silu_fwd` (the convolution is recomputed).
+
+    Returns
+    -------
+    dx : ndarray, shape (b, L, d)
+    dweight : ndarray, shape (d, k)
+    dbias : ndarray, shape (d,)
+    """
+    c = causal_conv1d_fwd(x, weight, bias)
+    s = _sigmoid(c)
+    return causal_conv1d_bwd(x, weight, dy * (s * (1 + c * (1 - s))))
+
+# ----------------------------------------------------------------------------------
+# Compilation (nothing to do here; the twin in numba_jit compiles its kernels)
+# ----------------------------------------------------------------------------------
+def warmup(dtypes=(np.float64, np.float32)):
+    """Counterpart of :func:`engine.kernels.numba_jit.warmup`: NumPy compiles nothing.
+
+    Callers may warm up whichever backend they hold without checking which it is.
+
+    Parameters
+    ----------
+    dtypes : iterable of dtype
+        float32 and/or float64 (checked, then ignored).
+
+    Returns
+    -------
+    float
+        Seconds spent (always 0.0).
+    """
+    for dt in dtypes:
+        if np.dtype(dt) not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"unsupported dtype {np.dtype(dt)}; use float64 or float32")
+    return 0.0

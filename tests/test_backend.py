@@ -1,0 +1,148 @@
+"""The backend switch: names, the environment default, errors, and one interface."""
+from __future__ import annotations
+
+import builtins
+import importlib
+import inspect
+import sys
+
+import numpy as np
+import pytest
+
+from engine import backend
+from engine.backend import BackendUnavailableError, get_kernels
+from engine.kernels import numpy_ref
+
+
+@pytest.fixture(autouse=True)
+def _clean_default(monkeypatch):
+    # Each test starts from "no override, no environment variable".
+    monkeypatch.delenv(backend.ENV_VAR, raising=False)
+    backend.set_default_backend(None)
+    yield
+    backend.set_default_backend(None)
+
+
+@pytest.fixture
+def numba_jit():
+    try:
+        return get_kernels("numba")
+    except BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+
+
+def test_get_kernels_by_name(numba_jit):
+    assert get_kernels("numpy") is numpy_ref
+    assert get_kernels(" NumPy ") is numpy_ref
+    assert numba_jit.__name__ == "engine.kernels.numba_jit"
+    assert get_kernels("NUMBA") is numba_jit
+    assert backend.BACKENDS == ("numpy", "numba")
+
+
+def test_default_is_numpy_without_env():
+    assert backend.default_backend() == "numpy"
+    assert get_kernels() is numpy_ref
+    assert get_kernels(None) is numpy_ref
+
+
+def test_env_var_sets_default(monkeypatch, numba_jit):
+    monkeypatch.setenv(backend.ENV_VAR, "numba")
+    assert backend.default_backend() == "numba"
+    assert get_kernels() is numba_jit
+    monkeypatch.setenv(backend.ENV_VAR, " Numpy ")
+    assert get_kernels() is numpy_ref
+    monkeypatch.setenv(backend.ENV_VAR, "")
+    assert backend.default_backend() == "numpy"
+
+
+def test_env_var_reaches_modules(monkeypatch, numba_jit):
+    from engine.module import Module
+
+    monkeypatch.setenv(backend.ENV_VAR, "numba")
+    m = Module()
+    assert m.backend == "numba" and m.kernels is numba_jit
+    assert Module(backend="numpy").kernels is numpy_ref
+
+
+def test_set_default_overrides_env(monkeypatch):
+    monkeypatch.setenv(backend.ENV_VAR, "numba")
+    backend.set_default_backend("numpy")
+    assert backend.default_backend() == "numpy"
+    backend.set_default_backend(None)
+    assert backend.default_backend() == "numba"
+
+
+def test_bad_env_var_raises(monkeypatch):
+    monkeypatch.setenv(backend.ENV_VAR, "cuda")
+    with pytest.raises(ValueError, match=backend.ENV_VAR):
+        backend.default_backend()
+
+
+@pytest.mark.parametrize("name", ["torch", "numpy_ref", "", 3])
+def test_unknown_backend_raises(name):
+    with pytest.raises(ValueError, match="unknown backend"):
+        get_kernels(name)
+    with pytest.raises(ValueError):
+        backend.set_default_backend(name)
+
+
+def _block_numba(monkeypatch):
+    """Make every ``import numba`` fail as if the package were not installed."""
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "numba" or name.startswith("numba."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    for mod in [m for m in sys.modules if m == "numba" or m.startswith("numba.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.delitem(sys.modules, "engine.kernels.numba_jit", raising=False)
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    # importlib.import_module bypasses builtins.__import__; None in sys.modules blocks it.
+    monkeypatch.setitem(sys.modules, "numba", None)
+
+
+def test_missing_numba_gives_clear_error(monkeypatch):
+    _block_numba(monkeypatch)
+    with pytest.raises(ImportError):
+        importlib.import_module("numba")
+    with pytest.raises(BackendUnavailableError, match="pip install numba") as info:
+        get_kernels("numba")
+    assert isinstance(info.value.__cause__, ImportError)
+    # The NumPy backend keeps working, and layers asking for numba fail the same way.
+    assert get_kernels("numpy") is numpy_ref
+    from engine.module import Module
+
+    with pytest.raises(BackendUnavailableError):
+        Module(backend="numba")
+    monkeypatch.setenv(backend.ENV_VAR, "numba")
+    with pytest.raises(BackendUnavailableError):
+        get_kernels()
+
+
+def _public_functions(module):
+    return {name for name, obj in vars(module).items()
+            if not name.startswith("_") and inspect.isfunction(obj)
+            and obj.__module__ == module.__name__}
+
+
+def test_same_public_names_and_signatures(numba_jit):
+    ref_names = set(numpy_ref.__all__)
+    assert ref_names == set(numba_jit.__all__)
+    assert ref_names == _public_functions(numpy_ref) == _public_functions(numba_jit)
+    for name in sorted(ref_names):
+        assert inspect.signature(getattr(numba_jit, name)) == inspect.signature(getattr(numpy_ref, name)), name
+        assert getattr(numba_jit, name).__doc__, f"{name} has no docstring"
+    expected = {"selective_scan_fwd", "selective_scan_bwd", "mingru_fwd", "mingru_bwd", "gru_fwd",
+                "gru_bwd", "causal_conv1d_fwd", "causal_conv1d_bwd", "warmup"}
+    assert expected <= ref_names
+
+
+def test_warmup_returns_seconds(numba_jit):
+    assert numpy_ref.warmup() == 0.0
+    spent = numba_jit.warmup((np.float64,))
+    assert isinstance(spent, float) and spent >= 0.0
+    for k in (numpy_ref, numba_jit):
+        with pytest.raises(ValueError):
+            k.warmup((np.int32,))

@@ -1,0 +1,277 @@
+"""The compiled kernels (engine.kernels.numba_jit) against the NumPy reference.
+
+numpy_ref is the definition of correct; every numba kernel must reproduce it to
+rounding (relative max error 1e-10 in float64, 1e-4 in float32, measured as
+``max|a - b| / max|b|``), keep the input dtype, and give bit-identical results run
+after run and whatever the number of threads.
+
+The first import compiles every kernel (slow on a cold cache), so the module-scoped
+``nb`` fixture compiles once and all tests share it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.backend import BackendUnavailableError, get_kernels
+from engine.kernels import numpy_ref as ref
+
+TOL = {np.float64: 1e-10, np.float32: 1e-4}
+DTYPES = [np.float64, np.float32]
+
+# (batch, seq_len, channels d, states n, hidden H, conv width k)
+SHAPES = {
+    "small": (2, 7, 6, 4, 4, 4),
+    "batch1": (1, 9, 5, 3, 5, 3),
+    "seq1": (3, 1, 4, 2, 3, 4),
+    "odd": (3, 13, 7, 5, 7, 3),
+    "single-channel": (2, 6, 1, 1, 1, 1),
+    # seq_len >= 1024 with 17 states: the scan backward walks several checkpointed blocks
+    "long": (1, 1100, 3, 17, 3, 4),
+}
+
+
+@pytest.fixture(scope="module")
+def nb():
+    try:
+        kernels = get_kernels("numba")
+    except BackendUnavailableError as exc:      # only a missing numba package skips
+        pytest.skip(str(exc))
+    kernels.warmup()
+    return kernels
+
+
+def rel_err(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    scale = np.max(np.abs(b)) if b.size else 0.0
+    diff = np.max(np.abs(a - b)) if b.size else 0.0
+    return diff / scale if scale > 0 else diff
+
+
+def assert_close(got, want, dtype, what):
+    got = got if isinstance(got, tuple) else (got,)
+    want = want if isinstance(want, tuple) else (want,)
+    assert len(got) == len(want), what
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert isinstance(g, np.ndarray), f"{what}[{i}] is not an array"
+        assert g.shape == w.shape, f"{what}[{i}]: shape {g.shape} != {w.shape}"
+        assert g.dtype == np.dtype(dtype), f"{what}[{i}]: dtype {g.dtype} != {np.dtype(dtype)}"
+        assert w.dtype == np.dtype(dtype)
+        err = rel_err(g, w)
+        assert err <= TOL[dtype], f"{what}[{i}]: relative error {err:.3g} > {TOL[dtype]:g}"
+
+
+def make_inputs(shape, dtype, seed=0):
+    """Inputs in the ranges the layers produce (positive steps, negative A, gates in (0, 1))."""
+    b, L, d, n, H, k = shape
+    rng = np.random.default_rng(seed)
+
+    def r(*s, scale=1.0):
+        return (rng.standard_normal(s) * scale).astype(dtype)
+
+    sc = dict(
+        u=r(b, L, d), delta=np.log1p(np.exp(r(b, L, d) - 1.5)).astype(dtype),
+        A=(-np.exp(r(d, n, scale=0.5))).astype(dtype), B=r(b, L, n), C=r(b, L, n), D=r(d),
+        dy=r(b, L, d), dt=r(b, L, d) - 1, z=r(b, L, d, scale=2.0),
+    )
+    mg = dict(z=(1 / (1 + np.exp(-r(b, L, H)))).astype(dtype), h_tilde=r(b, L, H), dh=r(b, L, H),
+              z_logit=r(b, L, H, scale=2.0))
+    gru = dict(gi=r(b, L, 3 * H), W_hh=r(3 * H, H, scale=H ** -0.5), b_hh=r(3 * H, scale=0.3),
+               dh=r(b, L, H))
+    conv = dict(x=r(b, L, d), weight=r(d, k), bias=r(d), dy=r(b, L, d))
+    return sc, mg, gru, conv
+
+
+def run_all(kernels, inputs):
+    """Every kernel of ``kernels`` on ``inputs``; backward kernels get the reference forward."""
+    sc, mg, gru, conv = inputs
+    scan = (sc["u"], sc["delta"], sc["A"], sc["B"], sc["C"], sc["D"])
+    gated = (sc["u"], sc["dt"], sc["A"], sc["B"], sc["C"], sc["D"], sc["z"])
+    h_mg = ref.mingru_fwd(mg["z"], mg["h_tilde"])
+    h_lg = ref.mingru_logits_fwd(mg["z_logit"], mg["h_tilde"])
+    h_gru, gates = ref.gru_fwd(gru["gi"], gru["W_hh"], gru["b_hh"])
+    return {
+        "selective_scan_fwd": kernels.selective_scan_fwd(*scan),
+        "selective_scan_bwd": kernels.selective_scan_bwd(*scan, sc["dy"]),
+        "selective_scan_gated_fwd": kernels.selective_scan_gated_fwd(*gated),
+        "selective_scan_gated_bwd": kernels.selective_scan_gated_bwd(*gated, sc["dy"]),
+        "mingru_fwd": kernels.mingru_fwd(mg["z"], mg["h_tilde"]),
+        "mingru_bwd": kernels.mingru_bwd(mg["z"], mg["h_tilde"], h_mg, mg["dh"]),
+        "mingru_logits_fwd": kernels.mingru_logits_fwd(mg["z_logit"], mg["h_tilde"]),
+        "mingru_logits_bwd": kernels.mingru_logits_bwd(mg["z_logit"], mg["h_tilde"], h_lg, mg["dh"]),
+        "gru_fwd": kernels.gru_fwd(gru["gi"], gru["W_hh"], gru["b_hh"]),
+        "gru_bwd": kernels.gru_bwd(gru["gi"], gru["W_hh"], gru["b_hh"], h_gru, gates, gru["dh"]),
+        "causal_conv1d_fwd": kernels.causal_conv1d_fwd(conv["x"], conv["weight"], conv["bias"]),
+        "causal_conv1d_bwd": kernels.causal_conv1d_bwd(conv["x"], conv["weight"], conv["dy"]),
+        "causal_conv1d_silu_fwd": kernels.causal_conv1d_silu_fwd(conv["x"], conv["weight"], conv["bias"]),
+        "causal_conv1d_silu_bwd": kernels.causal_conv1d_silu_bwd(
+            conv["x"], conv["weight"], conv["bias"], conv["dy"]),
+    }
+
+
+# --------------------------------------------------------------------------------
+# Kernel parity
+# --------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+def test_kernel_parity(nb, shape, dtype):
+    inputs = make_inputs(shape, dtype)
+    want = run_all(ref, inputs)
+    got = run_all(nb, inputs)
+    assert set(got) == set(ref.__all__) - {"warmup"}
+    for name in want:
+        assert_close(got[name], want[name], dtype, name)
+
+
+def test_parity_check_can_fail(nb):
+    # The tolerance catches a real error: a wrong D shows in y.
+    sc, *_ = make_inputs(SHAPES["small"], np.float64)
+    args = [sc[k] for k in ("u", "delta", "A", "B", "C", "D")]
+    y = nb.selective_scan_fwd(*args)
+    args[5] = args[5] * (1 + 1e-8)
+    assert rel_err(y, ref.selective_scan_fwd(*args)) > TOL[np.float64]
+
+
+def test_mixed_and_strided_inputs(nb):
+    # float32 mixed with float64 computes in float64; non-contiguous views are accepted.
+    sc, mg, gru, conv = make_inputs(SHAPES["odd"], np.float64, seed=3)
+    u_wide = np.repeat(sc["u"], 2, axis=2)[:, :, ::2]                  # a strided view
+    assert not u_wide.flags.c_contiguous
+    args = (u_wide, sc["delta"].astype(np.float32), np.asfortranarray(sc["A"]), sc["B"], sc["C"], sc["D"])
+    y = nb.selective_scan_fwd(*args)
+    assert y.dtype == np.float64
+    want = ref.selective_scan_fwd(sc["u"], sc["delta"].astype(np.float32).astype(np.float64),
+                                  sc["A"], sc["B"], sc["C"], sc["D"])
+    assert rel_err(y, want) <= TOL[np.float64]
+    h = nb.mingru_fwd(mg["z"].astype(np.float32), mg["h_tilde"].astype(np.float32))
+    assert h.dtype == np.float32
+    dx, dw, db = nb.causal_conv1d_bwd(conv["x"][:, ::-1], conv["weight"].T.copy().T, conv["dy"])
+    want = ref.causal_conv1d_bwd(np.ascontiguousarray(conv["x"][:, ::-1]), conv["weight"], conv["dy"])
+    assert_close((dx, dw, db), want, np.float64, "conv on views")
+
+
+@pytest.mark.parametrize("call", [
+    lambda k: k.selective_scan_fwd(np.zeros((2, 3, 4)), np.zeros((2, 3, 4)), np.zeros((4, 2)),
+                                   np.zeros((2, 3, 2)), np.zeros((2, 3, 3)), np.zeros(4)),
+    lambda k: k.selective_scan_bwd(np.zeros((2, 3, 4)), np.zeros((2, 3, 4)), np.zeros((4, 2)),
+                                   np.zeros((2, 3, 2)), np.zeros((2, 3, 2)), np.zeros(4), np.zeros((2, 3, 5))),
+    lambda k: k.mingru_fwd(np.zeros((2, 3, 4)), np.zeros((2, 3, 5))),
+    lambda k: k.gru_fwd(np.zeros((2, 3, 7)), np.zeros((7, 2)), np.zeros(7)),
+    lambda k: k.gru_fwd(np.zeros((2, 3, 6)), np.zeros((6, 3)), np.zeros(6)),
+    lambda k: k.causal_conv1d_fwd(np.zeros((2, 3, 4)), np.zeros((3, 2)), np.zeros(4)),
+    lambda k: k.causal_conv1d_bwd(np.zeros((2, 3)), np.zeros((3, 2)), np.zeros((2, 3))),
+], ids=["scan-C", "scan-dy", "mingru", "gru-3H", "gru-W", "conv-w", "conv-ndim"])
+def test_bad_shapes_raise(nb, call):
+    with pytest.raises(ValueError):
+        call(nb)
+
+
+def test_non_numeric_input_raises(nb):
+    with pytest.raises(TypeError):
+        nb.mingru_fwd(np.zeros((1, 2, 3), dtype=complex), np.zeros((1, 2, 3)))
+
+
+def test_nan_propagates(nb):
+    # No fast-math: a NaN in the input must reach the outputs it feeds, exactly as in NumPy.
+    sc, *_ = make_inputs(SHAPES["small"], np.float64)
+    args = [sc[k].copy() for k in ("u", "delta", "A", "B", "C", "D")]
+    args[1][0, 2, 1] = np.nan
+    y = nb.selective_scan_fwd(*args)
+    y_ref = ref.selective_scan_fwd(*args)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
+    assert np.isnan(y[0, 2:, 1]).all() and not np.isnan(y[1]).any()
+    grads = nb.selective_scan_bwd(*args, sc["dy"])
+    grads_ref = ref.selective_scan_bwd(*args, sc["dy"])
+    for g, gr in zip(grads, grads_ref):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(gr))
+
+
+# --------------------------------------------------------------------------------
+# The scan's own exp
+# --------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_compiled_exp(nb, dtype):
+    from engine.kernels import numba_jit
+
+    rng = np.random.default_rng(0)
+    lo, hi = (-750.0, 712.0) if dtype == np.float64 else (-106.0, 90.0)
+    x = np.concatenate([rng.uniform(lo, hi, 200_000), rng.standard_normal(100_000) * 3,
+                        np.linspace(lo, hi, 10_001)]).astype(dtype)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30], dtype=dtype)
+    x = np.concatenate([x, special])
+    got = numba_jit._vector_exp(x)
+    with np.errstate(over="ignore", under="ignore"):
+        want = np.exp(x)
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want) & (want >= np.finfo(dtype).tiny)       # normal results
+    ulps = np.abs(got[finite] - want[finite]) / np.spacing(want[finite])
+    assert ulps.max() <= 4
+    sub = np.isfinite(want) & ~finite                                  # subnormal and zero results
+    assert np.all(np.abs(got[sub] - want[sub]) <= 2 * np.finfo(dtype).smallest_subnormal)
+
+
+# --------------------------------------------------------------------------------
+# Determinism
+# --------------------------------------------------------------------------------
+def _flat_bytes(out):
+    out = out if isinstance(out, tuple) else (out,)
+    return [o.tobytes() for o in out]
+
+
+@pytest.mark.parametrize("shape", [SHAPES["small"], (2, 300, 33, 64, 17, 4)], ids=["small", "chunked"])
+def test_bit_identical_runs_and_thread_counts(nb, shape):
+    import numba
+
+    inputs = make_inputs(shape, np.float64, seed=7)
+    saved = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        first = run_all(nb, inputs)
+        runs = [run_all(nb, inputs) for _ in range(2)]
+        numba.set_num_threads(1)
+        runs.append(run_all(nb, inputs))
+    finally:
+        numba.set_num_threads(saved)
+    for name, out in first.items():
+        for again in runs:
+            assert _flat_bytes(again[name]) == _flat_bytes(out), f"{name} is not bit-identical"
+
+
+# --------------------------------------------------------------------------------
+# Forecasters: numpy backend vs numba backend
+# --------------------------------------------------------------------------------
+MODELS = ["mamba", "mingru", "gru", "hybrid"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("name", MODELS)
+def test_forecaster_parity(nb, name, dtype):
+    models = pytest.importorskip("models")
+    kw = dict(input_size=3, hidden_size=8, d_state=5, n_layers=2, horizon=2, dtype=dtype, seed=11)
+    m_ref = models.build_model(name, backend="numpy", **kw)
+    m_nb = models.build_model(name, backend="numba", **kw)
+    rng = np.random.default_rng(4)
+    # Move away from the initialisation so every parameter (A_log, dt_proj) matters.
+    for (key, p_ref, _), (key_nb, p_nb, _) in zip(m_ref.named_parameters(), m_nb.named_parameters()):
+        assert key == key_nb
+        p_ref[...] = p_ref + (0.3 * rng.standard_normal(p_ref.shape)).astype(dtype)
+        p_nb[...] = p_ref
+    x = rng.standard_normal((3, 24, 3)).astype(dtype)
+    dy = rng.standard_normal((3, 2)).astype(dtype)
+
+    outs = {}
+    for backend, model in (("numpy", m_ref), ("numba", m_nb)):
+        model.zero_grad()
+        y = model.forward(x)
+        dx = model.backward(dy)
+        outs[backend] = (y, dx, model.grads())
+    y_r, dx_r, g_r = outs["numpy"]
+    y_n, dx_n, g_n = outs["numba"]
+    assert_close(y_n, y_r, dtype, f"{name} forward")
+    assert_close(dx_n, dx_r, dtype, f"{name} input gradient")
+    assert list(g_n) == list(g_r)
+    for key in g_r:
+        assert_close(g_n[key], g_r[key], dtype, f"{name} grad {key}")
