@@ -827,7 +827,7 @@ def _run_kernels(report, sizes, dtypes, has_numba, timer, log):
                 args = make_kernel_args(kernel, size, dtype)
                 row = {"kernel": kernel, "size": size.label(kernel), "dtype": np.dtype(dtype).name,
                        "numpy": time_median(lambda: getattr(ref, kernel)(*args), **timer).median,
-                       "numba": None, "speedup": None, "floor": None, "floor_fraction": None,
+                       "numba": None, "numba_1t": None, "speedup": None, "floor": None, "floor_fraction": None,
                        "parity": None}
                 if jit is not None:
                     expected = getattr(ref, kernel)(*args)
@@ -835,12 +835,30 @@ def _run_kernels(report, sizes, dtypes, has_numba, timer, log):
                                                   f"{kernel} {size.name} {np.dtype(dtype).name}")
                     row["numba"] = time_median(lambda: getattr(jit, kernel)(*args), **timer).median
                     row["speedup"] = row["numpy"] / row["numba"]
+                    row["numba_1t"] = _one_thread(lambda: time_median(lambda: getattr(jit, kernel)(*args), **timer).median)
                 if kernel.startswith("selective_scan"):
                     row["floor"] = floor
                     if row["numba"]:
                         row["floor_fraction"] = floor / row["numba"]
                 report.kernels.append(row)
                 log(_kernel_line(row))
+
+
+def _one_thread(fn):
+    """Run ``fn()`` with Numba limited to one thread.
+
+    Parallel kernels wait at a barrier for every thread; on a busy machine one
+    descheduled thread costs a whole scheduler tick. The one-thread time is immune to
+    that, so the pair of columns tells kernel cost from thread-scheduling noise.
+    """
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(before)
 
 
 def _kernel_line(row) -> str:
@@ -1012,11 +1030,13 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     tables = []
     if report.kernels:
         tables.append((
-            "Kernels (median ms per call; floor fraction = exp floor / numba time)",
-            ["kernel", "size", "dtype", "numpy ms", "numba ms", "speed-up", "exp floor ms",
-             "floor fraction", "parity err"],
+            "Kernels (median ms per call; floor fraction = exp floor / numba time; the exp floor "
+            "is one np.exp over b*L*d*n values, single-threaded)",
+            ["kernel", "size", "dtype", "numpy ms", "numba ms", "speed-up", "numba 1-thread ms",
+             "exp floor ms", "floor fraction", "parity err"],
             [[r["kernel"], r["size"], r["dtype"], _ms(r["numpy"]), _ms(r["numba"]), _x(r["speedup"]),
-              _ms(r["floor"]), _f(r["floor_fraction"]), _err(r["parity"])] for r in report.kernels]))
+              _ms(r.get("numba_1t")), _ms(r["floor"]), _f(r["floor_fraction"]), _err(r["parity"])]
+             for r in report.kernels]))
     if report.train:
         size = report.train[0]["size"]
         tables.append((

@@ -425,10 +425,13 @@ def _cost(spec: RunSpec) -> float:
 
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Cancel queued runs and end the workers still training (after a failure)."""
-    pool.shutdown(wait=False, cancel_futures=True)
     # The executor has no public way to stop a running task; its process table is the
-    # only handle on workers that would otherwise train for minutes to no purpose.
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+    # only handle on workers that would otherwise train for minutes to no purpose (and
+    # keep this process waiting for them at exit). shutdown() drops the table, so it is
+    # read first.
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
         if proc.is_alive():
             proc.terminate()
 

@@ -188,8 +188,12 @@ def test_nan_propagates(nb):
 
 
 # --------------------------------------------------------------------------------
-# The scan's own exp
+# The compiled elementwise maths (vectorisable exp, softplus, sigmoid)
 # --------------------------------------------------------------------------------
+def _ulps(got, want, dtype):
+    return np.abs(got - want) / np.spacing(np.abs(want).astype(dtype))
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 def test_compiled_exp(nb, dtype):
     from engine.kernels import numba_jit
@@ -200,17 +204,35 @@ def test_compiled_exp(nb, dtype):
                         np.linspace(lo, hi, 10_001)]).astype(dtype)
     special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30], dtype=dtype)
     x = np.concatenate([x, special])
-    got = numba_jit._vector_exp(x)
+    got = numba_jit._vector_math(x, "exp")
     with np.errstate(over="ignore", under="ignore"):
         want = np.exp(x)
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
-    finite = np.isfinite(want) & (want >= np.finfo(dtype).tiny)       # normal results
-    ulps = np.abs(got[finite] - want[finite]) / np.spacing(want[finite])
-    assert ulps.max() <= 4
-    sub = np.isfinite(want) & ~finite                                  # subnormal and zero results
+    normal = np.isfinite(want) & (want >= np.finfo(dtype).tiny)
+    assert _ulps(got[normal], want[normal], dtype).max() <= 4
+    sub = np.isfinite(want) & ~normal                                  # subnormal and zero results
     assert np.all(np.abs(got[sub] - want[sub]) <= 2 * np.finfo(dtype).smallest_subnormal)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_compiled_softplus_and_sigmoid(nb, dtype):
+    from engine.kernels import numba_jit
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.standard_normal(100_000) * 4, rng.uniform(-80, 80, 50_000),
+                        np.linspace(-30, 30, 6001), [np.nan, np.inf, -np.inf, 0.0]]).astype(dtype)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        soft = np.logaddexp(np.float64(0), x.astype(np.float64))
+        sig = 1 / (1 + np.exp(-x.astype(np.float64)))
+    for fn, want in (("softplus", soft), ("sigmoid", sig)):
+        got = numba_jit._vector_math(x, fn)
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=fn)
+        ok = np.isfinite(want) & (np.abs(want) >= np.finfo(dtype).tiny)
+        assert _ulps(got[ok], want[ok], dtype).max() <= 6, fn
+        np.testing.assert_array_equal(got[np.isinf(want)], want[np.isinf(want)])
 
 
 # --------------------------------------------------------------------------------

@@ -209,33 +209,91 @@ def _exp_overload(x):
     return None
 
 
+def _log1p01(e):
+    """``log1p(e)`` for ``0 <= e <= 1`` inside compiled code (see the overload)."""
+    return math.log1p(e)
+
+
+@overload(_log1p01, inline="always")
+def _log1p01_overload(e):
+    # log1p(e) = 2 atanh(s) with s = e / (2 + e) in [0, 1/3]: the odd series of atanh
+    # converges by s**2 <= 1/9 per term and keeps full relative accuracy for tiny e
+    # (where 1 + e would round to 1). Branch-free, so softplus vectorises too.
+    if e == types.float64:
+        def log1p64(e):
+            s = e / (2.0 + e)
+            q = s * s
+            p = 1.0 / 33.0
+            p = p * q + 1.0 / 31.0
+            p = p * q + 1.0 / 29.0
+            p = p * q + 1.0 / 27.0
+            p = p * q + 1.0 / 25.0
+            p = p * q + 1.0 / 23.0
+            p = p * q + 1.0 / 21.0
+            p = p * q + 1.0 / 19.0
+            p = p * q + 1.0 / 17.0
+            p = p * q + 1.0 / 15.0
+            p = p * q + 1.0 / 13.0
+            p = p * q + 1.0 / 11.0
+            p = p * q + 1.0 / 9.0
+            p = p * q + 1.0 / 7.0
+            p = p * q + 1.0 / 5.0
+            p = p * q + 1.0 / 3.0
+            p = p * q + 1.0
+            return 2.0 * s * p
+        return log1p64
+    if e == types.float32:
+        def log1p32(e):
+            f = np.float32
+            s = e / (f(2.0) + e)
+            q = s * s
+            p = f(1.0 / 15.0)
+            p = p * q + f(1.0 / 13.0)
+            p = p * q + f(1.0 / 11.0)
+            p = p * q + f(1.0 / 9.0)
+            p = p * q + f(1.0 / 7.0)
+            p = p * q + f(1.0 / 5.0)
+            p = p * q + f(1.0 / 3.0)
+            p = p * q + f(1.0)
+            return f(2.0) * s * p
+        return log1p32
+    return None
+
+
 @njit(**_JIT_SCAN)
-def _exp_kernel(x, out):
+def _elementwise_kernel(x, which, out):
+    zero = x.dtype.type(0)
+    one = x.dtype.type(1)
     for i in prange(x.size):
-        out[i] = _exp(x[i])
+        if which == 0:
+            out[i] = _exp(x[i])
+        elif which == 1:
+            out[i] = _softplus(x[i], zero, one)
+        else:
+            out[i] = _sigmoid(x[i], one)
 
 
-def _vector_exp(x):
-    """The compiled exp applied to a 1-D array (used by the tests of the exp itself)."""
+def _vector_math(x, fn):
+    """The compiled ``"exp"``, ``"softplus"`` or ``"sigmoid"`` over an array (for tests)."""
     (x,) = _as_float_arrays(["x"], [x])
-    flat = x.ravel()
+    flat = np.ascontiguousarray(x.ravel())
     out = np.empty_like(flat)
-    _exp_kernel(flat, out)
+    _elementwise_kernel(flat, ("exp", "softplus", "sigmoid").index(fn), out)
     return out.reshape(x.shape)
 
 
-
-# Scalar helpers. ``one``/``zero`` carry the dtype: a literal 1.0 would be float64.
-@njit(cache=True, error_model="numpy")
+# Scalar helpers, inlined (at Numba IR level) so the loops that call them vectorise.
+# ``one``/``zero`` carry the dtype: a literal 1.0 would be float64.
+@njit(inline="always", error_model="numpy")
 def _sigmoid(x, one):
     # _exp(-x) -> inf for very negative x gives 0, -> 0 for large x gives 1: no overflow
     return one / (one + _exp(-x))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def _softplus(x, zero, one):
     # max(x, 0) + log1p(e^-|x|): no overflow, keeps small values; NaN stays NaN
-    return (x if x > zero else zero) + math.log1p(_exp(-abs(x)))
+    return (x if x > zero else zero) + _log1p01(_exp(-abs(x)))
 
 
 # ----------------------------------------------------------------------------------
@@ -254,11 +312,23 @@ def _scan_fwd_kernel(u, dt, A, B, C, D, z, gated, nck, y):
         c0 = ci * d // nck
         c1 = (ci + 1) * d // nck
         h = np.zeros((c1 - c0, n), dtype=u.dtype)        # only the running state
+        dl = np.empty(c1 - c0, dtype=u.dtype)            # delta of this step, per channel
+        gate = np.empty(c1 - c0, dtype=u.dtype)
         for t in range(L):
+            # The softplus and the gate run over contiguous channels, so they vectorise.
+            dtr = dt[bi, t]
+            if gated:
+                zr = z[bi, t]
+                for c in range(c0, c1):
+                    dl[c - c0] = _softplus(dtr[c], zero, one)
+                    gate[c - c0] = zr[c] * _sigmoid(zr[c], one)
+            else:
+                for c in range(c0, c1):
+                    dl[c - c0] = dtr[c]
             Bt = B[bi, t]
             Ct = C[bi, t]
             for c in range(c0, c1):
-                dlt = _softplus(dt[bi, t, c], zero, one) if gated else dt[bi, t, c]
+                dlt = dl[c - c0]
                 dbu = dlt * u[bi, t, c]
                 hc = h[c - c0]
                 Ac = A[c]
@@ -269,10 +339,7 @@ def _scan_fwd_kernel(u, dt, A, B, C, D, z, gated, nck, y):
                 for k in range(n):
                     acc += Ct[k] * hc[k]
                 yv = acc + D[c] * u[bi, t, c]
-                if gated:
-                    zv = z[bi, t, c]
-                    yv = yv * (zv * _sigmoid(zv, one))
-                y[bi, t, c] = yv
+                y[bi, t, c] = yv * gate[c - c0] if gated else yv
 
 
 @njit(**_JIT_SCAN)
@@ -288,14 +355,22 @@ def _scan_checkpoints(u, dt, A, B, gated, nck, tb, ck):
         c0 = ci * d // nck
         c1 = (ci + 1) * d // nck
         h = np.zeros((c1 - c0, n), dtype=u.dtype)
+        dl = np.empty(c1 - c0, dtype=u.dtype)
         for t in range(L):
             if t > 0 and t % tb == 0:
                 for c in range(c0, c1):
                     for k in range(n):
                         ck[t // tb, bi, c, k] = h[c - c0, k]
+            dtr = dt[bi, t]
+            if gated:
+                for c in range(c0, c1):
+                    dl[c - c0] = _softplus(dtr[c], zero, one)
+            else:
+                for c in range(c0, c1):
+                    dl[c - c0] = dtr[c]
             Bt = B[bi, t]
             for c in range(c0, c1):
-                dlt = _softplus(dt[bi, t, c], zero, one) if gated else dt[bi, t, c]
+                dlt = dl[c - c0]
                 dbu = dlt * u[bi, t, c]
                 hc = h[c - c0]
                 Ac = A[c]
@@ -329,8 +404,27 @@ def _scan_bwd_kernel(u, dt, A, B, C, D, z, dy, gated, nck, tb, du, ddt, dA, dB, 
             c1 = (ci + 1) * d // nck
             hs = np.empty((tl + 1, n), dtype=u.dtype)   # hs[s] = h[t0 + s - 1]
             aa = np.empty((tl, n), dtype=u.dtype)       # aa[s] = exp(delta[t0 + s] * A)
-            dl = np.empty(tl, dtype=u.dtype)            # delta[t0 + s]
             ys = np.empty(tl, dtype=u.dtype)            # y[t0 + s] before the gate
+            # delta, sigmoid(dt) and sigmoid(z) of the block for the chunk's channels,
+            # computed over contiguous channels so that they vectorise
+            cw = c1 - c0
+            dlb = np.empty((tl, cw), dtype=u.dtype)
+            sdb = np.empty((tl, cw) if gated else (0, 0), dtype=u.dtype)
+            szb = np.empty((tl, cw) if gated else (0, 0), dtype=u.dtype)
+            for s in range(tl):
+                dtr = dt[bi, t0 + s]
+                dls = dlb[s]
+                if gated:
+                    zr = z[bi, t0 + s]
+                    sds = sdb[s]
+                    szs = szb[s]
+                    for c in range(c0, c1):
+                        dls[c - c0] = _softplus(dtr[c], zero, one)
+                        sds[c - c0] = _sigmoid(dtr[c], one)
+                        szs[c - c0] = _sigmoid(zr[c], one)
+                else:
+                    for c in range(c0, c1):
+                        dls[c - c0] = dtr[c]
             pBt = pB[ci, bi]
             pCt = pC[ci, bi]
             for s in range(tl):
@@ -345,8 +439,7 @@ def _scan_bwd_kernel(u, dt, A, B, C, D, z, dy, gated, nck, tb, du, ddt, dA, dB, 
                     hs[0, k] = ck[blk, bi, c, k]
                 for s in range(tl):
                     t = t0 + s
-                    dlt = _softplus(dt[bi, t, c], zero, one) if gated else dt[bi, t, c]
-                    dl[s] = dlt
+                    dlt = dlb[s, c - c0]
                     dbu = dlt * u[bi, t, c]
                     Bt = B[bi, t]
                     hp = hs[s]
@@ -364,12 +457,12 @@ def _scan_bwd_kernel(u, dt, A, B, C, D, z, dy, gated, nck, tb, du, ddt, dA, dB, 
                         ys[s] = acc + D[c] * u[bi, t, c]
                 for s in range(tl - 1, -1, -1):
                     t = t0 + s
-                    dlt = dl[s]
+                    dlt = dlb[s, c - c0]
                     uu = u[bi, t, c]
                     dbu = dlt * uu
                     if gated:
                         zv = z[bi, t, c]
-                        sg = _sigmoid(zv, one)
+                        sg = szb[s, c - c0]
                         dov = dy[bi, t, c]
                         dz[bi, t, c] = dov * ys[s] * (sg * (one + zv * (one - sg)))
                         dyv = dov * (zv * sg)
@@ -395,7 +488,7 @@ def _scan_bwd_kernel(u, dt, A, B, C, D, z, dy, gated, nck, tb, du, ddt, dA, dB, 
                         gc[k] = gk * a_s[k]
                     ddv = gaA + gB * uu
                     if gated:
-                        ddv = ddv * _sigmoid(dt[bi, t, c], one)
+                        ddv = ddv * sdb[s, c - c0]
                     ddt[bi, t, c] = ddv
                     du[bi, t, c] = dyv * D[c] + gB * dlt
                     dD_b[bi, c] += dyv * uu
