@@ -145,7 +145,7 @@ def _exp(x):
     return math.exp(x)
 
 
-@overload(_exp, inline="always")
+@overload(_exp)
 def _exp_overload(x):
     if x == types.float64:
         def exp64(x):
@@ -214,7 +214,7 @@ def _log1p01(e):
     return math.log1p(e)
 
 
-@overload(_log1p01, inline="always")
+@overload(_log1p01)
 def _log1p01_overload(e):
     # log1p(e) = 2 atanh(s) with s = e / (2 + e) in [0, 1/3]: the odd series of atanh
     # converges by s**2 <= 1/9 per term and keeps full relative accuracy for tiny e
