@@ -103,7 +103,13 @@ def add_data_arguments(p: argparse.ArgumentParser, d: dict) -> None:
     g.add_argument("--horizon", type=int, default=d["horizon"], help="days predicted (default %(default)s)")
     g.add_argument("--split", default=",".join(map(str, d["split"])),
                    help="train,validation fractions; the rest is test (default %(default)s)")
-    g.add_argument("--scaler", choices=("minmax", "standard"), default=d["scaler"], help="default %(default)s")
+    g.add_argument("--window-norm", choices=("last", "none"), default=d["window_norm"],
+                   help="per-window normalisation: 'last' expresses each window relative to its last "
+                        "input close (prices x/p0-1, volume log((v+1)/(window mean+1)), a close target "
+                        "y/p0-1; predictions p0*(1+pred)), so test prices outside the training range "
+                        "need no extrapolation; 'none' feeds raw values (default %(default)s)")
+    g.add_argument("--scaler", choices=("minmax", "standard"), default=d["scaler"],
+                   help="fitted on the training part after --window-norm (default %(default)s)")
 
 
 def run_train(args) -> int:

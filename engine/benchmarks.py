@@ -58,6 +58,7 @@ __all__ = [
     "make_torch_gru_pair",
     "compile_run",
     "time_median",
+    "time_medians",
     "machine_info",
     "run_benchmarks",
     "evaluate_targets",
@@ -615,40 +616,53 @@ class Timing:
         return self.median
 
 
-def time_median(fn: Callable, budget: float = 0.5, min_samples: int = 5, max_samples: int = 50,
-                min_sample_time: float = 2e-3) -> Timing:
-    """Median wall time of ``fn()`` with :func:`time.perf_counter`.
+def time_medians(fns: dict, budget: float = 0.5, min_samples: int = 5, max_samples: int = 50,
+                 min_sample_time: float = 2e-3) -> dict:
+    """Median wall time of each ``fn()`` in ``fns``, sampled interleaved.
 
-    Calls shorter than ``min_sample_time`` are looped inside one sample so timer
-    resolution and call overhead do not dominate. The number of samples fills
-    ``budget`` seconds within ``[min_samples, max_samples]``. The median, not the mean,
-    because the machine is shared and outliers only ever go one way.
+    Samples of the functions alternate (a, b, c, a, b, c, ...), so a change in machine
+    load hits every contender alike and their ratio (the speed-up) stays meaningful on
+    a shared machine even when the absolute times drift. The median, not the mean,
+    because outliers only ever go one way. Calls shorter than ``min_sample_time`` are
+    looped inside one sample so timer resolution and call overhead do not dominate.
 
     Parameters
     ----------
-    fn : callable
-        Already warmed up (compiled) by the caller; one extra untimed call is made here.
+    fns : dict of str to callable
+        Already warmed up (compiled) by the caller; one extra untimed call of each is
+        made here to size the loops.
     budget : float
-        Target total seconds of timed calls.
+        Target total seconds of timed calls, all functions together.
     min_samples, max_samples : int
+        Bounds on the number of samples of each function.
     min_sample_time : float
 
     Returns
     -------
-    Timing
+    dict of str to Timing
     """
-    t0 = time.perf_counter()
-    fn()
-    first = max(time.perf_counter() - t0, 1e-9)
-    loops = max(1, int(np.ceil(min_sample_time / first))) if first < min_sample_time else 1
-    samples = int(np.clip(budget / (first * loops), min_samples, max_samples))
-    times = []
-    for _ in range(samples):
+    loops, first = {}, {}
+    for name, fn in fns.items():
         t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        times.append((time.perf_counter() - t0) / loops)
-    return Timing(statistics.median(times), samples, loops)
+        fn()
+        first[name] = max(time.perf_counter() - t0, 1e-9)
+        loops[name] = max(1, int(np.ceil(min_sample_time / first[name]))) if first[name] < min_sample_time else 1
+    round_cost = sum(first[k] * loops[k] for k in fns)
+    samples = int(np.clip(budget / round_cost, min_samples, max_samples))
+    times = {name: [] for name in fns}
+    for _ in range(samples):
+        for name, fn in fns.items():
+            n = loops[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[name].append((time.perf_counter() - t0) / n)
+    return {name: Timing(statistics.median(ts), samples, loops[name]) for name, ts in times.items()}
+
+
+def time_median(fn: Callable, **kwargs) -> Timing:
+    """Median wall time of one function; see :func:`time_medians` for the keywords."""
+    return time_medians({"fn": fn}, **kwargs)["fn"]
 
 
 # ----------------------------------------------------------------------------------
@@ -822,24 +836,27 @@ def _run_kernels(report, sizes, dtypes, has_numba, timer, log):
     jit = get_kernels("numba") if has_numba else None
     for size in sizes:
         for dtype in dtypes:
-            floor = time_median(make_exp_floor(size, dtype), **timer).median
+            floor_fn = make_exp_floor(size, dtype)
             for kernel in KERNELS:
                 args = make_kernel_args(kernel, size, dtype)
                 row = {"kernel": kernel, "size": size.label(kernel), "dtype": np.dtype(dtype).name,
-                       "numpy": time_median(lambda: getattr(ref, kernel)(*args), **timer).median,
-                       "numba": None, "numba_1t": None, "speedup": None, "floor": None, "floor_fraction": None,
-                       "parity": None}
+                       "numpy": None, "numba": None, "numba_1t": None, "speedup": None, "floor": None,
+                       "floor_fraction": None, "parity": None}
+                fns = {"numpy": lambda: getattr(ref, kernel)(*args)}
                 if jit is not None:
                     expected = getattr(ref, kernel)(*args)
                     row["parity"] = assert_parity(getattr(jit, kernel)(*args), expected, dtype,
                                                   f"{kernel} {size.name} {np.dtype(dtype).name}")
-                    row["numba"] = time_median(lambda: getattr(jit, kernel)(*args), **timer).median
-                    row["speedup"] = row["numpy"] / row["numba"]
-                    row["numba_1t"] = _one_thread(lambda: time_median(lambda: getattr(jit, kernel)(*args), **timer).median)
+                    fns["numba"] = lambda: getattr(jit, kernel)(*args)
                 if kernel.startswith("selective_scan"):
-                    row["floor"] = floor
-                    if row["numba"]:
-                        row["floor_fraction"] = floor / row["numba"]
+                    fns["floor"] = floor_fn
+                for name, timing in time_medians(fns, **timer).items():
+                    row[name] = timing.median
+                if jit is not None:
+                    row["speedup"] = row["numpy"] / row["numba"]
+                    row["numba_1t"] = _one_thread(lambda: time_median(fns["numba"], **timer).median)
+                    if row["floor"]:
+                        row["floor_fraction"] = row["floor"] / row["numba"]
                 report.kernels.append(row)
                 log(_kernel_line(row))
 
@@ -877,13 +894,16 @@ def _run_train(report, size, has_numba, timer, log):
                    "size": f"b={size.batch}, L={size.seq_len}, hidden={size.d_model}, n={size.d_state}"}
             if has_numba:
                 row["parity"] = check_train_parity(name, size, dtype)
+            steps = {}
             for backend in BACKENDS if has_numba else ("numpy",):
                 model = build_forecaster(name, size, backend, dtype)
                 x, y = make_train_data(size, dtype)
                 opt, row["optimizer"] = make_optimizer(model)
-                step = make_train_step(model, x, y, opt)
-                row[backend] = time_median(step, **timer).median
-                row["share_" + backend] = kernel_share(step, backend, calls=1 if timer.get("budget", 1) == 0 else 3)
+                steps[backend] = make_train_step(model, x, y, opt)
+            for backend, timing in time_medians(steps, **timer).items():
+                row[backend] = timing.median
+                row["share_" + backend] = kernel_share(steps[backend], backend,
+                                                       calls=1 if timer.get("budget", 1) == 0 else 3)
             if row["numba"]:
                 row["speedup"] = row["numpy"] / row["numba"]
             if row["share_numpy"] is not None and row["share_numpy"] < 1:
@@ -902,14 +922,16 @@ def _run_torch(report, size, has_numba, timer, log):
         row = {"layer": layer, "torch_impl": tname, "dtype": np.dtype(dtype).name,
                "size": f"b={size.batch}, L={size.seq_len}, d_model={size.d_model}",
                "torch": None, "numpy": None, "numba": None, "parity": None}
+        fns = {}
         for backend in backends:
             torch_step, ours_step = make(size, backend, dtype)
             expected = torch_step()
             row["parity"] = max(row["parity"] or 0.0,
                                 assert_parity(ours_step(), expected, dtype, f"{layer} vs {tname} ({backend})"))
-            if row["torch"] is None:
-                row["torch"] = time_median(torch_step, **timer).median
-            row[backend] = time_median(ours_step, **timer).median
+            fns.setdefault("torch", torch_step)
+            fns[backend] = ours_step
+        for name, timing in time_medians(fns, **timer).items():
+            row[name] = timing.median
         row["speedup_vs_torch"] = row["torch"] / row["numba"] if row["numba"] else None
         report.torch.append(row)
         log(f"{layer}: torch {row['torch'] * 1e3:.2f} ms, numpy {row['numpy'] * 1e3:.2f} ms, "

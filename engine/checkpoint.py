@@ -3,8 +3,9 @@
 A checkpoint is an ``.npz`` archive. Each parameter is stored as a plain numeric array
 under ``param/<name>`` (PyTorch-style names, see ``DESIGN.md``); one more entry,
 ``meta``, is a NumPy unicode string holding JSON: the model's ``config`` (so
-``build_model(**config)`` rebuilds it), the run configuration, the fitted scalers as
-numbers, and a description of the training data. :func:`load_checkpoint` opens it
+``build_model(**config)`` rebuilds it), the run configuration, the per-window
+normalisation (``window_norm``; absent in older checkpoints, which means ``"none"``),
+the fitted scalers as numbers, and a description of the training data. :func:`load_checkpoint` opens it
 with ``allow_pickle=False``, so an archive smuggling object arrays is refused rather
 than unpickled.
 """

@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 import platform
 import shlex
-import multiprocessing
 import shutil
 import sys
 import time
@@ -34,7 +34,7 @@ from engine.errors import UserInputError
 
 __all__ = ["add_arguments", "run", "StudyPlan", "RunSpec", "plan_study", "parse_seeds",
            "parse_int_list", "default_jobs", "usable_cores", "thread_env", "execute",
-           "run_study", "train_one", "MODELS"]
+           "run_study", "train_one", "RunFailed", "MODELS"]
 
 MODELS = ("mamba", "mingru", "hybrid", "gru")
 #: Thread-count variables of the libraries a worker may load.
@@ -137,11 +137,15 @@ def _converter(default):
 
 def _choices() -> dict:
     """Allowed values of the train options that have a fixed set (as ``train`` has)."""
+    import engine.data as data
+    import engine.pipeline as pipeline
     from engine.backend import BACKENDS
-    from engine.data import SCALERS, TARGETS
-    from engine.pipeline import DTYPES, FUSIONS
-    return {"backend": BACKENDS, "fusion": FUSIONS, "dtype": DTYPES, "target": TARGETS,
-            "scaler": SCALERS}
+
+    known = {"backend": BACKENDS, "fusion": getattr(pipeline, "FUSIONS", None),
+             "dtype": getattr(pipeline, "DTYPES", None), "target": getattr(data, "TARGETS", None),
+             "scaler": getattr(data, "SCALERS", None),
+             "window_norm": getattr(data, "WINDOW_NORMS", None)}
+    return {name: tuple(values) for name, values in known.items() if values}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -342,7 +346,8 @@ class _patched_environ:
 
 def _worker_env(plan: StudyPlan) -> dict:
     env = dict(thread_env(plan.backend, plan.threads))
-    # Spawned workers must import this project even when it is not installed.
+    # Spawned workers must import this project even when it is not installed (spawn
+    # also copies sys.path, but only after the interpreter has started).
     paths = [str(_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["MPLBACKEND"] = "Agg"
@@ -355,8 +360,6 @@ def train_one(config: dict, run_dir: str) -> float:
     Nothing here depends on which process runs it or what ran there before: the
     pipeline draws every random number from generators seeded by the run's seed.
     """
-    if str(_ROOT) not in sys.path:
-        sys.path.insert(0, str(_ROOT))
     from engine.pipeline import RunConfig, run_training
 
     start = time.perf_counter()

@@ -36,7 +36,7 @@ import pandas as pd
 
 from engine.backend import BACKENDS, BackendUnavailableError
 from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.data import (FEATURES, SCALERS, TARGETS, Dataset, build_dataset, load_source,
+from engine.data import (FEATURES, SCALERS, TARGETS, WINDOW_NORMS, Dataset, build_dataset, load_source,
                          parse_source, scaler_from_dict, scaler_to_dict)
 from engine.data.frame import parse_day
 from engine.errors import CheckpointError, UserInputError
@@ -75,7 +75,13 @@ class RunConfig:
         Input window length and number of days predicted.
     split : (float, float)
         Train and validation fractions of the rows; the test part is the rest.
+    window_norm : {"last", "none"}
+        ``last``: each window relative to its last input close (prices ``x / p0 - 1``,
+        volume ``log((v + 1) / (window mean + 1))``, a close target ``y / p0 - 1``; see
+        :mod:`engine.data.dataset`), so the model never extrapolates to unseen price
+        levels. ``none``: raw values.
     scaler : {"minmax", "standard"}
+        Fitted on the training part after the window normalisation.
     hidden, d_state, layers : int
         Model width, Mamba state size, blocks per branch.
     fusion : {"scalar", "channel", "gate"}
@@ -105,6 +111,7 @@ class RunConfig:
     seq_len: int = 60
     horizon: int = 1
     split: tuple = (0.7, 0.15)
+    window_norm: str = "last"
     scaler: str = "minmax"
     hidden: int = 16
     d_state: int = 16
@@ -135,6 +142,7 @@ class RunConfig:
         self.fusion = _choice("--fusion", self.fusion, FUSIONS)
         self.target = _choice("--target", self.target, TARGETS)
         self.scaler = _choice("--scaler", self.scaler, SCALERS)
+        self.window_norm = _choice("--window-norm", self.window_norm, WINDOW_NORMS)
         self.dtype = _choice("--dtype", np.dtype(self.dtype).name if _is_dtype(self.dtype) else self.dtype,
                              DTYPES)
         self.data = str(self.data).strip()
@@ -185,7 +193,7 @@ class RunConfig:
     def data_key(self) -> tuple:
         """Everything :func:`load_dataset` depends on (two configs with equal keys share data)."""
         return (self.data, self.start, self.end, tuple(self.features), self.target, self.seq_len,
-                self.horizon, tuple(self.split), self.scaler)
+                self.horizon, tuple(self.split), self.scaler, self.window_norm)
 
 
 def _is_dtype(value) -> bool:
@@ -299,7 +307,8 @@ def load_dataset(config: RunConfig, refresh: bool = False) -> Dataset:
     config.validate()
     frame, info = load_source(config.data, config.start, config.end, refresh=refresh)
     return build_dataset(frame, features=config.features, target=config.target, seq_len=config.seq_len,
-                         horizon=config.horizon, split=config.split, scaler=config.scaler, info=info)
+                         horizon=config.horizon, split=config.split, scaler=config.scaler, info=info,
+                         window_norm=config.window_norm)
 
 
 def build_forecaster(config: RunConfig, input_size: int):
@@ -328,10 +337,10 @@ def _warm_kernels(config: RunConfig) -> None:
 
 
 def _check_dataset(config: RunConfig, dataset: Dataset) -> None:
-    if (dataset.features, dataset.target, dataset.seq_len, dataset.horizon) != \
-            (tuple(config.features), config.target, config.seq_len, config.horizon):
+    if (dataset.features, dataset.target, dataset.seq_len, dataset.horizon, dataset.window_norm) != \
+            (tuple(config.features), config.target, config.seq_len, config.horizon, config.window_norm):
         raise UserInputError("the dataset passed to run_training was built for other features, "
-                             "target, seq_len or horizon than the config")
+                             "target, seq_len, horizon or window_norm than the config")
 
 
 # -- evaluation --------------------------------------------------------------------------
@@ -394,6 +403,7 @@ def _checkpoint_meta(config: RunConfig, model, dataset: Dataset, best_epoch) -> 
         "seed": config.seed,
         "dtype": config.dtype,
         "run_config": config.to_dict(),
+        "window_norm": dataset.window_norm,
         "scalers": {"feature": scaler_to_dict(dataset.feature_scaler),
                     "target": scaler_to_dict(dataset.target_scaler)},
         "data": dataset.info,
@@ -485,9 +495,10 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
                         backend: str | None = None) -> dict:
     """Re-evaluate a saved model on its own data or on another source.
 
-    The window length, features, target, split and the *saved* scalers of the
-    training run are reused (refitting them on other data would feed the model
-    differently scaled inputs than it learnt on).
+    The window length, features, target, split, window normalisation and the *saved*
+    scalers of the training run are reused (refitting them on other data would feed
+    the model differently scaled inputs than it learnt on). Checkpoints written before
+    ``window_norm`` existed are read as ``window_norm="none"``, which is what they did.
 
     Parameters
     ----------
@@ -511,7 +522,10 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
     """
     state, meta = load_checkpoint(path)
     try:
-        config = RunConfig.from_dict(meta["run_config"])
+        run_config = dict(meta["run_config"])
+        # Older checkpoints predate window_norm and trained on raw values.
+        run_config["window_norm"] = meta.get("window_norm", run_config.get("window_norm", "none"))
+        config = RunConfig.from_dict(run_config)
         scalers = (scaler_from_dict(meta["scalers"]["feature"]), scaler_from_dict(meta["scalers"]["target"]))
         model_config = dict(meta["model_config"])
         seed, dtype = int(meta.get("seed", 0)), meta.get("dtype", "float64")
@@ -539,7 +553,7 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
     frame, info = load_source(config.data, config.start, config.end)
     dataset = build_dataset(frame, features=config.features, target=config.target, seq_len=config.seq_len,
                             horizon=config.horizon, split=config.split, scaler=config.scaler,
-                            scalers=scalers, info=info)
+                            scalers=scalers, info=info, window_norm=config.window_norm)
     if dataset.n_features != model_config.get("input_size", dataset.n_features):
         raise CheckpointError(f"{path}: the model takes {model_config['input_size']} features, "
                               f"the data gives {dataset.n_features}")

@@ -116,6 +116,30 @@ def test_evaluate_reproduces_the_run_metrics(trained, tmp_path, capsys):
     assert again["naive"] == saved["naive"]
 
 
+def test_window_norm_is_saved_and_reused_by_evaluate(trained, tmp_path, capsys):
+    from engine.checkpoint import load_checkpoint, save_checkpoint
+
+    out, data = trained
+    assert json.loads((out / "config.json").read_text())["window_norm"] == "last"   # the default
+    assert load_checkpoint(out / "checkpoint.npz")[1]["window_norm"] == "last"
+    raw_run = tmp_path / "raw"
+    assert cli.main(["train", "--data", data, "--out", str(raw_run), *TINY, "--window-norm", "none"]) == 0
+    assert json.loads((raw_run / "config.json").read_text())["window_norm"] == "none"
+    saved = json.loads((raw_run / "metrics.json").read_text())
+    # A checkpoint from before window_norm existed (no key anywhere) is read as "none".
+    state, meta = load_checkpoint(raw_run / "checkpoint.npz")
+    del meta["window_norm"], meta["run_config"]["window_norm"]
+    old = tmp_path / "old.npz"
+    save_checkpoint(old, state, meta)
+    for ckpt in (raw_run / "checkpoint.npz", old):
+        target = tmp_path / f"eval-{ckpt.stem}.json"
+        assert cli.main(["evaluate", "--checkpoint", str(ckpt), "--out", str(target)]) == 0
+        again = json.loads(target.read_text())
+        for key, value in saved["test"].items():
+            assert again["test"][key] == pytest.approx(value, rel=1e-9, nan_ok=True)
+    capsys.readouterr()
+
+
 def test_evaluate_on_other_data_uses_the_saved_scalers(trained, tmp_path, capsys):
     out, _ = trained
     other = write_csv(tmp_path / "other.csv", price_frame(160, seed=9))
@@ -164,6 +188,7 @@ def test_failure_while_writing_leaves_nothing(tmp_path, prices, monkeypatch):
     (["--split", "0.7"], "two fractions"),
     (["--split", "a,b"], "two fractions"),
     (["--features", "close,price"], "unknown feature"),
+    (["--window-norm", "zscore"], "invalid choice"),
     (["--data", "ftp:AAPL"], "unknown data source"),
     (["--data", "sample:TSLA"], "no bundled sample"),
     (["--start", "yesterday"], "--start"),

@@ -49,11 +49,18 @@ def test_csv_columns_are_case_insensitive_and_adj_close_is_preferred(tmp_path):
     path = write_csv(tmp_path / "p.csv", raw)
     frame, info = load_source(path)
     assert info["source"] == "csv" and info["ticker"] == "p"
-    ds = build_dataset(frame, features=("open", "close"), seq_len=5, split=(0.6, 0.2))
+    ds = build_dataset(frame, features=("open", "close"), seq_len=5, split=(0.6, 0.2), window_norm="none")
     # close is the adjusted close, open is scaled by the same day's adj/close factor
-    np.testing.assert_allclose(ds.base_price, raw["adj_close"].to_numpy()[4:4 + len(ds.base_price)])
+    adj = raw["adj_close"].to_numpy()
+    np.testing.assert_allclose(ds.base_price, adj[4:4 + len(ds.base_price)])
     opened = ds.feature_scaler.inverse_transform(ds.X[:, -1, :])[:, 0]
     np.testing.assert_allclose(opened, 0.5 * raw["open"].to_numpy()[4:4 + len(opened)])
+    # Relative to the window's last adjusted close, the adjustment factor cancels.
+    rel = build_dataset(frame, features=("open", "close"), seq_len=5, split=(0.6, 0.2), window_norm="last")
+    np.testing.assert_allclose(rel.base_price, ds.base_price)
+    opened = rel.feature_scaler.inverse_transform(rel.X[:, -1, :])[:, 0]
+    n = len(opened)
+    np.testing.assert_allclose(opened, 0.5 * raw["open"].to_numpy()[4:4 + n] / adj[4:4 + n] - 1)
 
 
 def test_csv_without_adj_close_uses_close(tmp_path):
@@ -231,9 +238,12 @@ def test_non_positive_prices_with_return_target_are_refused():
     raw = price_frame(100).drop(columns="Adj Close")
     raw.loc[40, "Close"] = 0.0
     frame = normalise_frame(raw, "t")
-    build_dataset(frame, seq_len=5, target="close")  # fine for price targets
+    build_dataset(frame, seq_len=5, target="close", window_norm="none")  # fine for raw price targets
     with pytest.raises(DataError, match="non-positive price"):
-        build_dataset(frame, seq_len=5, target="return")
+        build_dataset(frame, seq_len=5, target="return", window_norm="none")
+    # Dividing by a zero anchor is refused too, naming the way out.
+    with pytest.raises(DataError, match="window-norm none"):
+        build_dataset(frame, seq_len=5, target="close", window_norm="last")
 
 
 # -- windows, split, scalers --------------------------------------------------------------
@@ -268,7 +278,7 @@ def test_window_contents_line_up_with_dates():
 def test_scalers_are_fitted_on_training_rows_only(kind):
     raw = price_frame(200).drop(columns="Adj Close")
     frame = normalise_frame(raw, "t")
-    ds = build_dataset(frame, seq_len=5, scaler=kind, split=(0.5, 0.25))
+    ds = build_dataset(frame, seq_len=5, scaler=kind, split=(0.5, 0.25), window_norm="none")
     train = frame["close"].to_numpy()[:100]
     if kind == "minmax":
         assert ds.feature_scaler.data_min_[0] == train.min()
@@ -278,7 +288,8 @@ def test_scalers_are_fitted_on_training_rows_only(kind):
     # Changing only later prices leaves the scalers alone.
     raw2 = raw.copy()
     raw2.loc[100:, "Close"] *= 3
-    ds2 = build_dataset(normalise_frame(raw2, "t"), seq_len=5, scaler=kind, split=(0.5, 0.25))
+    ds2 = build_dataset(normalise_frame(raw2, "t"), seq_len=5, scaler=kind, split=(0.5, 0.25),
+                        window_norm="none")
     assert scaler_to_dict(ds2.feature_scaler) == scaler_to_dict(ds.feature_scaler)
     assert scaler_to_dict(ds2.target_scaler) == scaler_to_dict(ds.target_scaler)
 
@@ -318,3 +329,119 @@ def test_split_info_describes_each_part():
     assert split["train"]["last_date"] < split["val"]["first_date"] <= split["val"]["last_date"] \
         < split["test"]["first_date"]
     assert sum(split[p]["windows"] for p in split) == len(ds.X)
+
+
+# -- per-window normalisation (window_norm="last") ------------------------------------------
+
+def _tiny_frame(closes, volume=None):
+    n = len(closes)
+    raw = pd.DataFrame({"Date": pd.bdate_range("2020-01-01", periods=n).strftime("%Y-%m-%d"),
+                        "Close": np.asarray(closes, dtype=float)})
+    if volume is not None:
+        raw["Volume"] = np.asarray(volume, dtype=float)
+    return normalise_frame(raw, "tiny")
+
+
+def _unscaled(ds):
+    """The window-normalised values before the scalers, per window."""
+    X = ds.feature_scaler.inverse_transform(ds.X.reshape(-1, ds.n_features)).reshape(ds.X.shape)
+    y = ds.target_scaler.inverse_transform(ds.y.reshape(-1, 1)).reshape(ds.y.shape)
+    return X, y
+
+
+def test_window_norm_last_anchors_on_the_last_input_close_by_hand():
+    closes = [10, 11, 12, 8, 16, 20, 25, 30, 24, 40, 44, 48, 50, 55, 60, 66, 70, 77, 80, 88]
+    ds = build_dataset(_tiny_frame(closes), seq_len=3, horizon=2, split=(0.5, 0.25), window_norm="last")
+    X, y = _unscaled(ds)
+    # Window 1 reads rows 1..3 (11, 12, 8); its today is row 3 (8), its targets rows 4, 5 (16, 20).
+    assert ds.base_price[1] == 8.0
+    np.testing.assert_allclose(X[1, :, 0], [11 / 8 - 1, 12 / 8 - 1, 0.0], atol=1e-12)
+    np.testing.assert_allclose(y[1], [16 / 8 - 1, 20 / 8 - 1], atol=1e-12)   # +100 %, +150 %
+    np.testing.assert_allclose(ds.actual_price[1], [16, 20])
+    # Every window: anchor = last input close, never a target close.
+    c = np.asarray(closes, dtype=float)
+    for i in range(len(ds.X)):
+        np.testing.assert_allclose(X[i, :, 0], c[i:i + 3] / c[i + 2] - 1, atol=1e-12)
+        np.testing.assert_allclose(y[i], c[i + 3:i + 5] / c[i + 2] - 1, atol=1e-12)
+    # Predictions go back through the anchor: price = p0 * (1 + relative change).
+    idx = np.arange(len(ds.X))
+    np.testing.assert_allclose(ds.to_price(ds.y, idx), ds.actual_price, rtol=1e-12)
+
+
+@pytest.mark.parametrize("change_from", [9, 12, 15, 17])
+def test_window_norm_last_window_depends_only_on_prices_up_to_its_last_target(change_from):
+    closes = np.array([10, 11, 12, 8, 16, 20, 25, 30, 24, 40, 44, 48, 50, 55, 60, 66, 70, 77, 80, 88.0])
+    later = closes.copy()
+    later[change_from:] *= np.linspace(0.3, 3.0, len(closes) - change_from)
+    a = build_dataset(_tiny_frame(closes), seq_len=3, horizon=2, split=(0.5, 0.25), window_norm="last")
+    b = build_dataset(_tiny_frame(later), seq_len=3, horizon=2, split=(0.5, 0.25), window_norm="last")
+    last_target = np.arange(len(a.X)) + 3 + 2 - 1
+    before = last_target < change_from
+    assert before.any() and (~before).any()
+    (Xa, ya), (Xb, yb) = _unscaled(a), _unscaled(b)
+    np.testing.assert_allclose(Xb[before], Xa[before], atol=1e-12)
+    np.testing.assert_allclose(yb[before], ya[before], atol=1e-12)
+    assert not np.allclose(yb[~before], ya[~before])
+    if change_from >= 10:   # nothing in the training rows (0..9) changed: the very same scaled arrays
+        np.testing.assert_array_equal(b.X[before], a.X[before])
+        np.testing.assert_array_equal(b.y[before], a.y[before])
+
+
+@pytest.mark.parametrize("kind", ["minmax", "standard"])
+def test_window_norm_last_scalers_are_fitted_on_training_windows_only(kind):
+    raw = price_frame(200).drop(columns="Adj Close")
+    ds = build_dataset(normalise_frame(raw, "t"), seq_len=5, scaler=kind, split=(0.5, 0.25),
+                       features=("close", "volume"), window_norm="last")
+    train = ds.parts["train"]
+    X, y = _unscaled(ds)
+    rel = X[train, :, 0]
+    if kind == "minmax":
+        assert ds.feature_scaler.data_min_[0] == pytest.approx(rel.min())
+        assert ds.target_scaler.data_max_[0] == pytest.approx(y[train].max())
+    else:
+        assert ds.feature_scaler.mean_[0] == pytest.approx(rel.mean())
+    raw2 = raw.copy()
+    raw2.loc[100:, "Close"] *= 3
+    raw2.loc[100:, "Volume"] *= 5
+    ds2 = build_dataset(normalise_frame(raw2, "t"), seq_len=5, scaler=kind, split=(0.5, 0.25),
+                        features=("close", "volume"), window_norm="last")
+    assert scaler_to_dict(ds2.feature_scaler) == scaler_to_dict(ds.feature_scaler)
+    assert scaler_to_dict(ds2.target_scaler) == scaler_to_dict(ds.target_scaler)
+
+
+def test_window_norm_last_volume_is_log_ratio_to_the_window_mean_and_return_is_unchanged():
+    closes = 50 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 0.01, 60)))
+    volume = np.random.default_rng(2).integers(1_000_000, 5_000_000, 60).astype(float)
+    volume[20] = 0.0                                     # a day without trades stays finite
+    frame = _tiny_frame(closes, volume)
+    kw = dict(features=("close", "volume", "return"), seq_len=6, split=(0.6, 0.2))
+    rel = build_dataset(frame, window_norm="last", **kw)
+    raw = build_dataset(frame, window_norm="none", **kw)
+    X, _ = _unscaled(rel)
+    Xn = raw.feature_scaler.inverse_transform(raw.X.reshape(-1, 3)).reshape(raw.X.shape)
+    assert np.isfinite(X).all()
+    v = Xn[:, :, 1]
+    np.testing.assert_allclose(X[:, :, 1], np.log((v + 1) / (v.mean(axis=1, keepdims=True) + 1)), atol=1e-9)
+    np.testing.assert_allclose(X[:, :, 2], Xn[:, :, 2], atol=1e-12)       # log returns as they were
+    # Scale-free: ten times the volume gives (almost exactly) the same feature on every
+    # traded day (the zero-volume day is 1 / (mean + 1), finite but not scale-free).
+    tenfold = build_dataset(_tiny_frame(closes, volume * 10), window_norm="last", **kw)
+    traded = v > 0
+    assert (~traded).any()
+    np.testing.assert_allclose(_unscaled(tenfold)[0][:, :, 1][traded], X[:, :, 1][traded], atol=1e-5)
+
+
+@pytest.mark.parametrize("window_norm", ["last", "none"])
+def test_prices_and_baselines_do_not_depend_on_window_norm(window_norm):
+    frame = normalise_frame(price_frame(150), "t")
+    ds = build_dataset(frame, seq_len=8, horizon=3, window_norm=window_norm)
+    ref = build_dataset(frame, seq_len=8, horizon=3, window_norm="none")
+    for name in ("base_price", "actual_price", "history_price", "train_prices"):
+        np.testing.assert_array_equal(getattr(ds, name), getattr(ref, name))
+    idx = ds.parts["test"]
+    np.testing.assert_allclose(ds.to_price(ds.y[idx], idx), ds.actual_price[idx], rtol=1e-10)
+
+
+def test_unknown_window_norm_is_refused():
+    with pytest.raises(DataError, match="window_norm"):
+        build_dataset(normalise_frame(price_frame(80), "t"), seq_len=5, window_norm="zscore")

@@ -102,9 +102,12 @@ def test_same_seed_same_history(tmp_path):
     assert _strip_times(c["history"]) != _strip_times(a["history"])
 
 
+@pytest.mark.parametrize("window_norm", ["last", "none"])
 @pytest.mark.parametrize("target, features, horizon", [("close", ("close", "volume"), 1),
+                                                      ("close", ("open", "close", "return"), 3),
                                                       ("return", ("return",), 3)])
-def test_no_look_ahead_prices_after_validation_do_not_change_training(tmp_path, target, features, horizon):
+def test_no_look_ahead_prices_after_validation_do_not_change_training(tmp_path, target, features, horizon,
+                                                                      window_norm):
     n = 200
     raw = price_frame(n, seed=3)
     later = raw.copy()
@@ -113,12 +116,62 @@ def test_no_look_ahead_prices_after_validation_do_not_change_training(tmp_path, 
     later.loc[b2:, "Volume"] *= 3
     p1 = write_csv(tmp_path / "a.csv", raw)
     p2 = write_csv(tmp_path / "b.csv", later)
-    r1 = run_training(_config(p1, target=target, features=features, horizon=horizon), progress=False, write=False)
-    r2 = run_training(_config(p2, target=target, features=features, horizon=horizon), progress=False, write=False)
+    kw = dict(target=target, features=features, horizon=horizon, window_norm=window_norm)
+    r1 = run_training(_config(p1, **kw), progress=False, write=False)
+    r2 = run_training(_config(p2, **kw), progress=False, write=False)
     assert r1["data"]["split"] == r2["data"]["split"]
     assert _strip_times(r1["history"]) == _strip_times(r2["history"])
     # ...while the test part, which does see the changed prices, differs.
     assert r1["metrics"]["test"]["mae"] != r2["metrics"]["test"]["mae"]
+
+
+class _Oracle:
+    """Stands in for a model: returns the given scaled outputs, batch after batch."""
+
+    def __init__(self, outputs):
+        self.outputs, self.at = outputs, 0
+
+    def forward(self, x):
+        out = self.outputs[self.at:self.at + len(x)]
+        self.at += len(x)
+        return out
+
+
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_metrics_are_in_price_units_whatever_the_window_norm(tmp_path, horizon):
+    from engine.pipeline import evaluate_model
+
+    path = write_csv(tmp_path / "p.csv", price_frame(200, seed=4))
+    results = {}
+    for norm in ("last", "none"):
+        ds = load_dataset(_config(path, horizon=horizon, window_norm=norm))
+        idx = ds.parts["test"]
+        perfect, _ = evaluate_model(_Oracle(ds.y[idx]), ds, "test")
+        assert perfect["test"]["rmse"] == pytest.approx(0.0, abs=1e-9)
+        if norm == "last":
+            # A zero relative change is exactly the naive forecast, in price units.
+            zero = ds.target_scaler.transform(np.zeros((1, 1)))[0, 0]
+            flat, table = evaluate_model(_Oracle(np.full((len(idx), horizon), zero)), ds, "test")
+            for key, value in flat["naive"].items():
+                assert flat["test"][key] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True)
+            np.testing.assert_allclose(table["predicted"], table["naive"], rtol=1e-12)
+        results[norm] = perfect
+    # The baselines never see the normalisation.
+    assert results["last"]["naive"] == results["none"]["naive"]
+    assert results["last"]["drift"] == results["none"]["drift"]
+
+
+def test_window_norm_is_part_of_the_data_key(tmp_path):
+    from engine.errors import UserInputError
+
+    path = write_csv(tmp_path / "p.csv", price_frame(120))
+    assert RunConfig().window_norm == "last"
+    assert _config(path).data_key() != _config(path, window_norm="none").data_key()
+    ds = load_dataset(_config(path, window_norm="none"))
+    with pytest.raises(UserInputError, match="window_norm"):
+        run_training(_config(path), progress=False, write=False, dataset=ds)
+    with pytest.raises(UserInputError, match="--window-norm"):
+        RunConfig(window_norm="zscore").validate()
 
 
 def test_dataset_for_other_windows_is_refused(tmp_path):

@@ -10,6 +10,24 @@ the training part's prices (for the MASE scale).
 Targets: ``close`` predicts the next ``horizon`` closes; ``return`` predicts the next
 ``horizon`` daily log returns ``log(c[t] / c[t-1])``, turned back into prices by
 ``today's price * exp(cumulative sum of predicted returns)``.
+
+Per-window normalisation (``window_norm``), applied before the scalers:
+
+* ``"last"`` (the default): every window is expressed relative to its *anchor*
+  ``p0``, the close of the window's last input day (its *today*; never a target day).
+  Price features (``open high low close``, all adjusted) become ``x / p0 - 1``;
+  ``volume`` becomes ``log((v + 1) / (m + 1))`` with ``m`` the mean volume of the
+  window's own input days (scale-free for any real volume, and finite for days with no
+  trades); ``return`` is already scale-free and is left alone. A ``close`` target
+  becomes ``y / p0 - 1`` (relative change from today to each horizon day), and
+  predictions go back through the anchor: ``price = p0 * (1 + prediction)``. A
+  ``return`` target is left alone. The scalers are then fitted on the normalised
+  inputs and targets of the *training windows* only (whose inputs and targets all lie
+  in the training rows). A window therefore depends on nothing after its last target
+  day, and the model never has to extrapolate to a price level it did not see in
+  training, which raw prices force it to do whenever the test period trades above or
+  below the training range.
+* ``"none"``: raw values; the scalers are fitted on the training rows.
 """
 from __future__ import annotations
 
@@ -23,10 +41,15 @@ from engine.data.scaling import fit_scaler
 from engine.data.windows import PARTS, check_parts, split_bounds, window_parts, window_rows
 from engine.errors import DataError
 
-__all__ = ["FEATURES", "TARGETS", "Dataset", "build_dataset"]
+__all__ = ["FEATURES", "TARGETS", "WINDOW_NORMS", "PRICE_FEATURES", "Dataset", "build_dataset",
+           "normalise_windows"]
 
 FEATURES = BASE_FEATURES + ("return",)
 TARGETS = ("close", "return")
+#: Per-window normalisations (see the module docstring); the first is the default.
+WINDOW_NORMS = ("last", "none")
+#: Features expressed relative to the anchor close under ``window_norm="last"``.
+PRICE_FEATURES = ("open", "high", "low", "close")
 
 
 @dataclass
@@ -59,6 +82,9 @@ class Dataset:
     info : dict
         Source description plus ``rows``, ``first_date``, ``last_date`` and per part
         ``{rows, windows, first_date, last_date}``.
+    window_norm : {"last", "none"}
+        Per-window normalisation applied before scaling; under ``"last"`` the anchor of
+        each window is :attr:`base_price`.
     """
 
     X: np.ndarray
@@ -77,6 +103,7 @@ class Dataset:
     seq_len: int
     horizon: int
     info: dict = field(default_factory=dict)
+    window_norm: str = "none"
 
     @property
     def n_features(self) -> int:
@@ -93,6 +120,8 @@ class Dataset:
         y_scaled = np.asarray(y_scaled, dtype=np.float64)
         values = self.target_scaler.inverse_transform(y_scaled.reshape(-1, 1)).reshape(y_scaled.shape)
         if self.target == "close":
+            if self.window_norm == "last":
+                return self.base_price[idx, None] * (1.0 + values)
             return values
         return self.base_price[idx, None] * np.exp(np.cumsum(values, axis=1))
 
@@ -106,8 +135,41 @@ def _log_returns(close: np.ndarray, origin: str, why: str) -> np.ndarray:
     return np.log(close[1:] / close[:-1])
 
 
+def normalise_windows(X: np.ndarray, y: np.ndarray, anchor: np.ndarray, features, target: str):
+    """Express raw windows relative to their anchor close (``window_norm="last"``).
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, seq_len, n_features)
+        Raw inputs, columns in the order of ``features``.
+    y : ndarray, shape (N, horizon)
+        Raw targets (closes or log returns).
+    anchor : ndarray, shape (N,)
+        Close of each window's last input day; must be positive.
+    features : sequence of str
+    target : {"close", "return"}
+
+    Returns
+    -------
+    X, y : new float64 arrays of the same shapes (see the module docstring).
+    """
+    p0 = np.asarray(anchor, dtype=np.float64)[:, None]
+    X = np.array(X, dtype=np.float64, copy=True)
+    y = np.array(y, dtype=np.float64, copy=True)
+    for j, name in enumerate(features):
+        if name in PRICE_FEATURES:
+            X[:, :, j] = X[:, :, j] / p0 - 1.0
+        elif name == "volume":
+            v = X[:, :, j]
+            X[:, :, j] = np.log((v + 1.0) / (v.mean(axis=1, keepdims=True) + 1.0))
+    if target == "close":
+        y = y / p0 - 1.0
+    return X, y
+
+
 def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", seq_len=60, horizon=1,
-                  split=(0.7, 0.15), scaler="minmax", scalers=None, info=None) -> Dataset:
+                  split=(0.7, 0.15), scaler="minmax", scalers=None, info=None,
+                  window_norm="last") -> Dataset:
     """Windows, split and scaled arrays of a canonical price frame.
 
     Parameters
@@ -126,13 +188,17 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
         Already-fitted scalers to use instead (re-evaluating a checkpoint).
     info : dict or None
         Source description, copied into :attr:`Dataset.info`.
+    window_norm : {"last", "none"}
+        Per-window normalisation before scaling (see the module docstring).
 
     Raises
     ------
     DataError
-        Missing columns, gaps beyond the NaN policy, non-positive prices for log returns,
-        or too few rows for the windows and split.
+        Missing columns, gaps beyond the NaN policy, non-positive prices for log returns
+        or for ``window_norm="last"``, or too few rows for the windows and split.
     """
+    if window_norm not in WINDOW_NORMS:
+        raise DataError(f"window_norm: unknown value {window_norm!r}; choose one of {', '.join(WINDOW_NORMS)}")
     info = dict(info or {})
     origin = info.get("spec", "data")
     features = tuple(features)
@@ -147,6 +213,11 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
         close, dates = close[1:], dates[1:]
         columns = {k: v[1:] for k, v in columns.items()}
         columns["return"] = returns
+    if window_norm == "last" and np.any(close <= 0):
+        bad = int(np.argmax(close <= 0))
+        raise DataError(f"{origin}: non-positive price {close[bad]:g} at row {bad}; --window-norm last "
+                        "divides by the close of each window's last day, which must be above zero "
+                        "(use --window-norm none)")
     feats = np.stack([columns[f] for f in features], axis=1)
     series = close if target == "close" else columns["return"]
 
@@ -156,26 +227,40 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
     parts = window_parts(targets[:, -1] if len(targets) else np.zeros(0, int), b1, b2)
     check_parts(parts, n_rows, seq_len, horizon)
 
+    n_feats = feats.shape[1]
+    if window_norm == "last":
+        X_raw, y_raw = normalise_windows(feats[inputs], series[targets], close[inputs[:, -1]],
+                                         features, target)
+        train = parts["train"]
+        # Training windows only: all their inputs and targets lie in the training rows.
+        fit_x, fit_y = X_raw[train].reshape(-1, n_feats), y_raw[train].reshape(-1, 1)
+    else:
+        # Training-part rows only, so no statistic of a later price leaks in.
+        fit_x, fit_y = feats[:b1], series[:b1, None]
     if scalers is None:
-        # Fitted on training-part rows only, so no statistic of a later price leaks in.
-        feature_scaler = fit_scaler(scaler, feats[:b1])
-        target_scaler = fit_scaler(scaler, series[:b1, None])
+        feature_scaler = fit_scaler(scaler, fit_x)
+        target_scaler = fit_scaler(scaler, fit_y)
     else:
         feature_scaler, target_scaler = scalers
-        if getattr(feature_scaler, "n_features_in_", feats.shape[1]) != feats.shape[1]:
+        if getattr(feature_scaler, "n_features_in_", n_feats) != n_feats:
             raise DataError(f"the checkpoint's scaler expects {feature_scaler.n_features_in_} "
-                            f"features, the data gives {feats.shape[1]}")
-    feats_s = feature_scaler.transform(feats)
-    series_s = target_scaler.transform(series[:, None])[:, 0]
+                            f"features, the data gives {n_feats}")
+    if window_norm == "last":
+        X = feature_scaler.transform(X_raw.reshape(-1, n_feats)).reshape(X_raw.shape)
+        y = target_scaler.transform(y_raw.reshape(-1, 1)).reshape(y_raw.shape)
+    else:
+        X = feature_scaler.transform(feats)[inputs]
+        y = target_scaler.transform(series[:, None])[:, 0][targets]
 
     info.update(_describe_split(dates, n_rows, b1, b2, parts))
     return Dataset(
-        X=feats_s[inputs], y=series_s[targets], parts=parts,
+        X=X, y=y, parts=parts,
         origin_dates=dates[inputs[:, -1]], target_dates=dates[targets],
         base_price=close[inputs[:, -1]], actual_price=close[targets],
         history_price=close[inputs], train_prices=close[:b1].copy(),
         feature_scaler=feature_scaler, target_scaler=target_scaler,
         features=features, target=target, seq_len=int(seq_len), horizon=int(horizon), info=info,
+        window_norm=window_norm,
     )
 
 
