@@ -44,8 +44,9 @@ THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 PER_RUN_FIELDS = ("model", "seed", "seq_len", "out")
 DEFAULT_SEEDS = 3
 #: Train options whose default differs for a study. A study trains 12 runs (4 models x
-#: 3 seeds); at the train default of 30 epochs it takes about 40 minutes on 2 cores
-#: (Mamba and the hybrid need ~13 s per epoch there), at 15 about 12.
+#: 3 seeds); on 2 shared cores, with Mamba and the hybrid at ~13 s per epoch, the study
+#: took 10.5 minutes at 15 epochs; the train default of 30 doubles the budget of every
+#: run that early stopping does not end.
 COMPARE_DEFAULTS = {"epochs": 15}
 #: Relative cost of one epoch per model, so the longest runs start first and the
 #: study does not end with one core training alone (the order changes no result).
