@@ -29,5 +29,12 @@ def pytest_configure(config):
         config.option.benchmark_disable = True
     # bench/conftest.py and the bench modules read this to pick their shapes.
     config.bench_smoke = not measuring
+    if measuring:
+        # As in training (engine.pipeline.single_threaded_blas): BLAS threads would
+        # compete with Numba's for the cores and distort every comparison.
+        from engine.pipeline import single_threaded_blas
+
+        config._blas_limit = single_threaded_blas()
+        config._blas_limit.__enter__()
     config.addinivalue_line(
         "markers", "bench_slow: a benchmark that only runs when benchmarks are measured")

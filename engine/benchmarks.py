@@ -1169,7 +1169,12 @@ def run(args: argparse.Namespace) -> int:
 
         raise UserInputError(f"--only: unknown section(s) {', '.join(unknown) or '(none given)'}; "
                              f"choose from {', '.join(SECTIONS)}")
-    report = run_benchmarks(quick=args.quick, smoke=args.smoke, sections=sections)
+    from engine.pipeline import single_threaded_blas
+
+    # Measured as training runs them: BLAS on one thread, so its threads do not fight
+    # Numba's for the cores (with both on, a hybrid step was 2-3x slower).
+    with single_threaded_blas():
+        report = run_benchmarks(quick=args.quick, smoke=args.smoke, sections=sections)
     print(format_table(report))
     if args.write:
         path = write_markdown(report, args.write)

@@ -67,9 +67,10 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     ndarray
         Same shape and dtype as ``x``, values in ``[0, 1]``.
     """
-    # exp of a non-positive number never overflows; pick the branch by the sign.
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    # For x << 0, exp(-x) overflows to inf and 1 / (1 + inf) is exactly 0, the right
+    # limit; silencing that warning is cheaper than a two-branch formula (one exp, no where).
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
 
 
 def sigmoid_grad(x: np.ndarray) -> np.ndarray:
@@ -207,10 +208,12 @@ class Linear(Module):
         """Apply the map. ``x (..., in) -> y (..., out)``."""
         x = self._as_input(x)
         self._x = x
-        y = x @ self.p("weight").T                                       # (..., out)
+        # One 2-D GEMM: a 3-D ``@`` would run one small BLAS call per batch row.
+        x2 = x.reshape(-1, self.in_features)                            # (N, in)
+        y = x2 @ self.p("weight").T                                      # (N, out)
         if self.use_bias:
-            y = y + self.p("bias")
-        return y
+            y += self.p("bias")
+        return y.reshape(*x.shape[:-1], self.out_features)              # (..., out)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """``dy (..., out) -> dx (..., in)``; accumulates ``weight`` and ``bias`` grads."""
@@ -220,7 +223,7 @@ class Linear(Module):
         self.g("weight")[...] += dy2.T @ x2                             # (out, in)
         if self.use_bias:
             self.g("bias")[...] += dy2.sum(axis=0)
-        return dy @ self.p("weight")                                     # (..., in)
+        return (dy2 @ self.p("weight")).reshape(self._x.shape)          # (..., in)
 
 
 # ----------------------------------------------------------------------------------

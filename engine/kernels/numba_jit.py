@@ -20,7 +20,6 @@ How the work is split
   in blocks of ``tb`` steps; per (batch row, channel) it recomputes the block's hidden
   states from a checkpoint into a small local ``(tb + 1, n)`` buffer. Its memory grows
   like the inputs (plus checkpoints of ``L / tb`` states), not like inputs x ``n``.
-
 * Exponentials (the scan's ``exp(delta * A)``, softplus, sigmoids, GRU's tanh) go
   through a branch-free exp that LLVM vectorises (``_exp``, below), within a few ulp of
   libm.
