@@ -288,17 +288,26 @@ class CausalConv1d(Module):
     kernel_size : int
     backend, dtype, seed
         See :class:`engine.module.Module`.
+    activation : None or "silu"
+        ``"silu"`` returns ``silu(y)`` from one fused kernel
+        (``causal_conv1d_silu_fwd/bwd``), which recomputes ``y`` in backward instead
+        of storing it. ``None`` (default) returns ``y``.
 
     Notes
     -----
     Keys ``weight (channels, 1, kernel_size)`` (PyTorch's depthwise ``Conv1d`` layout)
-    and ``bias (channels,)``, both ``U(-1/sqrt(k), 1/sqrt(k))`` as in PyTorch.
+    and ``bias (channels,)``, both ``U(-1/sqrt(k), 1/sqrt(k))`` as in PyTorch; the
+    activation has no parameters, so the keys do not depend on it.
     """
 
-    def __init__(self, channels: int, kernel_size: int, backend=None, dtype=np.float64, seed: int = 0):
+    def __init__(self, channels: int, kernel_size: int, backend=None, dtype=np.float64,
+                 seed: int = 0, activation=None):
         super().__init__(backend=backend, dtype=dtype, seed=seed)
+        if activation not in (None, "silu"):
+            raise ValueError(f"activation must be None or 'silu', got {activation!r}")
         self.channels = int(channels)
         self.kernel_size = int(kernel_size)
+        self.activation = activation
         bound = 1 / np.sqrt(self.kernel_size)      # fan_in of one depthwise group
         rng = self.rng()
         self.add_param("weight", rng.uniform(-bound, bound, (self.channels, 1, self.kernel_size)))
@@ -309,15 +318,21 @@ class CausalConv1d(Module):
         return self.p("weight").reshape(self.channels, self.kernel_size)   # (d, k), a view
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """``x (b, L, d) -> y (b, L, d)``."""
+        """``x (b, L, d) -> y (b, L, d)`` (``silu(y)`` with ``activation="silu"``)."""
         x = np.ascontiguousarray(self._as_input(x))
         self._x = x
+        if self.activation == "silu":
+            return self.kernels.causal_conv1d_silu_fwd(x, self._kernel_weight(), self.p("bias"))
         return self.kernels.causal_conv1d_fwd(x, self._kernel_weight(), self.p("bias"))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """``dy (b, L, d) -> dx (b, L, d)``; accumulates ``weight`` and ``bias`` grads."""
         dy = np.ascontiguousarray(self._as_input(dy))
-        dx, dw, db = self.kernels.causal_conv1d_bwd(self._x, self._kernel_weight(), dy)
+        if self.activation == "silu":
+            dx, dw, db = self.kernels.causal_conv1d_silu_bwd(
+                self._x, self._kernel_weight(), self.p("bias"), dy)
+        else:
+            dx, dw, db = self.kernels.causal_conv1d_bwd(self._x, self._kernel_weight(), dy)
         self.g("weight")[...] += dw.reshape(self.g("weight").shape)
         self.g("bias")[...] += db
         return dx

@@ -11,6 +11,11 @@ Data flow for an input ``h (b, L, d_model)``, with ``E = d_inner = expand * d_mo
     y     = selective_scan(u, delta, A, B, C, D)      (b, L, E)
     out   = out_proj(y * silu(z))         (b, L, d_model)
 
+The elementwise steps run inside fused kernels: ``silu(conv1d(x))`` is
+``causal_conv1d_silu`` (``CausalConv1d(activation="silu")``), and softplus, scan and
+``* silu(z)`` are one ``selective_scan_gated`` call, so neither ``delta`` nor the gate
+is ever stored; backward recomputes them.
+
 State-dict keys and shapes follow ``mamba_ssm`` / ``mambapy`` so weights can be moved
 to and from PyTorch.
 """
@@ -20,8 +25,7 @@ import math
 
 import numpy as np
 
-from engine.layers import (CausalConv1d, Linear, derive_seed, sigmoid, silu, silu_grad,
-                           softplus, softplus_inverse)
+from engine.layers import CausalConv1d, Linear, derive_seed, softplus_inverse
 from engine.module import Module
 
 DT_MIN, DT_MAX, DT_FLOOR = 1e-3, 1e-1, 1e-4
@@ -66,7 +70,8 @@ class MambaBlock(Module):
         self.in_proj = self.add_child(
             "in_proj", Linear(self.d_model, 2 * E, bias=False, seed=derive_seed(seed, 0), **kw))
         self.conv1d = self.add_child(
-            "conv1d", CausalConv1d(E, self.d_conv, seed=derive_seed(seed, 1), **kw))
+            "conv1d", CausalConv1d(E, self.d_conv, seed=derive_seed(seed, 1), activation="silu",
+                                   **kw))
         self.x_proj = self.add_child(
             "x_proj", Linear(E, R + 2 * N, bias=False, seed=derive_seed(seed, 2), **kw))
         self.dt_proj = self.add_child(
@@ -93,40 +98,37 @@ class MambaBlock(Module):
 
         xz = self.in_proj.forward(x)                                      # (b, L, 2E)
         xs, z = xz[..., :E], xz[..., E:]                                  # (b, L, E) each
-        xc = self.conv1d.forward(xs)                                      # (b, L, E)
-        u = silu(xc)                                                      # (b, L, E)
+        u = self.conv1d.forward(xs)                                       # (b, L, E), silu fused
 
         dtBC = self.x_proj.forward(u)                                     # (b, L, R + 2N)
         dt = dtBC[..., :R]                                                # (b, L, R)
         # The kernels index B and C densely, so hand them contiguous copies.
         B = np.ascontiguousarray(dtBC[..., R:R + N])                      # (b, L, N)
         C = np.ascontiguousarray(dtBC[..., R + N:])                       # (b, L, N)
-        dt_pre = self.dt_proj.forward(dt)                                 # (b, L, E)
-        delta = softplus(dt_pre)                                          # (b, L, E)
+        dt_pre = self.dt_proj.forward(dt)                                 # (b, L, E), pre-softplus
         A = -np.exp(self.p("A_log"))                                      # (E, N)
+        z = np.ascontiguousarray(z)                                       # (b, L, E), fwd and bwd
 
-        y = self.kernels.selective_scan_fwd(u, delta, A, B, C, self.p("D"))   # (b, L, E)
-        gate = silu(z)                                                    # (b, L, E)
-        out = self.out_proj.forward(y * gate)                             # (b, L, d_model)
+        # yg = selective_scan(u, delta = softplus(dt_pre), A, B, C, D) * silu(z), one kernel
+        yg = self.kernels.selective_scan_gated_fwd(u, dt_pre, A, B, C, self.p("D"), z)
+        out = self.out_proj.forward(yg)                                   # (b, L, d_model)
 
-        self._cache = (xc, u, z, dt_pre, delta, A, B, C, y, gate)
+        self._cache = (u, z, dt_pre, A, B, C)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """``dout (b, L, d_model) -> dx (b, L, d_model)``; accumulates every parameter grad."""
         dout = self._as_input(dout)
-        xc, u, z, dt_pre, delta, A, B, C, y, gate = self._cache
+        u, z, dt_pre, A, B, C = self._cache
 
-        dyg = self.out_proj.backward(dout)                                # (b, L, E)
-        dy = np.ascontiguousarray(dyg * gate)                             # (b, L, E)
-        dz = dyg * y * silu_grad(z)                                       # (b, L, E)
-
-        du, ddelta, dA, dB, dC, dD = self.kernels.selective_scan_bwd(
-            u, delta, A, B, C, self.p("D"), dy)
+        dyg = self.out_proj.backward(dout)                                # (b, L, E), d yg
+        # Through the gate, the scan and the softplus; ddt_pre = ddelta * sigmoid(dt_pre).
+        du, ddt_pre, dA, dB, dC, dD, dz = self.kernels.selective_scan_gated_bwd(
+            u, dt_pre, A, B, C, self.p("D"), z, dyg)
         self.g("D")[...] += dD
         self.g("A_log")[...] += dA * A                                    # dA/dA_log = -exp(A_log) = A
 
-        ddt = self.dt_proj.backward(ddelta * sigmoid(dt_pre))             # (b, L, R)
+        ddt = self.dt_proj.backward(ddt_pre)                              # (b, L, R)
         du = du + self.x_proj.backward(np.concatenate([ddt, dB, dC], axis=-1))
-        dxs = self.conv1d.backward(du * silu_grad(xc))                    # (b, L, E)
+        dxs = self.conv1d.backward(du)                                    # (b, L, E), via silu
         return self.in_proj.backward(np.concatenate([dxs, dz], axis=-1))  # (b, L, d_model)

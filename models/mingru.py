@@ -7,12 +7,13 @@ For an input ``x (b, L, d_in)``::
     h[t] = (1 - z[t]) * h[t-1] + z[t] * h~[t],   h[-1] = 0
 
 Neither gate looks at ``h[t-1]``, which is what makes the recurrence a linear scan.
+The sigmoid runs inside the kernel (``mingru_logits_fwd/bwd`` take ``linear_z(x)``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from engine.layers import Linear, derive_seed, sigmoid
+from engine.layers import Linear, derive_seed
 from engine.module import Module
 
 
@@ -48,16 +49,17 @@ class MinGRULayer(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x (b, L, d_in) -> h (b, L, H)``."""
         x = self._as_input(x)
-        z = sigmoid(self.linear_z.forward(x))                            # (b, L, H)
+        z_logit = self.linear_z.forward(x)                               # (b, L, H), z pre-sigmoid
         h_tilde = self.linear_h.forward(x)                               # (b, L, H)
-        h = self.kernels.mingru_fwd(z, h_tilde)                          # (b, L, H)
-        self._cache = (z, h_tilde, h)
+        h = self.kernels.mingru_logits_fwd(z_logit, h_tilde)             # (b, L, H)
+        self._cache = (z_logit, h_tilde, h)
         return h
 
     def backward(self, dh: np.ndarray) -> np.ndarray:
         """``dh (b, L, H) -> dx (b, L, d_in)``; accumulates both linears' grads."""
         dh = np.ascontiguousarray(self._as_input(dh))
-        z, h_tilde, h = self._cache
-        dz, dh_tilde = self.kernels.mingru_bwd(z, h_tilde, h, dh)        # (b, L, H) each
-        dx = self.linear_z.backward(dz * z * (1 - z))                    # through the sigmoid
+        z_logit, h_tilde, h = self._cache
+        # dz_logit is already through the sigmoid (dz * z * (1 - z)); (b, L, H) each.
+        dz_logit, dh_tilde = self.kernels.mingru_logits_bwd(z_logit, h_tilde, h, dh)
+        dx = self.linear_z.backward(dz_logit)
         return dx + self.linear_h.backward(dh_tilde)

@@ -25,6 +25,7 @@ def _layer_cases():
         "linear_2d": (lambda **kw: Lr.Linear(3, 2, **kw), (4, 3)),
         "rmsnorm": (lambda **kw: Lr.RMSNorm(4, **kw), (2, 5, 4)),
         "conv1d": (lambda **kw: Lr.CausalConv1d(3, 4, **kw), (2, 6, 3)),
+        "conv1d_silu": (lambda **kw: Lr.CausalConv1d(3, 4, activation="silu", **kw), (2, 6, 3)),
     }
 
 
@@ -127,6 +128,16 @@ def test_conv1d_layout_and_definition():
     t = 4
     expected = conv.p("bias") + np.einsum("bjc,cj->bc", xp[:, t:t + 4], w)
     np.testing.assert_allclose(y[:, t], expected, rtol=1e-13)
+
+
+def test_conv1d_silu_activation_is_silu_of_plain_conv():
+    plain = Lr.CausalConv1d(3, 4, seed=1)
+    fused = Lr.CausalConv1d(3, 4, seed=1, activation="silu")
+    assert fused.state_dict().keys() == plain.state_dict().keys()
+    x = np.random.default_rng(0).standard_normal((2, 6, 3))
+    np.testing.assert_allclose(fused.forward(x), Lr.silu(plain.forward(x)), rtol=1e-13)
+    with pytest.raises(ValueError):
+        Lr.CausalConv1d(3, 4, activation="relu")
 
 
 def test_backward_accumulates():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from datetime import date, timedelta
 
 import pandas as pd
@@ -60,9 +61,12 @@ def _download(ticker: str, start: date, end: date) -> pd.DataFrame | None:
     # yfinance logs failed downloads over several stderr lines; the caller reports one.
     yf_logger.setLevel(logging.CRITICAL + 1)
     try:
-        raw = yf.download(ticker, start=start.isoformat(), end=(end + timedelta(days=1)).isoformat(),
-                          auto_adjust=False, actions=False, progress=False,
-                          multi_level_index=False, threads=False)
+        with warnings.catch_warnings():
+            # yfinance's own deprecation warnings (pandas 3) are not the user's concern.
+            warnings.simplefilter("ignore")
+            raw = yf.download(ticker, start=start.isoformat(), end=(end + timedelta(days=1)).isoformat(),
+                              auto_adjust=False, actions=False, progress=False,
+                              multi_level_index=False, threads=False)
     except Exception:  # noqa: BLE001 - any failure means "not reachable"; the cache decides
         return None
     finally:

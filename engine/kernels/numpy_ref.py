@@ -98,8 +98,12 @@ def selective_scan_bwd(u, delta, A, B, C, D, dy):
     dB, dC : ndarray, shape (b, L, n)
     dD : ndarray, shape (d,)
     """
-    b, L, d = u.shape
-    dA_t, hs = _scan_states(u, delta, A, B)                           # (b, L, d, n), (b, L+1, d, n)
+    return _scan_bwd_from_states(u, delta, A, B, C, D, dy, *_scan_states(u, delta, A, B))
+
+
+def _scan_bwd_from_states(u, delta, A, B, C, D, dy, dA_t, hs):
+    """:func:`selective_scan_bwd` given the states ``dA_t (b, L, d, n)``, ``hs (b, L+1, d, n)``."""
+    L = u.shape[1]
     du = dy * D                                                        # (b, L, d)
     ddelta = np.zeros_like(u)
     dA = np.zeros_like(A)
@@ -185,7 +189,9 @@ def mingru_bwd(z, h_tilde, h, dh):
 #   h[t] = (1 - z) * n + z * h[t-1],   h[-1] = 0
 # ----------------------------------------------------------------------------------
 def _sigmoid(x):
-    return 0.5 * (1 + np.tanh(0.5 * x))
+    # exp(-x) overflows to inf for x << 0 and 1 / (1 + inf) is exactly the limit 0.
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
 
 
 def gru_fwd(gi, W_hh, b_hh):
@@ -353,10 +359,13 @@ def selective_scan_gated_bwd(u, dt, A, B, C, D, z, dout):
     dz : ndarray, shape (b, L, d)
     """
     delta = _softplus(dt)
-    y = selective_scan_fwd(u, delta, A, B, C, D)
+    dA_t, hs = _scan_states(u, delta, A, B)                           # (b, L, d, n), (b, L+1, d, n)
+    # y from the states the backward needs anyway, instead of a second forward scan.
+    y = np.einsum("bldn,bln->bld", hs[:, 1:], C) + D * u              # (b, L, d)
     s = _sigmoid(z)
     dz = dout * y * (s * (1 + z * (1 - s)))
-    du, ddelta, dA, dB, dC, dD = selective_scan_bwd(u, delta, A, B, C, D, dout * (z * s))
+    du, ddelta, dA, dB, dC, dD = _scan_bwd_from_states(
+        u, delta, A, B, C, D, dout * (z * s), dA_t, hs)
     return du, ddelta * _sigmoid(dt), dA, dB, dC, dD, dz
 
 
