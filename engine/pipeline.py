@@ -117,14 +117,15 @@ class RunConfig:
     d_state: int = 16
     layers: int = 1
     fusion: str = "scalar"
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    clip: float = 1.0
-    patience: int = 5
-    warmup: int = 1
-    seed: int = 0
+    # Training defaults have one home, engine.train.TrainSettings.
+    epochs: int = TrainSettings.epochs
+    batch_size: int = TrainSettings.batch_size
+    lr: float = TrainSettings.lr
+    weight_decay: float = TrainSettings.weight_decay
+    clip: float = TrainSettings.clip
+    patience: int = TrainSettings.patience
+    warmup: int = TrainSettings.warmup
+    seed: int = TrainSettings.seed
     dtype: str = "float64"
     out: str | None = None
 
