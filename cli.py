@@ -56,7 +56,8 @@ class Command:
 def _train_defaults():
     from engine.pipeline import RunConfig
 
-    return {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(RunConfig)}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,7 +67,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = _train_defaults()
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=MODELS, default=d["model"], help="default %(default)s")
-    g.add_argument("--backend", choices=("numpy", "numba"), default=d["backend"], help="default %(default)s")
+    g.add_argument("--backend", choices=("numpy", "numba"), default=d["backend"],
+                   help="time-loop kernels (default %(default)s; set the default with MAMBA_GRU_BACKEND)")
     g.add_argument("--hidden", type=int, default=d["hidden"], help="model width (default %(default)s)")
     g.add_argument("--d-state", type=int, default=d["d_state"], help="Mamba state size (default %(default)s)")
     g.add_argument("--layers", type=int, default=d["layers"], help="blocks per branch (default %(default)s)")

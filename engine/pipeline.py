@@ -28,13 +28,13 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from engine.backend import BACKENDS, BackendUnavailableError
+from engine.backend import BACKENDS, BackendUnavailableError, default_backend
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.data import (FEATURES, SCALERS, TARGETS, WINDOW_NORMS, Dataset, build_dataset, load_source,
                          parse_source, scaler_from_dict, scaler_to_dict)
@@ -50,6 +50,14 @@ __all__ = ["MODELS", "FUSIONS", "DTYPES", "RunConfig", "load_dataset", "build_fo
 MODELS = ("mamba", "mingru", "gru", "hybrid")
 FUSIONS = ("scalar", "channel", "gate")
 DTYPES = ("float64", "float32")
+
+
+def _process_default_backend() -> str:
+    """The process-wide default backend (``MAMBA_GRU_BACKEND``, else numpy)."""
+    try:
+        return default_backend()
+    except ValueError as exc:  # a bad environment value is the user's input too
+        raise UserInputError(str(exc)) from None
 
 
 @dataclass
@@ -102,7 +110,7 @@ class RunConfig:
     """
 
     model: str = "hybrid"
-    backend: str = "numpy"
+    backend: str = field(default_factory=_process_default_backend)
     data: str = "sample:AAPL"
     start: str | None = None
     end: str | None = None

@@ -312,3 +312,19 @@ def test_real_entry_point_reports_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: --epochs must be at least 1, got 0"]
     assert proc.stdout == "" and not out.exists()
+
+
+# -- process-wide backend default --------------------------------------------------------
+
+def test_backend_defaults_to_the_environment_variable(monkeypatch):
+    monkeypatch.setenv("MAMBA_GRU_BACKEND", "numba")
+    args = cli.build_parser("train").parse_args(["train"])
+    assert args.backend == "numba"
+    assert RunConfig().backend == "numba"
+    monkeypatch.delenv("MAMBA_GRU_BACKEND")
+    assert cli.build_parser("train").parse_args(["train"]).backend == "numpy"
+
+
+def test_bad_backend_environment_variable_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("MAMBA_GRU_BACKEND", "cuda")
+    assert "MAMBA_GRU_BACKEND" in _bad(capsys, ["train"])
