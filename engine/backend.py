@@ -1,8 +1,8 @@
 """The one switch between kernel sets.
 
 ``get_kernels("numpy")`` returns :mod:`engine.kernels.numpy_ref`, ``get_kernels("numba")``
-returns :mod:`engine.kernels.numba_jit`. Both expose the same functions with the same
-signatures. The process-wide default comes from the environment variable
+returns :mod:`engine.kernels.numba`. Both export the names of :data:`engine.kernels.api.API`
+with the same signatures. The process-wide default comes from the environment variable
 ``MAMBA_GRU_BACKEND`` (``numpy`` when unset) and can be changed with
 :func:`set_default_backend`.
 """
@@ -68,4 +68,4 @@ def get_kernels(name: str | None = None) -> ModuleType:
             "backend 'numba' needs the numba package, which cannot be imported here "
             f"({exc}); install it with 'pip install numba' or use backend 'numpy'"
         ) from exc
-    return importlib.import_module("engine.kernels.numba_jit")
+    return importlib.import_module("engine.kernels.numba")

@@ -562,7 +562,7 @@ def _torch_layer_steps(torch, tmod, ours, size, d_in, dtype, seed, first_output)
 _COMPILE_SCRIPT = (
     "import time\n"
     "t0 = time.perf_counter()\n"
-    "import engine.kernels.numba_jit as k\n"
+    "import engine.kernels.numba as k\n"
     "t1 = time.perf_counter()\n"
     "k.warmup()\n"
     "t2 = time.perf_counter()\n"

@@ -41,6 +41,25 @@ def resolve_dtype(dtype) -> np.dtype:
     return dt
 
 
+def derive_seed(seed: int, stream: int) -> int:
+    """An independent seed for sub-module ``stream`` of a module seeded with ``seed``.
+
+    Parameters
+    ----------
+    seed : int
+        The parent module's seed.
+    stream : int
+        Index of the sub-module; different streams give unrelated seeds.
+
+    Returns
+    -------
+    int
+        A seed in ``[0, 2**31)``.
+    """
+    # SeedSequence hashes the pair, so (seed, 1) and (seed + 1, 0) do not collide.
+    return int(np.random.SeedSequence([int(seed), int(stream)]).generate_state(1)[0] >> 1)
+
+
 class Module:
     """Base class: parameters, gradients, children, state dicts.
 

@@ -34,7 +34,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from engine.backend import BACKENDS, BackendUnavailableError, default_backend
+from engine.backend import BACKENDS, BackendUnavailableError, default_backend, get_kernels
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.data import (FEATURES, SCALERS, TARGETS, WINDOW_NORMS, Dataset, build_dataset, load_source,
                          parse_source, scaler_from_dict, scaler_to_dict)
@@ -335,14 +335,8 @@ def build_forecaster(config: RunConfig, input_size: int):
 
 def _warm_kernels(config: RunConfig) -> None:
     """Compile the Numba kernels before the first epoch, so its ``epoch_seconds``
-    measures training and not compilation."""
-    if config.backend != "numba":
-        return
-    from engine.kernels import numba_jit
-
-    warmup = getattr(numba_jit, "warmup", None)
-    if warmup is not None:
-        warmup(dtypes=(np.dtype(config.dtype),))
+    measures training and not compilation (the NumPy backend has nothing to compile)."""
+    get_kernels(config.backend).warmup(dtypes=(np.dtype(config.dtype),))
 
 
 def _check_dataset(config: RunConfig, dataset: Dataset) -> None:

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from engine.functional import mse_loss
 from engine.optim import AdamW, CosineSchedule, EarlyStopping, clip_grad_norm
 
-__all__ = ["TrainSettings", "TrainResult", "mse_loss", "predict", "evaluate_loss", "fusion_weight", "fit"]
+__all__ = ["TrainSettings", "TrainResult", "predict", "evaluate_loss", "fusion_weight", "fit"]
 
 
 @dataclass
@@ -84,14 +85,6 @@ class TrainResult:
     best_val_loss: float = math.inf
     stop_reason: str = "completed"
     note: str = ""
-
-
-def mse_loss(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean squared error and its gradient with respect to ``pred`` (in ``pred``'s dtype)."""
-    diff = pred.astype(np.float64) - np.asarray(target, dtype=np.float64)
-    loss = float(np.mean(diff * diff))
-    grad = (2.0 / diff.size) * diff
-    return loss, grad.astype(pred.dtype, copy=False)
 
 
 def predict(model, X: np.ndarray, batch_size: int = 128) -> np.ndarray:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers import Linear, RMSNorm, derive_seed, sigmoid
-from engine.module import Module
+from engine.functional import sigmoid
+from engine.layers import Linear, RMSNorm
+from engine.module import Module, derive_seed
 from models.blocks import PreNormResidual, Sequential
 from models.gru import GRULayer
 from models.mamba import MambaBlock

@@ -25,8 +25,9 @@ import math
 
 import numpy as np
 
-from engine.layers import CausalConv1d, Linear, derive_seed, softplus_inverse
-from engine.module import Module
+from engine.functional import softplus_inverse
+from engine.layers import CausalConv1d, Linear
+from engine.module import Module, derive_seed
 
 DT_MIN, DT_MAX, DT_FLOOR = 1e-3, 1e-1, 1e-4
 

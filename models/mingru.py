@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers import Linear, derive_seed
-from engine.module import Module
+from engine.layers import Linear
+from engine.module import Module, derive_seed
 
 
 class MinGRULayer(Module):

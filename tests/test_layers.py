@@ -1,4 +1,5 @@
-"""engine.layers: activations, MSE, Linear, RMSNorm, CausalConv1d against finite differences."""
+"""engine.functional (activations, MSE) and engine.layers (Linear, RMSNorm, CausalConv1d) against
+finite differences."""
 from __future__ import annotations
 
 import warnings
@@ -6,15 +7,17 @@ import warnings
 import numpy as np
 import pytest
 
+from engine import functional as F
 from engine import layers as Lr
+from engine.module import derive_seed
 from tests.gradcheck import (assert_grads_close, module_grad_errors, numerical_grad,
                              perturb_parameters, rel_error)
 
 ACTIVATIONS = [
-    (Lr.sigmoid, Lr.sigmoid_grad),
-    (Lr.silu, Lr.silu_grad),
-    (Lr.softplus, Lr.softplus_grad),
-    (Lr.tanh, Lr.tanh_grad),
+    (F.sigmoid, F.sigmoid_grad),
+    (F.silu, F.silu_grad),
+    (F.softplus, F.softplus_grad),
+    (F.tanh, F.tanh_grad),
 ]
 
 
@@ -48,8 +51,8 @@ def test_sigmoid_and_softplus_are_stable_at_extremes():
     x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")          # an overflow in exp would raise here
-        s = Lr.sigmoid(x)
-        sp = Lr.softplus(x)
+        s = F.sigmoid(x)
+        sp = F.softplus(x)
     assert np.all(np.isfinite(s)) and np.all(np.isfinite(sp))
     assert s[0] == 0.0 and s[-1] == 1.0 and s[2] == 0.5
     np.testing.assert_allclose(sp, [0.0, np.exp(-50.0), np.log(2.0), 50.0, 1000.0], rtol=1e-15, atol=0)
@@ -57,24 +60,24 @@ def test_sigmoid_and_softplus_are_stable_at_extremes():
 
 def test_softplus_inverse_round_trip():
     y = np.array([1e-4, 1e-3, 0.05, 0.1, 1.0, 30.0])
-    np.testing.assert_allclose(Lr.softplus(Lr.softplus_inverse(y)), y, rtol=1e-12)
+    np.testing.assert_allclose(F.softplus(F.softplus_inverse(y)), y, rtol=1e-12)
 
 
 def test_mse_value_and_gradient():
     rng = np.random.default_rng(1)
     pred, target = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
-    loss, dpred = Lr.mse_loss(pred, target)
+    loss, dpred = F.mse_loss(pred, target)
     assert loss == pytest.approx(np.mean((pred - target) ** 2), rel=1e-14)
-    numeric = numerical_grad(lambda: Lr.mse_loss(pred, target)[0], pred)
+    numeric = numerical_grad(lambda: F.mse_loss(pred, target)[0], pred)
     assert rel_error(dpred, numeric) <= 1e-6
 
 
 def test_mse_keeps_float32_and_rejects_shape_mismatch():
     pred = np.ones((3, 2), dtype=np.float32)
-    _, dpred = Lr.mse_loss(pred, np.zeros((3, 2)))
+    _, dpred = F.mse_loss(pred, np.zeros((3, 2)))
     assert dpred.dtype == np.float32
     with pytest.raises(ValueError, match="shape"):
-        Lr.mse_loss(pred, np.zeros((3, 1)))
+        F.mse_loss(pred, np.zeros((3, 1)))
 
 
 @pytest.mark.parametrize("case", list(_layer_cases()))
@@ -135,7 +138,7 @@ def test_conv1d_silu_activation_is_silu_of_plain_conv():
     fused = Lr.CausalConv1d(3, 4, seed=1, activation="silu")
     assert fused.state_dict().keys() == plain.state_dict().keys()
     x = np.random.default_rng(0).standard_normal((2, 6, 3))
-    np.testing.assert_allclose(fused.forward(x), Lr.silu(plain.forward(x)), rtol=1e-13)
+    np.testing.assert_allclose(fused.forward(x), F.silu(plain.forward(x)), rtol=1e-13)
     with pytest.raises(ValueError):
         Lr.CausalConv1d(3, 4, activation="relu")
 
@@ -153,6 +156,6 @@ def test_backward_accumulates():
 
 
 def test_derive_seed_separates_streams():
-    seeds = {Lr.derive_seed(s, i) for s in range(4) for i in range(4)}
+    seeds = {derive_seed(s, i) for s in range(4) for i in range(4)}
     assert len(seeds) == 16
-    assert Lr.derive_seed(5, 2) == Lr.derive_seed(5, 2)
+    assert derive_seed(5, 2) == derive_seed(5, 2)

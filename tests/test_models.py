@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.layers import softplus
+from engine.functional import softplus
 from models.gru import GRULayer
 from models.mamba import MambaBlock
 from models.mingru import MinGRULayer

@@ -66,7 +66,7 @@ if mode == "mamba":
         dx = block.backward(np.ones_like(out))
         assert np.isfinite(dx).all() and dx.shape == x.shape
 elif mode == "kernels":                 # the scan kernels alone, same sizes
-    from engine.kernels import numba_jit as K
+    from engine.kernels import numba as K
     K.warmup((np.float64,))
     b, L, d, n = 1, 8192, 128, 128
     u, dy = rng.standard_normal((b, L, d)), rng.standard_normal((b, L, d))

@@ -1,4 +1,4 @@
-"""The compiled kernels (engine.kernels.numba_jit) against the NumPy reference.
+"""The compiled kernels (engine.kernels.numba) against the NumPy reference.
 
 numpy_ref is the definition of correct; every numba kernel must reproduce it to
 rounding (relative max error 1e-10 in float64, 1e-4 in float32, measured as
@@ -196,7 +196,7 @@ def _ulps(got, want, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 def test_compiled_exp(nb, dtype):
-    from engine.kernels import numba_jit
+    from engine.kernels.numba._math import vector_math
 
     rng = np.random.default_rng(0)
     lo, hi = (-750.0, 712.0) if dtype == np.float64 else (-106.0, 90.0)
@@ -204,7 +204,7 @@ def test_compiled_exp(nb, dtype):
                         np.linspace(lo, hi, 10_001)]).astype(dtype)
     special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30], dtype=dtype)
     x = np.concatenate([x, special])
-    got = numba_jit._vector_math(x, "exp")
+    got = vector_math(x, "exp")
     with np.errstate(over="ignore", under="ignore"):
         want = np.exp(x)
     assert got.dtype == np.dtype(dtype)
@@ -218,7 +218,7 @@ def test_compiled_exp(nb, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 def test_compiled_softplus_sigmoid_tanh(nb, dtype):
-    from engine.kernels import numba_jit
+    from engine.kernels.numba._math import vector_math
 
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.standard_normal(100_000) * 4, rng.uniform(-80, 80, 50_000),
@@ -231,7 +231,7 @@ def test_compiled_softplus_sigmoid_tanh(nb, dtype):
     # ulps (of the dtype) allowed; tanh trades a little accuracy near 0.004 / 0.15 for speed
     cases = (("softplus", soft, 6), ("sigmoid", sig, 6), ("tanh", np.tanh(x64), 600 if dtype == np.float64 else 16))
     for fn, want, max_ulps in cases:
-        got = numba_jit._vector_math(x, fn)
+        got = vector_math(x, fn)
         assert got.dtype == np.dtype(dtype)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=fn)
         ok = np.isfinite(want) & (np.abs(want) >= np.finfo(dtype).tiny)

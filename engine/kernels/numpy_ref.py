@@ -1,7 +1,7 @@
 """Reference kernels: the time loops in plain NumPy.
 
 This module is the definition of correct. Every function here has a twin of the same
-name and signature in :mod:`engine.kernels.numba_jit`; parity tests hold them together.
+name and signature in :mod:`engine.kernels.numba`; parity tests hold them together.
 Loops run over time in Python and are vectorised over batch, channels and states.
 
 Shapes use ``b`` batch, ``L`` sequence length, ``d`` channels, ``n`` SSM states,
@@ -13,23 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = [
-    "selective_scan_fwd",
-    "selective_scan_bwd",
-    "mingru_fwd",
-    "mingru_bwd",
-    "gru_fwd",
-    "gru_bwd",
-    "causal_conv1d_fwd",
-    "causal_conv1d_bwd",
-    "selective_scan_gated_fwd",
-    "selective_scan_gated_bwd",
-    "mingru_logits_fwd",
-    "mingru_logits_bwd",
-    "causal_conv1d_silu_fwd",
-    "causal_conv1d_silu_bwd",
-    "warmup",
-]
+from engine.functional import sigmoid, softplus
+from engine.kernels.api import API
+
+__all__ = list(API)
 
 
 # ----------------------------------------------------------------------------------
@@ -188,12 +175,6 @@ def mingru_bwd(z, h_tilde, h, dh):
 #   r = s(gi_r + gh_r); z = s(gi_z + gh_z); n = tanh(gi_n + r * gh_n)
 #   h[t] = (1 - z) * n + z * h[t-1],   h[-1] = 0
 # ----------------------------------------------------------------------------------
-def _sigmoid(x):
-    # exp(-x) overflows to inf for x << 0 and 1 / (1 + inf) is exactly the limit 0.
-    with np.errstate(over="ignore"):
-        return 1 / (1 + np.exp(-x))
-
-
 def gru_fwd(gi, W_hh, b_hh):
     """GRU recurrence forward.
 
@@ -218,8 +199,8 @@ def gru_fwd(gi, W_hh, b_hh):
     prev = np.zeros((b, H), dtype=gi.dtype)
     for t in range(L):
         gh = prev @ W_hh.T + b_hh                                      # (b, 3H)
-        r = _sigmoid(gi[:, t, :H] + gh[:, :H])
-        z = _sigmoid(gi[:, t, H:2 * H] + gh[:, H:2 * H])
+        r = sigmoid(gi[:, t, :H] + gh[:, :H])
+        z = sigmoid(gi[:, t, H:2 * H] + gh[:, H:2 * H])
         n = np.tanh(gi[:, t, 2 * H:] + r * gh[:, 2 * H:])
         prev = (1 - z) * n + z * prev
         h[:, t] = prev
@@ -318,11 +299,6 @@ def causal_conv1d_bwd(x, weight, dy):
 # so the compiled twins save the full-size temporaries (and sigmoid calls) that the
 # layers would otherwise make. Each is defined by composing the kernels above.
 # ----------------------------------------------------------------------------------
-def _softplus(x):
-    # log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|)
-    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
-
-
 def selective_scan_gated_fwd(u, dt, A, B, C, D, z):
     """Mamba's scan with its elementwise neighbours: ``delta = softplus(dt)`` before,
     the gate ``* silu(z)`` after.
@@ -342,8 +318,8 @@ def selective_scan_gated_fwd(u, dt, A, B, C, D, z):
     out : ndarray, shape (b, L, d)
         ``selective_scan_fwd(u, softplus(dt), A, B, C, D) * z * sigmoid(z)``.
     """
-    y = selective_scan_fwd(u, _softplus(dt), A, B, C, D)
-    return y * (z * _sigmoid(z))
+    y = selective_scan_fwd(u, softplus(dt), A, B, C, D)
+    return y * (z * sigmoid(z))
 
 
 def selective_scan_gated_bwd(u, dt, A, B, C, D, z, dout):
@@ -358,15 +334,15 @@ def selective_scan_gated_bwd(u, dt, A, B, C, D, z, dout):
     dD : ndarray, shape (d,)
     dz : ndarray, shape (b, L, d)
     """
-    delta = _softplus(dt)
+    delta = softplus(dt)
     dA_t, hs = _scan_states(u, delta, A, B)                           # (b, L, d, n), (b, L+1, d, n)
     # y from the states the backward needs anyway, instead of a second forward scan.
     y = np.einsum("bldn,bln->bld", hs[:, 1:], C) + D * u              # (b, L, d)
-    s = _sigmoid(z)
+    s = sigmoid(z)
     dz = dout * y * (s * (1 + z * (1 - s)))
     du, ddelta, dA, dB, dC, dD = _scan_bwd_from_states(
         u, delta, A, B, C, D, dout * (z * s), dA_t, hs)
-    return du, ddelta * _sigmoid(dt), dA, dB, dC, dD, dz
+    return du, ddelta * sigmoid(dt), dA, dB, dC, dD, dz
 
 
 def mingru_logits_fwd(z_logit, h_tilde):
@@ -382,7 +358,7 @@ def mingru_logits_fwd(z_logit, h_tilde):
     -------
     h : ndarray, shape (b, L, H)
     """
-    return mingru_fwd(_sigmoid(z_logit), h_tilde)
+    return mingru_fwd(sigmoid(z_logit), h_tilde)
 
 
 def mingru_logits_bwd(z_logit, h_tilde, h, dh):
@@ -392,7 +368,7 @@ def mingru_logits_bwd(z_logit, h_tilde, h, dh):
     -------
     dz_logit, dh_tilde : ndarray, shape (b, L, H)
     """
-    z = _sigmoid(z_logit)
+    z = sigmoid(z_logit)
     dz, dh_tilde = mingru_bwd(z, h_tilde, h, dh)
     return dz * (z * (1 - z)), dh_tilde
 
@@ -411,7 +387,7 @@ def causal_conv1d_silu_fwd(x, weight, bias):
     y : ndarray, shape (b, L, d)
     """
     c = causal_conv1d_fwd(x, weight, bias)
-    return c * _sigmoid(c)
+    return c * sigmoid(c)
 
 
 def causal_conv1d_silu_bwd(x, weight, bias, dy):
@@ -424,14 +400,14 @@ def causal_conv1d_silu_bwd(x, weight, bias, dy):
     dbias : ndarray, shape (d,)
     """
     c = causal_conv1d_fwd(x, weight, bias)
-    s = _sigmoid(c)
+    s = sigmoid(c)
     return causal_conv1d_bwd(x, weight, dy * (s * (1 + c * (1 - s))))
 
 # ----------------------------------------------------------------------------------
-# Compilation (nothing to do here; the twin in numba_jit compiles its kernels)
+# Compilation (nothing to do here; the compiled twins in engine.kernels.numba do)
 # ----------------------------------------------------------------------------------
 def warmup(dtypes=(np.float64, np.float32)):
-    """Counterpart of :func:`engine.kernels.numba_jit.warmup`: NumPy compiles nothing.
+    """Counterpart of :func:`engine.kernels.numba.warmup`: NumPy compiles nothing.
 
     Callers may warm up whichever backend they hold without checking which it is.
 

@@ -1,0 +1,29 @@
+"""The names every kernel set exports: one list, checked by the tests for both backends.
+
+A kernel is a plain function of arrays. :mod:`engine.kernels.numpy_ref` (the
+reference) and :mod:`engine.kernels.numba` (the compiled twins) each define every name
+below with the same signature and the same outputs; :func:`engine.backend.get_kernels`
+hands out one set or the other.
+"""
+from __future__ import annotations
+
+#: The time loops and their fused neighbours, forward and backward.
+KERNELS = (
+    "selective_scan_fwd",
+    "selective_scan_bwd",
+    "mingru_fwd",
+    "mingru_bwd",
+    "gru_fwd",
+    "gru_bwd",
+    "causal_conv1d_fwd",
+    "causal_conv1d_bwd",
+    "selective_scan_gated_fwd",
+    "selective_scan_gated_bwd",
+    "mingru_logits_fwd",
+    "mingru_logits_bwd",
+    "causal_conv1d_silu_fwd",
+    "causal_conv1d_silu_bwd",
+)
+#: Everything a kernel set exports: the kernels, and ``warmup`` (compile ahead of use;
+#: a no-op for the reference).
+API = KERNELS + ("warmup",)

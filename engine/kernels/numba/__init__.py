@@ -1,0 +1,88 @@
+"""Compiled kernels: the time loops of :mod:`engine.kernels.numpy_ref` in Numba.
+
+Every name of :data:`engine.kernels.api.API` is defined here with the signature, output
+shapes and dtypes of its twin in :mod:`engine.kernels.numpy_ref`, which stays the
+definition of correct (the parity tests hold the two together). Each public function
+only validates and prepares its inputs (consistent shapes, one float dtype,
+C-contiguous) and hands them to a private ``_*_kernel`` compiled with
+``njit(parallel=True, cache=True)``.
+
+The kernels live by family, each file mirroring its part of the reference:
+``scan`` (selective scan), ``mingru``, ``gru``, ``conv`` (causal depthwise
+convolution); ``_jit`` holds the jit options, input checks and task split they share
+(and explains why results do not depend on the thread count), ``_math`` the
+vectorisable exp, log1p, tanh, sigmoid and softplus.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+# Numba's OpenMP thread pool spins between parallel regions by default. On a machine
+# shared with other busy processes (2 cores here) the spinning workers steal the time
+# slices the working ones need, and a 3 ms kernel took 40 ms; sleeping workers cost a
+# few microseconds per region instead. Set before the pool starts; a value given in the
+# environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+
+from engine.kernels.api import API  # noqa: E402
+from engine.kernels.numba._jit import FLOATS  # noqa: E402
+from engine.kernels.numba.conv import (causal_conv1d_bwd, causal_conv1d_fwd,  # noqa: E402
+                                       causal_conv1d_silu_bwd, causal_conv1d_silu_fwd)
+from engine.kernels.numba.gru import gru_bwd, gru_fwd  # noqa: E402
+from engine.kernels.numba.mingru import (mingru_bwd, mingru_fwd, mingru_logits_bwd,  # noqa: E402
+                                         mingru_logits_fwd)
+from engine.kernels.numba.scan import (selective_scan_bwd, selective_scan_fwd,  # noqa: E402
+                                       selective_scan_gated_bwd, selective_scan_gated_fwd)
+
+__all__ = list(API)
+
+
+def warmup(dtypes=(np.float64, np.float32)):
+    """Compile (or load from the on-disk cache) every kernel for the given dtypes.
+
+    Runs each public kernel once on tiny inputs, so that later timings measure run
+    time only. With a warm cache (``cache=True``; directory ``NUMBA_CACHE_DIR`` if set)
+    this takes a fraction of a second per dtype; a cold compile takes much longer.
+
+    Parameters
+    ----------
+    dtypes : iterable of dtype
+        float32 and/or float64.
+
+    Returns
+    -------
+    float
+        Seconds spent.
+    """
+    start = time.perf_counter()
+    for dt in dtypes:
+        dt = np.dtype(dt)
+        if dt not in FLOATS:
+            raise ValueError(f"unsupported dtype {dt}; use float64 or float32")
+        rng = np.random.default_rng(0)
+        b, L, d, n, H, k = 2, 3, 3, 2, 2, 2
+
+        def r(*shape):
+            return rng.standard_normal(shape).astype(dt)
+
+        u, delta, dy = r(b, L, d), np.abs(r(b, L, d)), r(b, L, d)
+        A, B, C, D = -np.abs(r(d, n)), r(b, L, n), r(b, L, n), r(d)
+        selective_scan_fwd(u, delta, A, B, C, D)
+        selective_scan_bwd(u, delta, A, B, C, D, dy)
+        selective_scan_gated_fwd(u, delta, A, B, C, D, dy)
+        selective_scan_gated_bwd(u, delta, A, B, C, D, dy, dy)
+        z, ht, dh = r(b, L, H), r(b, L, H), r(b, L, H)
+        mingru_bwd(z, ht, mingru_fwd(z, ht), dh)
+        mingru_logits_bwd(z, ht, mingru_logits_fwd(z, ht), dh)
+        gi, W_hh, b_hh = r(b, L, 3 * H), r(3 * H, H), r(3 * H)
+        h, gates = gru_fwd(gi, W_hh, b_hh)
+        gru_bwd(gi, W_hh, b_hh, h, gates, dh)
+        w, bias = r(d, k), r(d)
+        causal_conv1d_fwd(u, w, bias)
+        causal_conv1d_bwd(u, w, dy)
+        causal_conv1d_silu_fwd(u, w, bias)
+        causal_conv1d_silu_bwd(u, w, bias, dy)
+    return time.perf_counter() - start
