@@ -8,7 +8,7 @@ run, so ``train`` does not pay for plotting or benchmarking imports.
 
 Bad input of any kind (unknown option, impossible value, missing or broken file,
 corrupt checkpoint) ends with one ``error: ...`` line on stderr and exit status 2:
-library code raises :class:`engine.errors.UserInputError`, :func:`main` prints it.
+library code raises :class:`forecast.errors.UserInputError`, :func:`main` prints it.
 """
 from __future__ import annotations
 
@@ -53,21 +53,17 @@ class Command:
 
 # -- train -------------------------------------------------------------------------------
 
-def _train_defaults():
-    from engine.pipeline import RunConfig
-
-    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            for f in dataclasses.fields(RunConfig)}
-
-
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``train`` (defaults from :class:`engine.pipeline.RunConfig`)."""
-    from engine.pipeline import DTYPES, FUSIONS, MODELS
+    """Options of ``train`` (defaults from :class:`forecast.config.RunConfig`)."""
+    from engine.backend import BACKENDS
+    from forecast.config import DTYPES
+    from forecast.config import RunConfig
+    from models.names import FUSIONS, MODEL_NAMES
 
-    d = _train_defaults()
+    d = RunConfig.defaults()
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODELS, default=d["model"], help="default %(default)s")
-    g.add_argument("--backend", choices=("numpy", "numba"), default=d["backend"],
+    g.add_argument("--model", choices=MODEL_NAMES, default=d["model"], help="default %(default)s")
+    g.add_argument("--backend", choices=BACKENDS, default=d["backend"],
                    help="time-loop kernels (default %(default)s; set the default with MAMBA_GRU_BACKEND)")
     g.add_argument("--hidden", type=int, default=d["hidden"], help="model width (default %(default)s)")
     g.add_argument("--d-state", type=int, default=d["d_state"], help="Mamba state size (default %(default)s)")
@@ -92,6 +88,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_data_arguments(p: argparse.ArgumentParser, d: dict) -> None:
     """Data and window options, shared by ``train``."""
+    from forecast.data import SCALERS, TARGETS, WINDOW_NORMS
+
     g = p.add_argument_group("data")
     g.add_argument("--data", default=d["data"],
                    help="sample:TICKER (AAPL, MSFT, IBM, GOOG), yahoo:TICKER or a CSV path (default %(default)s)")
@@ -99,24 +97,25 @@ def add_data_arguments(p: argparse.ArgumentParser, d: dict) -> None:
     g.add_argument("--end", default=None, help="last date, inclusive (Yahoo default 2023-12-31)")
     g.add_argument("--features", default=",".join(d["features"]),
                    help="comma-separated, from open,high,low,close,volume,return (default %(default)s)")
-    g.add_argument("--target", choices=("close", "return"), default=d["target"],
+    g.add_argument("--target", choices=TARGETS, default=d["target"],
                    help="next close or next log return (default %(default)s)")
     g.add_argument("--seq-len", type=int, default=d["seq_len"], help="input window in days (default %(default)s)")
     g.add_argument("--horizon", type=int, default=d["horizon"], help="days predicted (default %(default)s)")
     g.add_argument("--split", default=",".join(map(str, d["split"])),
                    help="train,validation fractions; the rest is test (default %(default)s)")
-    g.add_argument("--window-norm", choices=("last", "none"), default=d["window_norm"],
+    g.add_argument("--window-norm", choices=WINDOW_NORMS, default=d["window_norm"],
                    help="per-window normalisation: 'last' expresses each window relative to its last "
                         "input close (prices x/p0-1, volume log((v+1)/(window mean+1)), a close target "
                         "y/p0-1; predictions p0*(1+pred)), so test prices outside the training range "
                         "need no extrapolation; 'none' feeds raw values (default %(default)s)")
-    g.add_argument("--scaler", choices=("minmax", "standard"), default=d["scaler"],
+    g.add_argument("--scaler", choices=SCALERS, default=d["scaler"],
                    help="fitted on the training part after --window-norm (default %(default)s)")
 
 
 def run_train(args) -> int:
     """``train``: one run, its files in ``--out``, a summary table on stdout."""
-    from engine.pipeline import RunConfig, run_training
+    from forecast.config import RunConfig
+    from forecast.pipeline import run_training
 
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     config = RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
@@ -127,18 +126,19 @@ def run_train(args) -> int:
 
 def format_summary(result: dict) -> str:
     """Model-versus-baselines table plus one line on the run."""
+    from forecast.metrics import METRIC_NAMES
+
     metrics = result["metrics"]
     data, training, cfg = result["data"], result["training"], result["config"]
     columns = [("model", metrics["test"]), ("naive", metrics["naive"])]
     if "drift" in metrics:
         columns.append(("drift", metrics["drift"]))
-    names = ("mse", "rmse", "mae", "r2", "mape", "mase", "direction_accuracy")
-    width = max(len(n) for n in names) + 2
+    width = max(len(n) for n in METRIC_NAMES) + 2
     lines = [f"{cfg['model']} on {data.get('spec', cfg['data'])}: test {data['split']['test']['first_date']} to "
              f"{data['split']['test']['last_date']} ({data['split']['test']['windows']} windows), prices in "
              "source units"]
     lines.append("".ljust(width) + "".join(name.rjust(14) for name, _ in columns))
-    for n in names:
+    for n in METRIC_NAMES:
         cells = "".join(_fmt(m.get(n)).rjust(14) for _, m in columns)
         lines.append(n.ljust(width) + cells)
     stop = {"completed": "all epochs", "early_stopping": "early stopping",
@@ -158,19 +158,22 @@ def _fmt(value) -> str:
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``evaluate``."""
+    from engine.backend import BACKENDS
+    from forecast.data.windows import PARTS
+
     p.add_argument("--checkpoint", required=True, help="a checkpoint.npz written by train")
     p.add_argument("--data", default=None, help="another source (default: the run's own data)")
     p.add_argument("--start", default=None, help="first date, inclusive")
     p.add_argument("--end", default=None, help="last date, inclusive")
-    p.add_argument("--part", choices=("train", "val", "test"), default="test", help="default %(default)s")
-    p.add_argument("--backend", choices=("numpy", "numba"), default=None, help="default: the run's")
+    p.add_argument("--part", choices=PARTS, default="test", help="default %(default)s")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="default: the run's")
     p.add_argument("--out", default=None, help="also write the metrics to this JSON file")
 
 
 def run_evaluate(args) -> int:
     """``evaluate``: metrics of a saved model, printed and optionally written."""
-    from engine.fileio import atomic_write_json
-    from engine.pipeline import evaluate_checkpoint
+    from forecast.fileio import atomic_write_json
+    from forecast.pipeline import evaluate_checkpoint
 
     res = evaluate_checkpoint(args.checkpoint, data=args.data, start=args.start, end=args.end,
                               part=args.part, backend=args.backend)
@@ -201,7 +204,7 @@ def add_data_command_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_data(args) -> int:
     """``data``: fetch (and cache), then describe a source."""
-    from engine.data import describe_frame, load_source
+    from forecast.data import describe_frame, load_source
 
     frame, info = load_source(args.source, args.start, args.end, refresh=args.refresh)
     desc = {**info, **describe_frame(frame)}
@@ -230,10 +233,8 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command("re-evaluate a saved checkpoint", add_evaluate_arguments, run_evaluate),
     "data": Command("fetch (and cache) a data source and describe it",
                     add_data_command_arguments, run_data),
-    # -- compare: registered by the comparison/report work (engine/compare.py) ------------
-    "compare": Command("compare the four models over seeds", module="engine.compare"),
-    # -- bench: registered by the benchmark work (engine/benchmarks.py) -------------------
-    "bench": Command("benchmark numpy vs numba kernels", module="engine.benchmarks"),
+    "compare": Command("compare the four models over seeds", module="forecast.study.compare"),
+    "bench": Command("benchmark numpy vs numba kernels", module="bench.harness.cli"),
 }
 
 
@@ -260,7 +261,7 @@ def _selected_command(argv: list[str]) -> str | None:
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from engine.errors import UserInputError
+    from forecast.errors import UserInputError
 
     try:
         parser = build_parser(_selected_command(argv))

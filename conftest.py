@@ -30,9 +30,9 @@ def pytest_configure(config):
     # bench/conftest.py and the bench modules read this to pick their shapes.
     config.bench_smoke = not measuring
     if measuring:
-        # As in training (engine.pipeline.single_threaded_blas): BLAS threads would
+        # As in training (engine.backend.single_threaded_blas): BLAS threads would
         # compete with Numba's for the cores and distort every comparison.
-        from engine.pipeline import single_threaded_blas
+        from engine.backend import single_threaded_blas
 
         config._blas_limit = single_threaded_blas()
         config._blas_limit.__enter__()

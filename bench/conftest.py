@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import benchmarks as B
+from bench import harness as B
 
 
 def is_smoke(config) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import benchmarks as B
+from bench import harness as B
 
 
 @pytest.fixture

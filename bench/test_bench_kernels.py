@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import benchmarks as B
+from bench import harness as B
 
 DTYPES = [np.dtype(np.float64), np.dtype(np.float32)]
 DTYPE_IDS = [d.name for d in DTYPES]

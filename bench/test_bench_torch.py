@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import benchmarks as B
+from bench import harness as B
 
 PAIRS = {
     "MambaBlock": B.make_torch_mamba_pair,

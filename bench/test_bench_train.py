@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import benchmarks as B
+from bench import harness as B
 
 DTYPES = [np.dtype(np.float64), np.dtype(np.float32)]
 

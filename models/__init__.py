@@ -5,13 +5,11 @@ import numbers
 
 import numpy as np
 
-from models.forecasters import (FUSIONS, Forecaster, GRUForecaster, HybridForecaster,
-                                ResidualForecaster)
+from models.forecasters import Forecaster, GRUForecaster, HybridForecaster, ResidualForecaster
 from models.gru import GRULayer
 from models.mamba import MambaBlock
 from models.mingru import MinGRULayer
-
-MODEL_NAMES = ("mamba", "mingru", "gru", "hybrid")
+from models.names import FUSIONS, HYBRID, MODEL_NAMES, RNN_BASELINE
 
 __all__ = ["MODEL_NAMES", "FUSIONS", "build_model", "Forecaster", "MambaBlock", "MinGRULayer",
            "GRULayer"]
@@ -76,8 +74,8 @@ def build_model(name: str, input_size: int, hidden_size: int = 64, d_state: int 
         config[arg] = _positive_int(arg, value)
     config["fusion"] = fusion_key
     kw = dict(backend=backend, dtype=dtype, seed=seed)
-    if key == "gru":
+    if key == RNN_BASELINE:
         return GRUForecaster(config, **kw)
-    if key == "hybrid":
+    if key == HYBRID:
         return HybridForecaster(config, **kw)
     return ResidualForecaster(config, **kw)

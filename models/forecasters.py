@@ -20,8 +20,7 @@ from models.blocks import PreNormResidual, Sequential
 from models.gru import GRULayer
 from models.mamba import MambaBlock
 from models.mingru import MinGRULayer
-
-FUSIONS = ("scalar", "channel", "gate")
+from models.names import HYBRID, RNN_BASELINE
 
 
 class Forecaster(Module):
@@ -149,7 +148,7 @@ class GRUForecaster(Forecaster):
     Keys ``gru.{i}.weight_ih_l0`` ... ``gru.{i}.bias_hh_l0``, ``head.*``.
     """
 
-    name = "gru"
+    name = RNN_BASELINE
 
     def __init__(self, config: dict, backend=None, dtype=np.float64, seed: int = 0):
         super().__init__(config, backend=backend, dtype=dtype, seed=seed)
@@ -182,7 +181,7 @@ class HybridForecaster(Forecaster):
     ``gate.*``, ``norm_f.weight``, ``head.*``.
     """
 
-    name = "hybrid"
+    name = HYBRID
 
     def __init__(self, config: dict, backend=None, dtype=np.float64, seed: int = 0):
         super().__init__(config, backend=backend, dtype=dtype, seed=seed)

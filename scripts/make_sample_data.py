@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Regenerate the bundled sample prices in ``engine/data/sample/``.
+"""Regenerate the bundled sample prices in ``forecast/data/sample/``.
 
 Source: the ``bokeh_sampledata`` package (module ``bokeh_sampledata.stocks``, file
 ``stocks.csv.gz``), which ships daily prices from the Quandl WIKI database, declared
@@ -10,7 +10,7 @@ The gzip header carries no timestamp, so rerunning it gives byte-identical files
 Usage::
 
     pip install bokeh_sampledata        # or: pip install -e ".[sampledata]"
-    python scripts/make_sample_data.py  # writes engine/data/sample/*.csv.gz
+    python scripts/make_sample_data.py  # writes forecast/data/sample/*.csv.gz
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import sys
 TICKERS = ("AAPL", "MSFT", "IBM", "GOOG")
 COLUMNS = {"date": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close",
            "adj_close": "Adj Close", "volume": "Volume"}
-DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "engine", "data", "sample")
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "forecast", "data", "sample")
 
 
 def build_csv(data, ticker: str) -> bytes:

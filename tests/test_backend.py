@@ -25,18 +25,18 @@ def _clean_default(monkeypatch):
 
 
 @pytest.fixture
-def numba_jit():
+def numba_kernels():
     try:
         return get_kernels("numba")
     except BackendUnavailableError as exc:
         pytest.skip(str(exc))
 
 
-def test_get_kernels_by_name(numba_jit):
+def test_get_kernels_by_name(numba_kernels):
     assert get_kernels("numpy") is numpy_ref
     assert get_kernels(" NumPy ") is numpy_ref
-    assert numba_jit.__name__ == "engine.kernels.numba"
-    assert get_kernels("NUMBA") is numba_jit
+    assert numba_kernels.__name__ == "engine.kernels.numba"
+    assert get_kernels("NUMBA") is numba_kernels
     assert backend.BACKENDS == ("numpy", "numba")
 
 
@@ -46,22 +46,22 @@ def test_default_is_numpy_without_env():
     assert get_kernels(None) is numpy_ref
 
 
-def test_env_var_sets_default(monkeypatch, numba_jit):
+def test_env_var_sets_default(monkeypatch, numba_kernels):
     monkeypatch.setenv(backend.ENV_VAR, "numba")
     assert backend.default_backend() == "numba"
-    assert get_kernels() is numba_jit
+    assert get_kernels() is numba_kernels
     monkeypatch.setenv(backend.ENV_VAR, " Numpy ")
     assert get_kernels() is numpy_ref
     monkeypatch.setenv(backend.ENV_VAR, "")
     assert backend.default_backend() == "numpy"
 
 
-def test_env_var_reaches_modules(monkeypatch, numba_jit):
+def test_env_var_reaches_modules(monkeypatch, numba_kernels):
     from engine.module import Module
 
     monkeypatch.setenv(backend.ENV_VAR, "numba")
     m = Module()
-    assert m.backend == "numba" and m.kernels is numba_jit
+    assert m.backend == "numba" and m.kernels is numba_kernels
     assert Module(backend="numpy").kernels is numpy_ref
 
 
@@ -130,22 +130,22 @@ def _public_functions(module):
             and (obj.__module__ == module.__name__ or obj.__module__.startswith(module.__name__ + "."))}
 
 
-def test_same_public_names_and_signatures(numba_jit):
+def test_same_public_names_and_signatures(numba_kernels):
     ref_names = set(numpy_ref.__all__)
-    assert ref_names == set(API) == set(numba_jit.__all__)
-    assert ref_names == _public_functions(numpy_ref) == _public_functions(numba_jit)
+    assert ref_names == set(API) == set(numba_kernels.__all__)
+    assert ref_names == _public_functions(numpy_ref) == _public_functions(numba_kernels)
     for name in sorted(ref_names):
-        assert inspect.signature(getattr(numba_jit, name)) == inspect.signature(getattr(numpy_ref, name)), name
-        assert getattr(numba_jit, name).__doc__, f"{name} has no docstring"
+        assert inspect.signature(getattr(numba_kernels, name)) == inspect.signature(getattr(numpy_ref, name)), name
+        assert getattr(numba_kernels, name).__doc__, f"{name} has no docstring"
     expected = {"selective_scan_fwd", "selective_scan_bwd", "mingru_fwd", "mingru_bwd", "gru_fwd",
                 "gru_bwd", "causal_conv1d_fwd", "causal_conv1d_bwd", "warmup"}
     assert expected <= ref_names
 
 
-def test_warmup_returns_seconds(numba_jit):
+def test_warmup_returns_seconds(numba_kernels):
     assert numpy_ref.warmup() == 0.0
-    spent = numba_jit.warmup((np.float64,))
+    spent = numba_kernels.warmup((np.float64,))
     assert isinstance(spent, float) and spent >= 0.0
-    for k in (numpy_ref, numba_jit):
+    for k in (numpy_ref, numba_kernels):
         with pytest.raises(ValueError):
             k.warmup((np.int32,))

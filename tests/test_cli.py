@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import cli
-from engine.pipeline import RunConfig
+from forecast.pipeline import RunConfig
 from tests.pipeline_helpers import price_frame, write_csv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,7 +117,7 @@ def test_evaluate_reproduces_the_run_metrics(trained, tmp_path, capsys):
 
 
 def test_window_norm_is_saved_and_reused_by_evaluate(trained, tmp_path, capsys):
-    from engine.checkpoint import load_checkpoint, save_checkpoint
+    from forecast.checkpoint import load_checkpoint, save_checkpoint
 
     out, data = trained
     assert json.loads((out / "config.json").read_text())["window_norm"] == "last"   # the default
@@ -159,7 +159,7 @@ def test_data_command_describes_a_source(tmp_path, capsys):
 
 
 def test_failure_while_writing_leaves_nothing(tmp_path, prices, monkeypatch):
-    import engine.pipeline as pipeline
+    import forecast.pipeline as pipeline
 
     def broken(*a, **k):
         raise OSError("disk full")

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 
 import cli
-from engine import compare
-from engine.errors import UserInputError
-from engine.report import fmt_stat, metric_header
-from engine.summary import HIGHER_IS_BETTER, METRICS
+from forecast.errors import UserInputError
+from forecast.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from forecast.study import compare, executors
+from forecast.study import plan as planning
+from forecast.study.report import fmt_stat, metric_header
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--models", "mingru,hybrid", "--seeds", "2", "--epochs", "1", "--hidden", "4",
@@ -78,7 +79,7 @@ def test_summary_is_mean_and_std_of_the_runs(study):
     assert {"mingru", "hybrid", "naive_last", "naive_drift"} == set(rows)
     summary = {r["model"]: r for r in json.loads((study / "summary.json").read_text())["rows"]}
     for model, metrics in per_run.items():
-        for key in METRICS:
+        for key in METRIC_NAMES:
             vals = np.array(metrics[key], dtype=float)
             assert float(rows[model][f"{key}_mean"]) == pytest.approx(vals.mean(), rel=1e-12)
             assert float(rows[model][f"{key}_std"]) == pytest.approx(vals.std(ddof=1), rel=1e-12)
@@ -95,7 +96,7 @@ def test_report_shows_the_numbers_and_names_the_best(study):
     results = report.split("## Results")[1].split("### Figures")[0]
     for model, label in (("mingru", "| minGRU |"), ("hybrid", "| Hybrid (Mamba+minGRU) |")):
         line = next(x for x in results.splitlines() if x.startswith(label))
-        for key in METRICS:
+        for key in METRIC_NAMES:
             vals = np.array(per_run[model][key], dtype=float)
             assert fmt_stat(vals.mean(), vals.std(ddof=1)) in line, (model, key)
     # The conclusion names the best mean of every metric (naive rows included).
@@ -103,7 +104,7 @@ def test_report_shows_the_numbers_and_names_the_best(study):
         rows = list(csv.DictReader(fh))
     conclusion = report.split("## Conclusion")[1]
     verdicts = {x.split("|")[1].strip(): x for x in conclusion.splitlines() if x.startswith("| ")}
-    for key in METRICS:
+    for key in METRIC_NAMES:
         line = verdicts[metric_header(key, "USD")]
         means = {r["model"]: float(r[f"{key}_mean"]) for r in rows
                  if math.isfinite(float(r[f"{key}_mean"]))}
@@ -116,9 +117,9 @@ def test_report_shows_the_numbers_and_names_the_best(study):
 
 def test_results_do_not_depend_on_jobs(study, tmp_path):
     args = _parser().parse_args([*TINY, "--jobs", "1", "--out", str(tmp_path / "serial")])
-    plan = compare.plan_study(args)
+    plan = planning.plan_study(args)
     assert plan.jobs == 1
-    compare.execute(plan, progress=False)
+    executors.execute(plan, progress=False)
     for spec in plan.runs:
         twin = study / spec.run_dir.relative_to(tmp_path / "serial")
         for name in ("metrics.json", "predictions.csv"):
@@ -170,19 +171,19 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, argv, message):
 
 
 def test_parse_seeds_and_lists():
-    assert compare.parse_seeds("3") == [0, 1, 2]
-    assert compare.parse_seeds("7,11,13") == [7, 11, 13]
-    assert compare.parse_seeds("5,") == [5]
-    assert compare.parse_int_list("30, 60,120,60", "--seq-lens") == [30, 60, 120]
+    assert planning.parse_seeds("3") == [0, 1, 2]
+    assert planning.parse_seeds("7,11,13") == [7, 11, 13]
+    assert planning.parse_seeds("5,") == [5]
+    assert planning.parse_int_list("30, 60,120,60", "--seq-lens") == [30, 60, 120]
     with pytest.raises(UserInputError):
-        compare.parse_seeds("-1,2")
+        planning.parse_seeds("-1,2")
 
 
 def test_plan_passes_study_options_to_every_run(tmp_path):
     args = _parser().parse_args(["--models", "hybrid,gru", "--seeds", "4,9", "--seq-lens",
                                  "30,60", "--horizon", "3", "--fusion", "gate", "--epochs",
                                  "7", "--out", str(tmp_path), "--jobs", "3"])
-    plan = compare.plan_study(args, cores=8)
+    plan = planning.plan_study(args, cores=8)
     assert len(plan.runs) == 2 * 2 * 2 and plan.jobs == 3 and plan.threads == 2
     first = plan.runs[0]
     assert first.run_dir == tmp_path / "runs" / "seq30" / "hybrid" / "seed4"
@@ -193,28 +194,28 @@ def test_plan_passes_study_options_to_every_run(tmp_path):
         assert spec.config["epochs"] == 7 and spec.config["seq_len"] == spec.seq_len
     # One window: no seq folder level.
     args = _parser().parse_args(["--models", "mamba", "--seeds", "1", "--out", str(tmp_path)])
-    assert compare.plan_study(args, cores=8).runs[0].run_dir == tmp_path / "runs/mamba/seed0"
+    assert planning.plan_study(args, cores=8).runs[0].run_dir == tmp_path / "runs/mamba/seed0"
 
 
 def test_default_jobs_never_oversubscribe():
     for cores in (1, 2, 3, 8, 64):
         for n_runs in (1, 2, 5, 12, 100):
             for backend in ("numpy", "numba"):
-                jobs = compare.default_jobs(backend, n_runs, cores)
-                threads = int(compare.thread_env(backend, max(1, cores // jobs))
+                jobs = planning.default_jobs(backend, n_runs, cores)
+                threads = int(executors.thread_env(backend, max(1, cores // jobs))
                               ["NUMBA_NUM_THREADS"])
                 assert 1 <= jobs <= min(cores, n_runs)
                 assert jobs * threads <= cores
-    env = compare.thread_env("numpy", 4)
+    env = executors.thread_env("numpy", 4)
     assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
-    assert compare.thread_env("numba", 4)["NUMBA_NUM_THREADS"] == "4"
+    assert executors.thread_env("numba", 4)["NUMBA_NUM_THREADS"] == "4"
 
 
 def test_spawned_workers_start_with_the_thread_variables():
     # The mechanism execute() relies on: variables set around the pool's creation are
     # in the workers' environment from their first instruction.
-    env = compare.thread_env("numba", 1)
-    with compare._patched_environ(env):
+    env = executors.thread_env("numba", 1)
+    with executors._patched_environ(env):
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             seen = pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result()
     assert seen == "1"

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.data import (MAX_FILL_GAP, build_dataset, load_source, normalise_frame, parse_source,
+from forecast.data import (MAX_FILL_GAP, build_dataset, load_source, normalise_frame, parse_source,
                          scaler_from_dict, scaler_to_dict)
-from engine.data import yahoo
-from engine.data.windows import split_bounds, window_parts, window_rows
-from engine.errors import DataError, UserInputError
+from forecast.data import yahoo
+from forecast.data.windows import split_bounds, window_parts, window_rows
+from forecast.errors import DataError, UserInputError
 from tests.pipeline_helpers import price_frame, write_csv, yfinance_frame
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.metrics import (METRIC_NAMES, direction_accuracy, drift_forecast, forecast_metrics,
+from forecast.metrics import (METRIC_NAMES, direction_accuracy, drift_forecast, forecast_metrics,
                             naive_forecast, naive_scale)
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from engine.backend import BackendUnavailableError, get_kernels
 from engine.kernels import numpy_ref as ref
+from engine.parity import assert_parity, rel_error, tolerance
 
-TOL = {np.float64: 1e-10, np.float32: 1e-4}
 DTYPES = [np.float64, np.float32]
 
 # (batch, seq_len, channels d, states n, hidden H, conv width k)
@@ -41,25 +41,15 @@ def nb():
     return kernels
 
 
-def rel_err(a, b):
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    scale = np.max(np.abs(b)) if b.size else 0.0
-    diff = np.max(np.abs(a - b)) if b.size else 0.0
-    return diff / scale if scale > 0 else diff
-
-
 def assert_close(got, want, dtype, what):
+    """Every output an array of ``dtype`` and within the parity tolerance of the reference."""
     got = got if isinstance(got, tuple) else (got,)
     want = want if isinstance(want, tuple) else (want,)
-    assert len(got) == len(want), what
     for i, (g, w) in enumerate(zip(got, want)):
         assert isinstance(g, np.ndarray), f"{what}[{i}] is not an array"
         assert g.shape == w.shape, f"{what}[{i}]: shape {g.shape} != {w.shape}"
-        assert g.dtype == np.dtype(dtype), f"{what}[{i}]: dtype {g.dtype} != {np.dtype(dtype)}"
-        assert w.dtype == np.dtype(dtype)
-        err = rel_err(g, w)
-        assert err <= TOL[dtype], f"{what}[{i}]: relative error {err:.3g} > {TOL[dtype]:g}"
+        assert g.dtype == w.dtype == np.dtype(dtype), f"{what}[{i}]: dtype {g.dtype}, reference {w.dtype}"
+    assert_parity(got, want, dtype, what)
 
 
 def make_inputs(shape, dtype, seed=0):
@@ -130,7 +120,7 @@ def test_parity_check_can_fail(nb):
     args = [sc[k] for k in ("u", "delta", "A", "B", "C", "D")]
     y = nb.selective_scan_fwd(*args)
     args[5] = args[5] * (1 + 1e-8)
-    assert rel_err(y, ref.selective_scan_fwd(*args)) > TOL[np.float64]
+    assert rel_error(y, ref.selective_scan_fwd(*args)) > tolerance(np.float64)
 
 
 def test_mixed_and_strided_inputs(nb):
@@ -143,7 +133,7 @@ def test_mixed_and_strided_inputs(nb):
     assert y.dtype == np.float64
     want = ref.selective_scan_fwd(sc["u"], sc["delta"].astype(np.float32).astype(np.float64),
                                   sc["A"], sc["B"], sc["C"], sc["D"])
-    assert rel_err(y, want) <= TOL[np.float64]
+    assert rel_error(y, want) <= tolerance(np.float64)
     h = nb.mingru_fwd(mg["z"].astype(np.float32), mg["h_tilde"].astype(np.float32))
     assert h.dtype == np.float32
     dx, dw, db = nb.causal_conv1d_bwd(conv["x"][:, ::-1], conv["weight"].T.copy().T, conv["dy"])

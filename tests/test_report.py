@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.report import build_report, figure_paths, fmt, fmt_stat, metric_header
-from engine.summary import (HIGHER_IS_BETTER, METRICS, Stat, SummaryRow, conclude, load_study,
-                            summarize)
+from forecast.study.report import build_report, figure_paths, fmt, fmt_stat, metric_header
+from forecast.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from forecast.study.summary import Stat, SummaryRow, conclude, load_study, summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -131,7 +131,7 @@ def test_summary_files_equal_mean_and_std_of_run_metrics(study):
     assert set(per_run) | {"naive_last", "naive_drift"} == set(rows) == set(by_model)
     for model, metrics in per_run.items():
         assert int(rows[model]["n_seeds"]) == 3
-        for key in METRICS:
+        for key in METRIC_NAMES:
             values = np.array(metrics[key])
             assert float(rows[model][f"{key}_mean"]) == pytest.approx(values.mean(), rel=1e-12)
             assert float(rows[model][f"{key}_std"]) == pytest.approx(values.std(ddof=1),
@@ -150,7 +150,7 @@ def test_report_table_shows_the_summary_numbers_and_bolds_the_best(study):
     lines = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
     assert "Hybrid (Mamba+minGRU)" in lines and "Mamba" in lines
     for model, label in (("mamba", "Mamba"), ("hybrid", "Hybrid (Mamba+minGRU)")):
-        for key in METRICS:
+        for key in METRIC_NAMES:
             values = np.array(per_run[model][key])
             assert fmt_stat(values.mean(), values.std(ddof=1)) in lines[label]
     # Hybrid has by far the smallest noise: its RMSE cell (3rd column) is bold.
@@ -165,7 +165,7 @@ def test_conclusion_names_the_best_model_of_each_metric(study):
     conclusion_text = (study / "report.md").read_text().split("## Conclusion")[1]
     verdict_lines = {line.split("|")[1].strip(): line
                      for line in conclusion_text.splitlines() if line.startswith("| ")}
-    for metric in METRICS:
+    for metric in METRIC_NAMES:
         cand = [r for r in rows if math.isfinite(r.mean(metric))]
         sign = -1 if metric in HIGHER_IS_BETTER else 1
         best = min(cand, key=lambda r: sign * r.mean(metric)).model

@@ -13,13 +13,12 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from engine.parity import TORCH_TOL  # noqa: E402
 from models import build_model  # noqa: E402
 from models.gru import GRULayer  # noqa: E402
 from models.mamba import MambaBlock  # noqa: E402
 from models.mingru import MinGRULayer  # noqa: E402
 from tests.gradcheck import perturb_parameters, rel_error  # noqa: E402
-
-TOL = 1e-8
 
 
 def _to_torch(state_dict) -> dict:
@@ -42,7 +41,7 @@ def _theirs(fn, x, R):
     return y.detach().numpy(), xt.grad.numpy()
 
 
-def _assert_parity(ours, theirs_y, theirs_dx, theirs_grads: dict, tol: float = TOL) -> None:
+def _assert_parity(ours, theirs_y, theirs_dx, theirs_grads: dict, tol: float = TORCH_TOL) -> None:
     y, dx, grads = ours
     errors = {"output": rel_error(y, theirs_y), "input": rel_error(dx, theirs_dx)}
     assert set(grads) == set(theirs_grads)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.pipeline import RunConfig, load_dataset, run_training
-from engine.train import TrainSettings, evaluate_loss, fit
+from forecast.pipeline import RunConfig, load_dataset, run_training
+from forecast.train import TrainSettings, evaluate_loss, fit
 from tests.pipeline_helpers import TinyModel, price_frame, write_csv
 
 
@@ -139,7 +139,7 @@ class _Oracle:
 
 @pytest.mark.parametrize("horizon", [1, 3])
 def test_metrics_are_in_price_units_whatever_the_window_norm(tmp_path, horizon):
-    from engine.pipeline import evaluate_model
+    from forecast.pipeline import evaluate_model
 
     path = write_csv(tmp_path / "p.csv", price_frame(200, seed=4))
     results = {}
@@ -162,7 +162,7 @@ def test_metrics_are_in_price_units_whatever_the_window_norm(tmp_path, horizon):
 
 
 def test_window_norm_is_part_of_the_data_key(tmp_path):
-    from engine.errors import UserInputError
+    from forecast.errors import UserInputError
 
     path = write_csv(tmp_path / "p.csv", price_frame(120))
     assert RunConfig().window_norm == "last"
@@ -175,7 +175,7 @@ def test_window_norm_is_part_of_the_data_key(tmp_path):
 
 
 def test_dataset_for_other_windows_is_refused(tmp_path):
-    from engine.errors import UserInputError
+    from forecast.errors import UserInputError
 
     path = write_csv(tmp_path / "p.csv", price_frame(120))
     ds = load_dataset(_config(path))

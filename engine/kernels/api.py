@@ -7,14 +7,17 @@ hands out one set or the other.
 """
 from __future__ import annotations
 
-#: The time loops and their fused neighbours, forward and backward.
-KERNELS = (
+#: The three time loops, forward and backward.
+TIME_LOOPS = (
     "selective_scan_fwd",
     "selective_scan_bwd",
     "mingru_fwd",
     "mingru_bwd",
     "gru_fwd",
     "gru_bwd",
+)
+#: The time loops, the convolution and the fused variants the layers call.
+KERNELS = TIME_LOOPS + (
     "causal_conv1d_fwd",
     "causal_conv1d_bwd",
     "selective_scan_gated_fwd",

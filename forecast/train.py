@@ -101,13 +101,15 @@ def evaluate_loss(model, X: np.ndarray, y: np.ndarray, batch_size: int = 128) ->
 
 
 def fusion_weight(model) -> float | None:
-    """The hybrid's ``sigmoid(alpha)`` (mean if per channel), or None for other models."""
-    if not hasattr(type(model), "fusion_weight") and not hasattr(model, "fusion_weight"):
+    """The hybrid's ``sigmoid(alpha)`` (mean if per channel), or None for other models.
+
+    Only the hybrid has a ``fusion_weight``; its gate fusion has none before the first
+    forward pass.
+    """
+    weight = getattr(model, "fusion_weight", None)
+    if weight is None:
         return None
-    try:
-        value = np.asarray(model.fusion_weight, dtype=np.float64)
-    except (AttributeError, TypeError, ValueError):
-        return None
+    value = np.asarray(weight, dtype=np.float64)
     return float(value.mean()) if value.size else None
 
 
@@ -171,7 +173,7 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     ----------
     model
         Anything with the layer contract (forward, backward, named_parameters,
-        zero_grad, state_dict, load_state_dict).
+        zero_grad, state_dict, load_state_dict); ``dtype`` when it has one, else float64.
     train, val : (X, y)
         Scaled inputs ``(N, seq_len, features)`` and targets ``(N, horizon)``.
     settings : TrainSettings

@@ -7,7 +7,7 @@ status 2. Anything else escaping is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-__all__ = ["UserInputError", "DataError", "CheckpointError"]
+__all__ = ["UserInputError", "DataError", "CheckpointError", "first_line"]
 
 
 class UserInputError(Exception):
@@ -24,3 +24,13 @@ class DataError(UserInputError):
 
 class CheckpointError(UserInputError):
     """A checkpoint file is missing, corrupt, unsafe or does not fit the model."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for quoting it inside a one-line error.
+
+    ``KeyError`` quotes its message (``str(KeyError("x")) == "'x'"``); the quotes are
+    dropped. An exception without a message is named by its type.
+    """
+    text = str(exc).strip().strip("'\"")
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -2,7 +2,7 @@
 
 A study keeps every training run in its own folder (``runs/<model>/seed<k>/`` or,
 when several window lengths are compared, ``runs/seq<L>/<model>/seed<k>/``), each
-holding the pipeline's files (see :mod:`engine.pipeline`): ``config.json``,
+holding the pipeline's files (see :mod:`forecast.pipeline`): ``config.json``,
 ``history.json``, ``metrics.json``, ``predictions.csv``, ``summary.json`` (data
 description, training outcome, seconds) and ``checkpoint.npz``. This module loads those
 folders (:func:`load_study`), aggregates them over seeds (:func:`summarize`) and
@@ -21,22 +21,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.fileio import atomic_write_json, atomic_write_text
+from forecast.fileio import atomic_write_json, atomic_write_text
+from forecast.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from models.names import BRANCHES, HYBRID, STUDY_ORDER
 
 __all__ = [
-    "METRICS", "HIGHER_IS_BETTER", "NAIVE_PREFIX", "RunRecord", "Stat", "SummaryRow",
+    "NAIVE_PREFIX", "RunRecord", "Stat", "SummaryRow",
     "Gap", "MetricVerdict", "Conclusion", "load_run", "load_study", "summarize",
     "conclude", "model_rank", "write_summary_csv", "write_summary_json", "is_naive", "sample_std",
 ]
 
-#: Metric keys in the order the tables show them.
-METRICS = ("mse", "rmse", "mae", "r2", "mape", "mase", "direction_accuracy")
-#: Metrics where a larger value is better; every other one is an error (smaller wins).
-HIGHER_IS_BETTER = frozenset({"r2", "direction_accuracy"})
 #: Summary rows of naive baselines are named ``naive_<baseline>`` (``naive_last``...).
 NAIVE_PREFIX = "naive_"
-#: Models in the order tables and figures show them (others follow alphabetically).
-MODEL_ORDER = ("mamba", "mingru", "hybrid", "gru")
 #: Per-run quantities that are summarised beside the metrics.
 RUN_STATS = ("epoch_seconds", "epochs")
 SPREAD_RULE = ("|difference of means| > sqrt(std_a^2 + std_b^2), with std the sample "
@@ -204,7 +200,7 @@ def load_study(runs_dir) -> list[RunRecord]:
     Returns
     -------
     list of RunRecord
-        Sorted by window length, model (:data:`MODEL_ORDER`) and seed, so results do
+        Sorted by window length, model (:data:`models.names.STUDY_ORDER`) and seed, so results do
         not depend on the order the file system lists folders in.
     """
     runs_dir = Path(runs_dir)
@@ -214,7 +210,7 @@ def load_study(runs_dir) -> list[RunRecord]:
 
 def model_rank(name: str) -> tuple:
     """Sort key of a model name: the study's usual order first, then alphabetical."""
-    return (MODEL_ORDER.index(name) if name in MODEL_ORDER else len(MODEL_ORDER), name)
+    return (STUDY_ORDER.index(name) if name in STUDY_ORDER else len(STUDY_ORDER), name)
 
 
 # -- aggregation -----------------------------------------------------------------------
@@ -278,8 +274,8 @@ def metric_keys(records) -> list[str]:
         for key in rec.metrics:
             if key not in seen:
                 seen.append(key)
-    known = [m for m in METRICS if m in seen]
-    return known + [m for m in seen if m not in METRICS]
+    known = [m for m in METRIC_NAMES if m in seen]
+    return known + [m for m in seen if m not in METRIC_NAMES]
 
 
 def summarize(records) -> list[SummaryRow]:
@@ -432,8 +428,8 @@ def _gap(a: SummaryRow, b: SummaryRow, metric: str) -> Gap:
                spread=math.hypot(a.std(metric), b.std(metric)))
 
 
-def conclude(rows, seq_len: int, metrics=None, hybrid: str = "hybrid",
-             parts=("mamba", "mingru")) -> Conclusion:
+def conclude(rows, seq_len: int, metrics=None, hybrid: str = HYBRID,
+             parts=BRANCHES) -> Conclusion:
     """Draw the conclusions for one window length from the summary rows.
 
     Parameters

@@ -1,7 +1,7 @@
 """From a canonical price frame to scaled training windows, and back to prices.
 
 :func:`build_dataset` is the whole data path after loading: NaN policy and price
-adjustment (:func:`~engine.data.frame.prepare_prices`), derived columns, windows,
+adjustment (:func:`~forecast.data.frame.prepare_prices`), derived columns, windows,
 chronological split, scalers fitted on training rows. :class:`Dataset` keeps, next to
 the scaled arrays, everything needed to report in price units: each window's *today*
 price, the actual future prices, the input window's prices (for the drift baseline) and
@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine.data.frame import BASE_FEATURES, prepare_prices
-from engine.data.scaling import fit_scaler
-from engine.data.windows import PARTS, check_parts, split_bounds, window_parts, window_rows
-from engine.errors import DataError
+from forecast.data.frame import BASE_FEATURES, prepare_prices
+from forecast.data.scaling import fit_scaler
+from forecast.data.windows import PARTS, check_parts, split_bounds, window_parts, window_rows
+from forecast.errors import DataError
 
 __all__ = ["FEATURES", "TARGETS", "WINDOW_NORMS", "PRICE_FEATURES", "Dataset", "build_dataset",
            "normalise_windows"]
@@ -175,7 +175,7 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
     Parameters
     ----------
     frame : pandas.DataFrame
-        A canonical frame (see :mod:`engine.data.frame`).
+        A canonical frame (see :mod:`forecast.data.frame`).
     features : sequence of str
         Any of ``open high low close volume return``.
     target : {"close", "return"}

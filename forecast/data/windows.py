@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.errors import DataError
+from forecast.errors import DataError
 
 __all__ = ["PARTS", "split_bounds", "window_parts", "window_rows"]
 

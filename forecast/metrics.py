@@ -24,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "METRIC_NAMES",
+    "HIGHER_IS_BETTER",
     "naive_forecast",
     "drift_forecast",
     "naive_scale",
@@ -31,7 +32,10 @@ __all__ = [
     "forecast_metrics",
 ]
 
+#: Metric keys in the order files and tables show them.
 METRIC_NAMES = ("mse", "rmse", "mae", "r2", "mape", "mase", "direction_accuracy")
+#: Metrics where a larger value is better; every other one is an error (smaller wins).
+HIGHER_IS_BETTER = frozenset({"r2", "direction_accuracy"})
 
 
 def _as_2d(a) -> np.ndarray:

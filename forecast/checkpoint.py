@@ -20,8 +20,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from engine.errors import CheckpointError
-from engine.fileio import atomic_write_bytes, to_jsonable
+from forecast.errors import CheckpointError, first_line
+from forecast.fileio import atomic_write_bytes, to_jsonable
 
 __all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint"]
 
@@ -87,9 +87,9 @@ def load_checkpoint(path) -> tuple["OrderedDict[str, np.ndarray]", dict]:
         if "pickle" in str(exc).lower():
             raise CheckpointError(f"{path} holds pickled Python objects (object arrays); "
                                   "refusing to load it") from exc
-        raise CheckpointError(f"{path} is not a readable checkpoint ({_first_line(exc)})") from exc
+        raise CheckpointError(f"{path} is not a readable checkpoint ({first_line(exc)})") from exc
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
-        raise CheckpointError(f"{path} is corrupt or not a checkpoint ({_first_line(exc)})") from exc
+        raise CheckpointError(f"{path} is corrupt or not a checkpoint ({first_line(exc)})") from exc
     meta = _parse_meta(entries.pop(_META), path)
     state = OrderedDict()
     for name, value in entries.items():
@@ -99,11 +99,6 @@ def load_checkpoint(path) -> tuple["OrderedDict[str, np.ndarray]", dict]:
             raise CheckpointError(f"{path}: parameter {name[len(_PREFIX):]!r} is not numeric ({value.dtype})")
         state[name[len(_PREFIX):]] = value
     return state, meta
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _parse_meta(value: np.ndarray, path: str) -> dict:

@@ -21,10 +21,10 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from engine.data.frame import normalise_frame, parse_day
-from engine.data.csv_file import read_price_csv
-from engine.errors import DataError
-from engine.fileio import atomic_write_bytes
+from forecast.data.frame import normalise_frame, parse_day
+from forecast.data.csv_file import read_price_csv
+from forecast.errors import DataError
+from forecast.fileio import atomic_write_bytes
 
 __all__ = ["CACHE_ENV_VAR", "DEFAULT_START", "DEFAULT_END", "cache_dir", "cache_path", "load_yahoo"]
 

@@ -11,11 +11,13 @@ import json
 import math
 from pathlib import Path
 
-from engine import figures
-from engine.errors import UserInputError
-from engine.fileio import atomic_write_text
-from engine.summary import (HIGHER_IS_BETTER, SPREAD_RULE, best_of, conclude, load_study,
-                            metric_keys, summarize, write_summary_csv, write_summary_json)
+from forecast.errors import UserInputError
+from forecast.fileio import atomic_write_text
+from forecast.metrics import HIGHER_IS_BETTER
+from forecast.study import figures
+from forecast.study.summary import (SPREAD_RULE, best_of, conclude, is_naive, load_study, metric_keys,
+                                    summarize, write_summary_csv, write_summary_json)
+from models.names import HYBRID
 
 __all__ = ["build_report", "render_report", "fmt", "fmt_stat", "figure_paths"]
 
@@ -361,12 +363,12 @@ def _window_table(rows, seq_lens, unit) -> list:
                 cell = (fmt(row.mean(metric)) if row.kind == "naive"
                         else fmt_stat(row.mean(metric), row.std(metric)))
                 cells.append(f"**{cell}**" if m == best else cell)
-            trained = sorted((v, m) for m, v in finite.items() if not m.startswith("naive_"))
+            trained = sorted((v, m) for m, v in finite.items() if not is_naive(m))
             if hi:
                 trained = trained[::-1]
             order = [m for _, m in trained]
-            cells.append(f"{order.index('hybrid') + 1} of {len(order)}"
-                         if "hybrid" in order else "–")
+            cells.append(f"{order.index(HYBRID) + 1} of {len(order)}"
+                         if HYBRID in order else "–")
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -424,7 +426,7 @@ def render_report(rows, records, made: dict, context: dict, out_dir, unit: str) 
         lines += ["### Hybrid against the others per window length", ""]
         lines += _window_table(rows, seq_lens, unit) + [""]
     lines += ["## Conclusion", "",
-              "Computed from the numbers above by engine/summary.py; nothing here is "
+              "Computed from the numbers above by forecast/study/summary.py; nothing here is "
               "written by hand.", ""]
     for seq_len in seq_lens:
         if len(seq_lens) > 1:

@@ -17,7 +17,7 @@ import threading
 
 import numpy as np
 
-from engine.errors import UserInputError
+from forecast.errors import UserInputError
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "to_jsonable", "OutputDir"]
 

@@ -1,6 +1,6 @@
 """Parse a ``--data`` value and load the price series it names.
 
-Three kinds of source, one result (a canonical frame, see :mod:`engine.data.frame`):
+Three kinds of source, one result (a canonical frame, see :mod:`forecast.data.frame`):
 
 * ``sample:TICKER`` - the bundled sample (AAPL, MSFT, IBM, GOOG; 2000-03 to 2013-03);
 * ``yahoo:TICKER`` - Yahoo Finance through yfinance, cached on disk;
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from engine.data import yahoo
-from engine.data.csv_file import read_price_csv
-from engine.data.frame import parse_day
-from engine.data.sample import read_sample
-from engine.errors import DataError
+from forecast.data import yahoo
+from forecast.data.csv_file import read_price_csv
+from forecast.data.frame import parse_day
+from forecast.data.sample import read_sample
+from forecast.errors import DataError
 
 __all__ = ["SourceSpec", "parse_source", "load_source"]
 

@@ -1,7 +1,7 @@
 """Figures of a comparison study (matplotlib, Agg backend, PNG).
 
-Each function draws one figure from loaded runs (:class:`engine.summary.RunRecord`)
-or summary rows (:class:`engine.summary.SummaryRow`) and writes it to a path. They
+Each function draws one figure from loaded runs (:class:`forecast.study.summary.RunRecord`)
+or summary rows (:class:`forecast.study.summary.SummaryRow`) and writes it to a path. They
 are meant for people: every axis says what it shows and in which unit, and each
 model keeps the same colour in every figure.
 """
@@ -19,7 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from engine.summary import HIGHER_IS_BETTER, is_naive  # noqa: E402
+from forecast.metrics import HIGHER_IS_BETTER  # noqa: E402
+from forecast.study.summary import is_naive  # noqa: E402
+from models.names import HYBRID  # noqa: E402
 
 __all__ = ["COLORS", "METRIC_LABELS", "model_color", "display_name", "fusion_series",
            "plot_convergence", "plot_predictions", "plot_fusion_weight", "plot_errors",
@@ -218,14 +220,14 @@ def _forecast_name(records) -> str:
 def fusion_series(record) -> np.ndarray:
     """The hybrid's Mamba weight per epoch.
 
-    :mod:`engine.train` logs it under ``alpha`` as the weight itself, ``sigmoid(alpha)``
+    :mod:`forecast.train` logs it under ``alpha`` as the weight itself, ``sigmoid(alpha)``
     (mean over channels for channel fusion), not the raw parameter.
     """
     key = "fusion_weight" if any("fusion_weight" in h for h in record.history) else "alpha"
     return record.series(key)
 
 
-def plot_fusion_weight(records, path, hybrid: str = "hybrid", subtitle: str = ""):
+def plot_fusion_weight(records, path, hybrid: str = HYBRID, subtitle: str = ""):
     """The hybrid's fusion weight per epoch, one line per seed.
 
     Returns

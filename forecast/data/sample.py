@@ -1,6 +1,6 @@
 """The bundled sample: daily prices of AAPL, MSFT, IBM and GOOG, 2000-03 to 2013-03.
 
-The files live in ``engine/data/sample/<TICKER>.csv.gz`` and are read through
+The files live in ``forecast/data/sample/<TICKER>.csv.gz`` and are read through
 :mod:`importlib.resources`, so they are found in a source checkout, after
 ``pip install -e .`` and after a normal install alike. See ``sample/PROVENANCE.md``
 for where they come from and how to regenerate them.
@@ -11,8 +11,8 @@ from importlib import resources
 
 import pandas as pd
 
-from engine.data.csv_file import read_price_csv_bytes
-from engine.errors import DataError
+from forecast.data.csv_file import read_price_csv_bytes
+from forecast.errors import DataError
 
 __all__ = ["SAMPLE_TICKERS", "read_sample"]
 
@@ -36,7 +36,7 @@ def read_sample(ticker: str) -> pd.DataFrame:
     if key not in SAMPLE_TICKERS:
         raise DataError(f"no bundled sample for {ticker!r}; choose one of "
                         f"{', '.join('sample:' + t for t in SAMPLE_TICKERS)}")
-    resource = resources.files("engine.data").joinpath("sample", f"{key}.csv.gz")
+    resource = resources.files("forecast.data").joinpath("sample", f"{key}.csv.gz")
     try:
         payload = resource.read_bytes()
     except (FileNotFoundError, OSError) as exc:

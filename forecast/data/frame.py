@@ -13,7 +13,7 @@ drawn from ``open, high, low, close, adj_close, volume``.
   leading rows with a missing value are dropped (nothing earlier exists to fill them);
   an interior gap of at most :data:`MAX_FILL_GAP` consecutive rows is forward-filled
   with the last observed value, which uses only the past and so adds no look-ahead;
-  a longer gap is refused with a :class:`~engine.errors.DataError`, because inventing a
+  a longer gap is refused with a :class:`~forecast.errors.DataError`, because inventing a
   week or more of flat prices would distort both training and evaluation.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from engine.errors import DataError
+from forecast.errors import DataError
 
 __all__ = [
     "parse_day",

@@ -1,9 +1,8 @@
 """The forecasting pipeline: one call from a configuration to trained, evaluated outputs.
 
-Public API (``cli.py train`` and ``cli.py compare`` are built on it; keep it stable):
+Public API (``cli.py train`` and ``cli.py compare`` are built on it; keep it stable),
+each taking a :class:`forecast.config.RunConfig`:
 
-* :class:`RunConfig` - every ``train`` option with its default; :meth:`RunConfig.validate`
-  raises :class:`~engine.errors.UserInputError` for impossible values.
 * :func:`load_dataset` ``(config) -> Dataset`` - load, window, split and scale the data
   once; the result depends on the data options only (not on the model or the seed), so
   it can be passed to several :func:`run_training` calls.
@@ -12,288 +11,36 @@ Public API (``cli.py train`` and ``cli.py compare`` are built on it; keep it sta
 * :func:`evaluate_checkpoint` - re-evaluate a saved model (``cli.py evaluate``).
 
 A run folder holds ``config.json`` (the RunConfig fields), ``history.json`` (one record
-per epoch, see :mod:`engine.train`), ``metrics.json`` (``{"test": {...}, "naive": {...},
+per epoch, see :mod:`forecast.train`), ``metrics.json`` (``{"test": {...}, "naive": {...},
 "drift": {...}}``, each with ``mse rmse mae r2 mape mase direction_accuracy`` in price
-units, see :mod:`engine.metrics`), ``predictions.csv`` (``date, actual, predicted,
+units, see :mod:`forecast.metrics`), ``predictions.csv`` (``date, actual, predicted,
 naive``; for horizon > 1 also ``origin_date, step``, one row per window and step),
 ``summary.json`` (data description, best epoch, stop reason, seconds) and
-``checkpoint.npz`` (see :mod:`engine.checkpoint`). The folder is assembled under a
+``checkpoint.npz`` (see :mod:`forecast.checkpoint`). The folder is assembled under a
 temporary name and renamed when everything is written, so a failed run leaves nothing.
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from engine.backend import BACKENDS, BackendUnavailableError, default_backend, get_kernels
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.data import (FEATURES, SCALERS, TARGETS, WINDOW_NORMS, Dataset, build_dataset, load_source,
-                         parse_source, scaler_from_dict, scaler_to_dict)
-from engine.data.frame import parse_day
-from engine.errors import CheckpointError, UserInputError
-from engine.fileio import OutputDir, atomic_write_json, atomic_write_text, to_jsonable
-from engine.metrics import drift_forecast, forecast_metrics, naive_forecast, naive_scale
-from engine.train import TrainSettings, fit, predict
+from engine.backend import BackendUnavailableError, get_kernels, single_threaded_blas
+from forecast.checkpoint import load_checkpoint, save_checkpoint
+from forecast.config import RunConfig
+from forecast.data import Dataset, build_dataset, load_source, scaler_from_dict, scaler_to_dict
+from forecast.data.windows import PARTS
+from forecast.errors import CheckpointError, UserInputError, first_line
+from forecast.fileio import OutputDir, atomic_write_json, atomic_write_text, to_jsonable
+from forecast.metrics import drift_forecast, forecast_metrics, naive_forecast, naive_scale
+from forecast.train import fit, predict
 
-__all__ = ["MODELS", "FUSIONS", "DTYPES", "RunConfig", "load_dataset", "build_forecaster",
-           "evaluate_model", "run_training", "evaluate_checkpoint", "default_out_dir"]
-
-MODELS = ("mamba", "mingru", "gru", "hybrid")
-FUSIONS = ("scalar", "channel", "gate")
-DTYPES = ("float64", "float32")
-
-
-def _process_default_backend() -> str:
-    """The process-wide default backend (``MAMBA_GRU_BACKEND``, else numpy)."""
-    try:
-        return default_backend()
-    except ValueError as exc:  # a bad environment value is the user's input too
-        raise UserInputError(str(exc)) from None
-
-
-@dataclass
-class RunConfig:
-    """All options of one training run (the ``cli.py train`` options, same defaults).
-
-    Sequences may be given as lists or comma-separated strings (``features="open,close"``,
-    ``split="0.7,0.15"``); :meth:`validate` normalises them to tuples.
-
-    Attributes
-    ----------
-    model : {"mamba", "mingru", "gru", "hybrid"}
-    backend : {"numpy", "numba"}
-    data : str
-        ``sample:TICKER``, ``yahoo:TICKER`` or a CSV path.
-    start, end : str or None
-        Inclusive ISO dates; ``None``: the whole file, or 2010-01-01 / 2023-12-31 for Yahoo.
-    features : tuple of str
-        Inputs per day, from ``open high low close volume return``.
-    target : {"close", "return"}
-        Next close(s) or next daily log return(s).
-    seq_len, horizon : int
-        Input window length and number of days predicted.
-    split : (float, float)
-        Train and validation fractions of the rows; the test part is the rest.
-    window_norm : {"last", "none"}
-        ``last``: each window relative to its last input close (prices ``x / p0 - 1``,
-        volume ``log((v + 1) / (window mean + 1))``, a close target ``y / p0 - 1``; see
-        :mod:`engine.data.dataset`), so the model never extrapolates to unseen price
-        levels. ``none``: raw values.
-    scaler : {"minmax", "standard"}
-        Fitted on the training part after the window normalisation.
-    hidden, d_state, layers : int
-        Model width, Mamba state size, blocks per branch.
-    fusion : {"scalar", "channel", "gate"}
-        Hybrid only.
-    epochs, batch_size : int
-    lr, weight_decay, clip : float
-        Peak learning rate, AdamW decoupled decay, max gradient norm (0: no clipping).
-    patience : int
-        Early-stopping patience in epochs (0: off).
-    warmup : int
-        Warm-up epochs before the cosine decay (if it is not below ``epochs``, the
-        whole run is warm-up).
-    seed : int
-        Seeds the weights and the mini-batch order.
-    dtype : {"float64", "float32"}
-    out : str or None
-        Output folder; ``None``: ``results/<model>-<timestamp>``.
-    """
-
-    model: str = "hybrid"
-    backend: str = field(default_factory=_process_default_backend)
-    data: str = "sample:AAPL"
-    start: str | None = None
-    end: str | None = None
-    features: tuple = ("close",)
-    target: str = "close"
-    seq_len: int = 60
-    horizon: int = 1
-    split: tuple = (0.7, 0.15)
-    window_norm: str = "last"
-    scaler: str = "minmax"
-    hidden: int = 16
-    d_state: int = 16
-    layers: int = 1
-    fusion: str = "scalar"
-    # Training defaults have one home, engine.train.TrainSettings.
-    epochs: int = TrainSettings.epochs
-    batch_size: int = TrainSettings.batch_size
-    lr: float = TrainSettings.lr
-    weight_decay: float = TrainSettings.weight_decay
-    clip: float = TrainSettings.clip
-    patience: int = TrainSettings.patience
-    warmup: int = TrainSettings.warmup
-    seed: int = TrainSettings.seed
-    dtype: str = "float64"
-    out: str | None = None
-
-    # -- validation -------------------------------------------------------------------
-    def validate(self) -> "RunConfig":
-        """Check every value and normalise in place; returns ``self``.
-
-        Raises
-        ------
-        UserInputError
-            Unknown names or impossible values, with the option named.
-        """
-        self.model = _choice("--model", self.model, MODELS)
-        self.backend = _choice("--backend", self.backend, BACKENDS)
-        self.fusion = _choice("--fusion", self.fusion, FUSIONS)
-        self.target = _choice("--target", self.target, TARGETS)
-        self.scaler = _choice("--scaler", self.scaler, SCALERS)
-        self.window_norm = _choice("--window-norm", self.window_norm, WINDOW_NORMS)
-        self.dtype = _choice("--dtype", np.dtype(self.dtype).name if _is_dtype(self.dtype) else self.dtype,
-                             DTYPES)
-        self.data = str(self.data).strip()
-        parse_source(self.data)
-        for name in ("start", "end"):
-            value = getattr(self, name)
-            if value in ("", None):
-                setattr(self, name, None)
-                continue
-            setattr(self, name, parse_day(value, f"--{name}").isoformat())
-        if self.start and self.end and self.end <= self.start:
-            raise UserInputError(f"--end ({self.end}) must come after --start ({self.start})")
-        self.features = _features(self.features)
-        self.split = _split(self.split)
-        for name in ("seq_len", "horizon", "hidden", "d_state", "layers", "epochs", "batch_size"):
-            setattr(self, name, _integer(name, getattr(self, name), minimum=1))
-        for name in ("patience", "warmup", "seed"):
-            setattr(self, name, _integer(name, getattr(self, name), minimum=0))
-        self.lr = _real("lr", self.lr, positive=True)
-        self.weight_decay = _real("weight_decay", self.weight_decay)
-        self.clip = _real("clip", self.clip)
-        if self.lr > 1.0:
-            raise UserInputError(f"--lr {self.lr:g} is far too large; use a value like 1e-3")
-        if self.out is not None:
-            self.out = str(self.out)
-        return self
-
-    # -- conversion -------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """The fields as plain JSON values (tuples become lists)."""
-        return to_jsonable(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "RunConfig":
-        """Build from :meth:`to_dict` output (unknown keys are an error)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise UserInputError(f"unknown run option(s): {', '.join(unknown)}")
-        return cls(**values)
-
-    def train_settings(self) -> TrainSettings:
-        """The subset that :func:`engine.train.fit` needs."""
-        return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                             weight_decay=self.weight_decay, clip=self.clip, patience=self.patience,
-                             warmup=self.warmup, seed=self.seed)
-
-    def data_key(self) -> tuple:
-        """Everything :func:`load_dataset` depends on (two configs with equal keys share data)."""
-        return (self.data, self.start, self.end, tuple(self.features), self.target, self.seq_len,
-                self.horizon, tuple(self.split), self.scaler, self.window_norm)
-
-
-def _is_dtype(value) -> bool:
-    return isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic))
-
-
-def _choice(option: str, value, allowed) -> str:
-    key = str(value).strip().lower()
-    if key not in allowed:
-        raise UserInputError(f"{option}: unknown value {value!r}; choose one of {', '.join(allowed)}")
-    return key
-
-
-def _integer(name: str, value, minimum: int) -> int:
-    option = "--" + name.replace("_", "-")
-    if isinstance(value, bool):
-        raise UserInputError(f"{option} must be an integer, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"{option} must be an integer, got {value!r}") from None
-    if not number.is_integer():
-        raise UserInputError(f"{option} must be an integer, got {value!r}")
-    if number < minimum:
-        raise UserInputError(f"{option} must be at least {minimum}, got {int(number)}")
-    return int(number)
-
-
-def _real(name: str, value, positive: bool = False) -> float:
-    option = "--" + name.replace("_", "-")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"{option} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or number < 0 or (positive and number == 0):
-        raise UserInputError(f"{option} must be {'positive' if positive else 'zero or positive'}, "
-                             f"got {value!r}")
-    return number
-
-
-def _items(value) -> list:
-    if isinstance(value, str):
-        return [t.strip() for t in value.split(",") if t.strip()]
-    try:
-        return [str(t).strip() for t in value]
-    except TypeError:
-        return [str(value)]
-
-
-def _features(value) -> tuple:
-    names = [t.lower() for t in _items(value)]
-    if not names:
-        raise UserInputError(f"--features: give at least one of {', '.join(FEATURES)}")
-    unknown = [n for n in names if n not in FEATURES]
-    if unknown:
-        raise UserInputError(f"--features: unknown feature(s) {', '.join(unknown)}; "
-                             f"choose from {', '.join(FEATURES)}")
-    if len(set(names)) != len(names):
-        raise UserInputError(f"--features: a feature is listed twice in {','.join(names)}")
-    return tuple(names)
-
-
-def _split(value) -> tuple:
-    items = _items(value)
-    try:
-        fractions = [float(t) for t in items]
-    except ValueError:
-        raise UserInputError(f"--split must be two fractions like 0.7,0.15, got {value!r}") from None
-    if len(fractions) != 2:
-        raise UserInputError(f"--split takes two fractions (train, validation) like 0.7,0.15; "
-                             f"got {len(fractions)}")
-    train, val = fractions
-    if not (0 < train < 1 and 0 < val < 1 and train + val < 1):
-        raise UserInputError(f"--split {train:g},{val:g}: each fraction must lie in (0, 1) and their sum "
-                             "below 1, so the test part is not empty")
-    return (train, val)
-
-
-def single_threaded_blas():
-    """Context manager limiting BLAS to one thread (a no-op without threadpoolctl).
-
-    The models multiply small matrices (a batch of 64 by a few dozen columns), where
-    BLAS threads cost more in hand-off than they gain: one thread measured 2-3x
-    faster per training step on a 2-core machine. One thread also fixes the order of
-    floating-point sums, which keeps runs reproducible.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+__all__ = ["load_dataset", "build_forecaster", "evaluate_model", "run_training", "evaluate_checkpoint",
+           "default_out_dir"]
 
 
 # -- data and model ----------------------------------------------------------------------
@@ -311,7 +58,7 @@ def load_dataset(config: RunConfig, refresh: bool = False) -> Dataset:
     Returns
     -------
     Dataset
-        See :class:`engine.data.Dataset`; ``info`` describes source, dates and split.
+        See :class:`forecast.data.Dataset`; ``info`` describes source, dates and split.
     """
     config.validate()
     frame, info = load_source(config.data, config.start, config.end, refresh=refresh)
@@ -362,6 +109,7 @@ def evaluate_model(model, dataset: Dataset, part: str = "test", batch_size: int 
     idx = dataset.parts[part]
     X, _ = dataset.part(part)
     with np.errstate(over="ignore", invalid="ignore"):
+        # Anything with forward() can be evaluated; models of the layer contract say their dtype.
         scaled = predict(model, np.asarray(X, dtype=getattr(model, "dtype", np.float64)), batch_size)
         predicted = dataset.to_price(scaled, idx)
     actual = dataset.actual_price[idx]
@@ -542,8 +290,8 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
     if backend is not None:
         config.backend = backend
     config.validate()
-    if part not in ("train", "val", "test"):
-        raise UserInputError(f"--part: choose train, val or test, got {part!r}")
+    if part not in PARTS:
+        raise UserInputError(f"--part: choose {', '.join(PARTS)}, got {part!r}")
     from models import build_model
 
     try:
@@ -552,7 +300,7 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
     except BackendUnavailableError as exc:
         raise UserInputError(str(exc)) from exc
     except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path} does not fit its model ({_one_line(exc)})") from exc
+        raise CheckpointError(f"{path} does not fit its model ({first_line(exc)})") from exc
     frame, info = load_source(config.data, config.start, config.end)
     dataset = build_dataset(frame, features=config.features, target=config.target, seq_len=config.seq_len,
                             horizon=config.horizon, split=config.split, scaler=config.scaler,
@@ -564,8 +312,3 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
         metrics, predictions = evaluate_model(model, dataset, part)
     return {"metrics": to_jsonable(metrics), "predictions": predictions, "data": to_jsonable(dataset.info),
             "config": config.to_dict(), "part": part}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().strip("'\"")
-    return text.splitlines()[0] if text else type(exc).__name__

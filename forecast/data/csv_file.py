@@ -11,8 +11,8 @@ import os
 
 import pandas as pd
 
-from engine.data.frame import normalise_frame
-from engine.errors import DataError
+from forecast.data.frame import normalise_frame
+from forecast.errors import DataError
 
 __all__ = ["read_price_csv", "read_price_csv_bytes"]
 
@@ -28,7 +28,7 @@ def read_price_csv(path: str | os.PathLike) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The canonical frame (see :func:`engine.data.frame.normalise_frame`).
+        The canonical frame (see :func:`forecast.data.frame.normalise_frame`).
 
     Raises
     ------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.errors import CheckpointError
+from forecast.errors import CheckpointError
 
 # scikit-learn is imported inside the functions: it takes seconds to import, and the
 # command line should answer `--help` or a usage error without paying for it.

@@ -1,0 +1,1 @@
+"""The comparison study (``cli.py compare``): plan, executors, summary, report and figures."""

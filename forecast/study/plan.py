@@ -1,0 +1,198 @@
+"""The study's plan: which runs ``compare`` trains, decided before anything runs.
+
+A :class:`StudyPlan` lists one :class:`RunSpec` per (window length, model, seed), each
+with its complete, validated :class:`forecast.config.RunConfig` fields (JSON-ready, so an
+executor can ship them to another process or machine) and the folder it is written to.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from forecast.config import RunConfig
+from forecast.errors import UserInputError
+from forecast.fileio import to_jsonable
+from models.names import STUDY_ORDER
+
+__all__ = ["StudyPlan", "RunSpec", "plan_study", "parse_seeds", "parse_int_list", "parse_models",
+           "shared_fields", "run_dir_for", "usable_cores", "default_jobs", "command_line",
+           "PER_RUN_FIELDS", "COMPARE_DEFAULTS", "DEFAULT_SEEDS"]
+
+#: RunConfig fields that the study sets per run instead of taking from the command line.
+PER_RUN_FIELDS = ("model", "seed", "seq_len", "out")
+DEFAULT_SEEDS = 3
+#: Train options whose default differs for a study. A study trains 12 runs (4 models x
+#: 3 seeds); on 2 shared cores, with Mamba and the hybrid at ~13 s per epoch, the study
+#: took 10.5 minutes at 15 epochs; the train default of 30 doubles the budget of every
+#: run that early stopping does not end.
+COMPARE_DEFAULTS = {"epochs": 15}
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """``"30,60,120"`` -> ``[30, 60, 120]`` (duplicates dropped, order kept)."""
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise UserInputError(f"{what}: give at least one integer, e.g. 60 or 30,60,120")
+    try:
+        values = [int(t) for t in items]
+    except ValueError:
+        raise UserInputError(f"{what}: {text!r} is not a comma-separated list of integers")
+    return list(dict.fromkeys(values))
+
+
+def parse_seeds(text) -> list[int]:
+    """Seeds from ``--seeds``: a count (``3`` -> 0, 1, 2) or a list (``7,11`` or ``5,``).
+
+    A single number is a count, because "how many seeds" is the usual question; a
+    trailing comma makes it one explicit seed.
+    """
+    text = str(text).strip()
+    if "," not in text:
+        try:
+            count = int(text)
+        except ValueError:
+            raise UserInputError(f"--seeds: {text!r} is neither a count nor a list of seeds")
+        if count < 1:
+            raise UserInputError(f"--seeds: the count must be at least 1, got {count}")
+        return list(range(count))
+    seeds = parse_int_list(text, "--seeds")
+    if any(s < 0 for s in seeds):
+        raise UserInputError(f"--seeds: seeds must be non-negative, got {text!r}")
+    return seeds
+
+
+def parse_models(text: str) -> list[str]:
+    """Model names from ``--models`` (comma-separated), validated."""
+    names = list(dict.fromkeys(t.strip().lower() for t in str(text).split(",") if t.strip()))
+    unknown = [n for n in names if n not in STUDY_ORDER]
+    if unknown or not names:
+        raise UserInputError(f"--models: unknown model(s) {', '.join(unknown) or '(none)'}; "
+                             f"choose from {', '.join(STUDY_ORDER)}")
+    return names
+
+
+def shared_fields() -> dict:
+    """The RunConfig fields a user sets once for every run of the study, with their defaults."""
+    return {name: value for name, value in RunConfig.defaults().items() if name not in PER_RUN_FIELDS}
+
+
+# -- planning --------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)   # identity hash: a spec keys its process and timing
+class RunSpec:
+    """One training run of the study: its configuration and where it writes."""
+
+    model: str
+    seed: int
+    seq_len: int
+    config: dict          # RunConfig fields, JSON-ready
+    run_dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} seed {self.seed} seq_len {self.seq_len}"
+
+
+@dataclass
+class StudyPlan:
+    """Everything ``compare`` will do, decided before anything runs."""
+
+    out_dir: Path
+    models: list
+    seeds: list
+    seq_lens: list
+    base: dict            # RunConfig fields shared by every run
+    runs: list            # RunSpec
+    jobs: int
+    threads: int
+    backend: str
+
+
+def run_dir_for(out_dir: Path, model: str, seed: int, seq_len: int, several: bool) -> Path:
+    """``runs/<model>/seed<k>``, under ``runs/seq<L>/`` when several windows are compared."""
+    root = Path(out_dir) / "runs"
+    if several:
+        root = root / f"seq{seq_len}"
+    return root / model / f"seed{seed}"
+
+
+def plan_study(args, cores: int | None = None) -> StudyPlan:
+    """Turn parsed arguments into a validated :class:`StudyPlan`.
+
+    Every run's RunConfig is built and validated here, so a bad option fails at once
+    with one message instead of in every worker.
+    """
+    models = parse_models(args.models)
+    seeds = parse_seeds(args.seeds)
+    overrides = dict(COMPARE_DEFAULTS)
+    overrides.update({name: getattr(args, name) for name in shared_fields()
+                      if getattr(args, name, None) is not None})
+    base_cfg = RunConfig(**overrides).validate()
+    seq_lens = (parse_int_list(args.seq_lens, "--seq-lens") if args.seq_lens
+                else [int(base_cfg.seq_len)])
+    out_dir = Path(args.out)
+    several = len(seq_lens) > 1
+    runs = []
+    for seq_len in seq_lens:
+        for model in models:
+            for seed in seeds:
+                run_dir = run_dir_for(out_dir, model, seed, seq_len, several)
+                cfg = dataclasses.replace(base_cfg, model=model, seed=seed, seq_len=seq_len,
+                                          out=str(run_dir))
+                cfg.validate()
+                runs.append(RunSpec(model, seed, seq_len, cfg.to_dict(), run_dir))
+    backend = str(base_cfg.backend)
+    cores = cores or usable_cores()
+    if args.jobs is not None and args.jobs < 1:
+        raise UserInputError(f"--jobs must be at least 1, got {args.jobs}")
+    jobs = args.jobs or default_jobs(backend, len(runs), cores)
+    jobs = max(1, min(jobs, len(runs)))
+    threads = max(1, cores // jobs)
+    base = {name: value for name, value in base_cfg.to_dict().items() if name not in PER_RUN_FIELDS}
+    return StudyPlan(out_dir, models, seeds, seq_lens, base, runs, jobs, threads, backend)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_jobs(backend: str, n_runs: int, cores: int) -> int:
+    """How many runs to train at once.
+
+    The models are small, so one run cannot keep several cores busy: a matrix product
+    of a few thousand rows by 64 columns gains nothing from BLAS threads, and Numba's
+    parallel loops have only ``batch x channel-chunk`` tasks. Independent runs scale
+    almost perfectly instead, so both backends use one process per core. The backend
+    decides what happens to cores left over when there are fewer runs than cores:
+    Numba workers receive them as kernel threads (:func:`thread_env`); NumPy workers
+    cannot use them.
+    """
+    del backend  # same process count for both; see thread_env for the difference
+    return max(1, min(cores, n_runs))
+
+
+def command_line(plan: StudyPlan) -> str:
+    """A command that repeats the study (every option spelled out that differs from default)."""
+    defaults = to_jsonable(RunConfig.defaults())
+    # The backend's default depends on the environment, so the command always names it.
+    del defaults["backend"]
+    defaults.update(COMPARE_DEFAULTS)
+    parts = ["python", "cli.py", "compare", "--models", ",".join(plan.models),
+             "--seeds", ",".join(map(str, plan.seeds)) + ("," if len(plan.seeds) == 1 else ""),
+             "--seq-lens", ",".join(map(str, plan.seq_lens)), "--jobs", str(plan.jobs)]
+    for name, value in plan.base.items():
+        if name in defaults and defaults[name] == value:
+            continue
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        parts += ["--" + name.replace("_", "-"), text]
+    parts += ["--out", str(plan.out_dir)]
+    return " ".join(shlex.quote(p) for p in parts)
