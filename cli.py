@@ -149,8 +149,10 @@ def format_summary(result: dict) -> str:
 
 
 def _fmt(value) -> str:
-    if value is None:
-        return "nan"
+    # None is NaN read back from JSON: undefined, e.g. the direction accuracy of a
+    # forecast that calls no direction.
+    if value is None or value != value:
+        return "undefined"
     return f"{value:.4g}"
 
 

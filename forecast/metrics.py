@@ -13,10 +13,19 @@ step-3 forecast is "right" when it calls the sign of ``price[t+3] - price[t]``.
 * ``mape``: mean absolute percentage error, in percent.
 * ``mase``: MAE divided by the in-sample naive MAE, ``mean |y_t - y_{t-1}|`` over the
   training part's prices (one-step differences, whatever the horizon). Below 1 means
-  better than a one-day naive forecast was in sample.
+  better than a one-day naive forecast was *in sample*; when the test period trades at
+  another price level than the training period, the naive forecast itself scores far
+  from 1 (5.7 on the bundled AAPL test part), so MASE alone cannot say who beats naive.
+* ``rel_mae``: MAE divided by the naive forecast's MAE on the *same* pairs (relative
+  MAE). Below 1 means a smaller error than "tomorrow = today" over the same test days;
+  the naive forecast scores exactly 1. Undefined (NaN) when the naive MAE is 0.
 * ``direction_accuracy``: over the pairs whose actual move is not zero, the fraction
-  whose predicted move has the same sign (a zero predicted move is never right, so the
-  naive forecast scores 0 by construction: it predicts no direction).
+  whose predicted move has the same sign; a pair where the forecast predicts no move
+  counts as wrong. A forecast that predicts no move at all (the naive forecast) calls
+  no direction, so its accuracy is undefined (NaN), not 0.
+
+NaN is "undefined": JSON files hold ``null`` (:func:`forecast.fileio.to_jsonable`) and
+tables show it as such, never as a number.
 """
 from __future__ import annotations
 
@@ -25,17 +34,23 @@ import numpy as np
 __all__ = [
     "METRIC_NAMES",
     "HIGHER_IS_BETTER",
+    "METRIC_LABELS",
     "naive_forecast",
     "drift_forecast",
     "naive_scale",
+    "naive_mae",
     "direction_accuracy",
     "forecast_metrics",
 ]
 
 #: Metric keys in the order files and tables show them.
-METRIC_NAMES = ("mse", "rmse", "mae", "r2", "mape", "mase", "direction_accuracy")
+METRIC_NAMES = ("mse", "rmse", "mae", "r2", "mape", "mase", "rel_mae", "direction_accuracy")
 #: Metrics where a larger value is better; every other one is an error (smaller wins).
 HIGHER_IS_BETTER = frozenset({"r2", "direction_accuracy"})
+#: How tables and figures name each metric; ``{unit}`` is the price currency.
+METRIC_LABELS = {"mse": "MSE ({unit}²)", "rmse": "RMSE ({unit})", "mae": "MAE ({unit})", "r2": "R²",
+                 "mape": "MAPE (%)", "mase": "MASE", "rel_mae": "MAE / naive MAE",
+                 "direction_accuracy": "direction accuracy"}
 
 
 def _as_2d(a) -> np.ndarray:
@@ -80,15 +95,27 @@ def naive_scale(train_prices) -> float:
     return float(np.mean(np.abs(np.diff(p))))
 
 
+def naive_mae(actual, base) -> float:
+    """MAE of the naive forecast (every step = ``base``) on the given pairs: the
+    ``rel_mae`` denominator."""
+    actual = _as_2d(actual)
+    base = np.asarray(base, dtype=np.float64).reshape(-1, 1)
+    return float(np.mean(np.abs(actual - base))) if actual.size else float("nan")
+
+
 def direction_accuracy(base, actual, predicted) -> float:
-    """Share of non-zero actual moves whose sign the forecast got right (see module doc)."""
+    """Share of non-zero actual moves whose sign the forecast got right (see module doc).
+
+    NaN when no actual move is non-zero, or when the forecast predicts no move at all
+    (it calls no direction, so there is nothing to score).
+    """
     actual = _as_2d(actual)
     predicted = _as_2d(predicted)
     base = np.asarray(base, dtype=np.float64).reshape(-1, 1)
     true_move = np.sign(actual - base)
     pred_move = np.sign(predicted - base)
     moving = true_move != 0
-    if not moving.any():
+    if not moving.any() or not pred_move.any():
         return float("nan")
     return float(np.mean(pred_move[moving] == true_move[moving]))
 
@@ -121,6 +148,7 @@ def forecast_metrics(actual, predicted, base, scale: float) -> dict:
     a, p = actual.ravel(), predicted.ravel()
     mse = float(mean_squared_error(a, p))
     mae = float(mean_absolute_error(a, p))
+    naive = naive_mae(actual, base)
     return {
         "mse": mse,
         "rmse": float(np.sqrt(mse)),
@@ -128,5 +156,6 @@ def forecast_metrics(actual, predicted, base, scale: float) -> dict:
         "r2": float(r2_score(a, p)) if a.size > 1 else float("nan"),
         "mape": float(mean_absolute_percentage_error(a, p) * 100.0),
         "mase": mae / scale if scale and np.isfinite(scale) and scale > 0 else float("nan"),
+        "rel_mae": mae / naive if np.isfinite(naive) and naive > 0 else float("nan"),
         "direction_accuracy": direction_accuracy(base, actual, predicted),
     }

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import cli
+from forecast.metrics import METRIC_NAMES
 from forecast.pipeline import RunConfig
 from tests.pipeline_helpers import price_frame, write_csv
 
@@ -81,8 +82,11 @@ def test_train_writes_every_output(trained, capsys):
     assert len(history) == 1
     assert set(history[0]) >= {"train_loss", "val_loss", "lr", "grad_norm", "epoch_seconds"}
     metrics = json.loads((out / "metrics.json").read_text())
-    keys = {"mse", "rmse", "mae", "r2", "mape", "mase", "direction_accuracy"}
+    keys = set(METRIC_NAMES)
     assert set(metrics["test"]) == keys and set(metrics["naive"]) == keys
+    # tomorrow = today calls no direction: undefined, stored as null
+    assert metrics["naive"]["direction_accuracy"] is None
+    assert metrics["naive"]["rel_mae"] == 1.0
     pred = pd.read_csv(out / "predictions.csv")
     assert list(pred.columns) == ["date", "actual", "predicted", "naive"]
     # horizon 1: the naive forecast of each day is the previous day's actual price
@@ -98,6 +102,10 @@ def test_train_prints_a_summary_table(tmp_path, prices, capsys):
     assert cli.main(["train", "--data", prices, "--out", str(out), *TINY, "--horizon", "2"]) == 0
     text = capsys.readouterr().out
     assert "model" in text and "naive" in text and "direction_accuracy" in text
+    # every metric has a row; the naive forecast's direction accuracy is shown as undefined
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[2:] if line.split()}
+    assert set(METRIC_NAMES) <= set(rows)
+    assert rows["direction_accuracy"][1] == "undefined" and rows["rel_mae"][1] == "1"
     pred = pd.read_csv(out / "predictions.csv")
     assert list(pred.columns) == ["date", "actual", "predicted", "naive", "origin_date", "step"]
     assert set(pred["step"]) == {1, 2}

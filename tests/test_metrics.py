@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from forecast.metrics import (METRIC_NAMES, direction_accuracy, drift_forecast, forecast_metrics,
-                            naive_forecast, naive_scale)
+from forecast.metrics import (HIGHER_IS_BETTER, METRIC_LABELS, METRIC_NAMES, direction_accuracy,
+                              drift_forecast, forecast_metrics, naive_forecast, naive_scale)
 
 
 def test_hand_computed_example():
@@ -21,6 +21,8 @@ def test_hand_computed_example():
     assert m["mae"] == pytest.approx(2.5 / 4)
     assert m["mape"] == pytest.approx(100 * (1 / 11 + 0.5 / 9 + 1 / 12 + 0) / 4)
     assert m["mase"] == pytest.approx((2.5 / 4) / 0.5)
+    # the naive forecast (10 each day) is off by 1, 1, 2, 0: MAE 1
+    assert m["rel_mae"] == pytest.approx((2.5 / 4) / 1.0)
     # actual mean 10.5: SS_tot = 0.25 + 2.25 + 2.25 + 0.25 = 5
     assert m["r2"] == pytest.approx(1 - 2.25 / 5)
     # moves up, down, up, flat vs predicted up, down, up, flat: the flat one is left out
@@ -45,7 +47,40 @@ def test_naive_forecast_has_mase_one_in_sample():
     base, actual = prices[:-1], prices[1:]
     m = forecast_metrics(actual, naive_forecast(base)[:, 0], base, scale)
     assert m["mase"] == pytest.approx(1.0)
-    assert m["direction_accuracy"] == 0.0  # naive never calls a direction
+    assert m["rel_mae"] == 1.0
+    # naive never calls a direction: its accuracy is undefined, not 0
+    assert math.isnan(m["direction_accuracy"])
+
+
+def test_rel_mae_compares_with_naive_on_the_same_days_at_any_price_level():
+    # A test period at 10x the training price level: MASE (in-sample scale) explodes for
+    # every forecast, naive included; rel_mae still says who beats naive.
+    train = np.array([1.0, 1.1, 1.0, 1.1])
+    scale = naive_scale(train)                          # 0.1
+    base = np.array([10.0, 11.0, 12.0])
+    actual = np.array([11.0, 12.0, 11.0])               # naive errors 1, 1, 1
+    better = np.array([10.5, 11.5, 12.0])               # errors 0.5, 0.5, 1
+    naive = forecast_metrics(actual, base, base, scale)
+    model = forecast_metrics(actual, better, base, scale)
+    assert naive["mase"] == pytest.approx(10.0) and model["mase"] == pytest.approx(2 / 3 / 0.1)
+    assert naive["rel_mae"] == 1.0 and model["rel_mae"] == pytest.approx(2 / 3)
+    # no naive error at all: the ratio is undefined
+    assert math.isnan(forecast_metrics(base, better, base, scale)["rel_mae"])
+
+
+def test_direction_accuracy_of_a_forecast_without_direction_is_undefined():
+    base = np.array([1.0, 2.0, 3.0])
+    actual = np.array([[1.5, 0.5], [2.5, 2.5], [2.0, 4.0]])
+    assert math.isnan(direction_accuracy(base, actual, np.repeat(base[:, None], 2, axis=1)))
+    # one called direction is enough to be scored; the pairs with no call count as wrong
+    called = np.repeat(base[:, None], 2, axis=1)
+    called[0, 0] = 1.2
+    assert direction_accuracy(base, actual, called) == pytest.approx(1 / 6)
+
+
+def test_every_metric_has_a_label_and_a_direction():
+    assert set(METRIC_LABELS) == set(METRIC_NAMES)
+    assert HIGHER_IS_BETTER <= set(METRIC_NAMES)
 
 
 def test_naive_and_drift_baselines():

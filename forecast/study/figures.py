@@ -19,11 +19,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from forecast.metrics import HIGHER_IS_BETTER  # noqa: E402
+from forecast.metrics import HIGHER_IS_BETTER, METRIC_LABELS  # noqa: E402
 from forecast.study.summary import is_naive  # noqa: E402
 from models.names import HYBRID  # noqa: E402
 
-__all__ = ["COLORS", "METRIC_LABELS", "model_color", "display_name", "fusion_series",
+__all__ = ["COLORS", "model_color", "display_name", "fusion_series",
            "plot_convergence", "plot_predictions", "plot_fusion_weight", "plot_errors",
            "plot_metrics"]
 
@@ -33,10 +33,6 @@ _EXTRA = ["#9467bd", "#e377c2", "#17becf", "#bcbd22"]
 DISPLAY = {"mamba": "Mamba", "mingru": "minGRU", "hybrid": "Hybrid (Mamba+minGRU)",
            "gru": "GRU", "naive_last": "naive: tomorrow = today",
            "naive_drift": "naive: drift"}
-#: Axis labels of each metric; ``{unit}`` is the price currency.
-METRIC_LABELS = {"mse": "MSE ({unit}²)", "rmse": "RMSE ({unit})", "mae": "MAE ({unit})",
-                 "r2": "R² (1 = perfect)", "mape": "MAPE (%)", "mase": "MASE (ratio)",
-                 "direction_accuracy": "direction accuracy"}
 FIGSIZE_WIDE = (11, 6)
 _NAIVE_STYLE = {"naive_last": "--", "naive_drift": ":"}
 
@@ -353,7 +349,7 @@ def plot_metrics(rows, path, metrics, unit: str = "USD", subtitle: str = "") -> 
                      title="bars: mean ± std over seeds\nlines: naive forecasts")
     if "direction_accuracy" in metrics and any(b.model == "naive_last" for b in naive):
         legend_ax.text(0.5, 0.02, "'tomorrow = today' predicts no move,\nso its direction "
-                       "accuracy is 0\nby definition", transform=legend_ax.transAxes,
+                       "accuracy is undefined\n(no line drawn)", transform=legend_ax.transAxes,
                        ha="center", va="bottom", fontsize=8, color="dimgrey")
     fig.suptitle(f"Test metrics per model{subtitle}", fontsize=12)
     return _save(fig, path)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_text
-from forecast.metrics import HIGHER_IS_BETTER
+from forecast.metrics import HIGHER_IS_BETTER, METRIC_LABELS
 from forecast.study import figures
 from forecast.study.summary import (SPREAD_RULE, best_of, conclude, is_naive, load_study, metric_keys,
                                     summarize, write_summary_csv, write_summary_json)
@@ -23,16 +23,14 @@ __all__ = ["build_report", "render_report", "fmt", "fmt_stat", "figure_paths"]
 
 FIGURES = ("convergence", "predictions", "fusion_weight", "errors", "metrics")
 #: Metrics of the cross-window table (one table per metric would be too long).
-WINDOW_METRICS = ("rmse", "mae", "mase", "direction_accuracy")
-_TITLES = {"mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE (%)",
-           "mase": "MASE", "direction_accuracy": "Dir. acc."}
+WINDOW_METRICS = ("rmse", "mae", "rel_mae", "direction_accuracy")
 
 
 def fmt(x: float, digits: int = 4) -> str:
     """A number as the report prints it: ``digits`` significant digits, exponent only
     for very large or very small magnitudes."""
     if x is None or not math.isfinite(x):
-        return "n/a"
+        return "–"      # undefined (e.g. the naive forecast's direction accuracy)
     if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-4):
         return f"{x:.{max(1, digits - 1)}e}"
     if abs(x) >= 10 ** digits:
@@ -48,8 +46,7 @@ def fmt_stat(mean: float, std: float) -> str:
 def metric_header(metric: str, unit: str) -> str:
     """Table header of a metric with its unit and an arrow for the better direction."""
     arrow = "↑" if metric in HIGHER_IS_BETTER else "↓"
-    units = {"mse": f" ({unit}²)", "rmse": f" ({unit})", "mae": f" ({unit})"}
-    return f"{_TITLES.get(metric, metric)}{units.get(metric, '')} {arrow}"
+    return f"{METRIC_LABELS.get(metric, metric).format(unit=unit)} {arrow}"
 
 
 def figure_paths(out_dir, seq_len: int, several: bool) -> dict:
@@ -291,20 +288,16 @@ def _verdict_lines(conclusion, rows, unit) -> list:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if conclusion.beats_naive:
-        lines.append("Beats the naive forecast? MASE below 1 means a smaller error than the "
-                     "one-day naive forecast had on the training prices (MASE's scale); the "
-                     "second answer compares the test MAE with the naive forecast's own test "
-                     "MAE (tomorrow = today).")
+        lines.append("Smaller error than the naive forecast (tomorrow = today)? MAE / naive MAE "
+                     "(rel_mae, mean over seeds) below 1 means yes on these test days; whether "
+                     "the difference is beyond chance is what the significance tests say. "
+                     "MASE is shown beside it: its scale is the naive error on the training "
+                     "prices, so it is not a comparison with naive on the test days.")
         lines.append("")
-        naive = by_name.get("naive_last")
         for model, beats in conclusion.beats_naive.items():
             row = by_name[model]
-            text = f"- {model}: MASE below 1: {_yes_no(beats)} (MASE {fmt(row.mean('mase'))})"
-            if naive is not None and math.isfinite(naive.mean("mae")):
-                text += (f"; test MAE below the naive forecast's: "
-                         f"{_yes_no(row.mean('mae') < naive.mean('mae'))} "
-                         f"({fmt(row.mean('mae'))} vs {fmt(naive.mean('mae'))} {unit})")
-            lines.append(text)
+            lines.append(f"- {model}: {_yes_no(beats)} (MAE / naive MAE {fmt(row.mean('rel_mae'))}, "
+                         f"MASE {fmt(row.mean('mase'))})")
         lines.append("")
     lines += _fusion_lines(conclusion)
     return lines

@@ -399,7 +399,7 @@ class Conclusion:
 
     seq_len: int
     verdicts: tuple                # MetricVerdict per metric
-    beats_naive: dict              # model -> MASE mean < 1 (None without MASE)
+    beats_naive: dict              # model -> rel_mae mean < 1 (None without rel_mae)
     fusion: tuple                  # (metric, versus, hybrid better?, Gap) for the hybrid
 
 
@@ -462,8 +462,10 @@ def conclude(rows, seq_len: int, metrics=None, hybrid: str = HYBRID,
                                       naive_best=overall.kind == "naive"))
     beats = {}
     for row in models:
-        mase = row.mean("mase")
-        beats[row.model] = (mase < 1.0) if math.isfinite(mase) else None
+        # MAE relative to the naive forecast's on the same test days; MASE's in-sample
+        # scale does not answer this (the naive forecast itself may score far from 1).
+        rel = row.mean("rel_mae")
+        beats[row.model] = (rel < 1.0) if math.isfinite(rel) else None
     fusion = []
     by_name = {r.model: r for r in models}
     if hybrid in by_name:
