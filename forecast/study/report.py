@@ -14,7 +14,10 @@ from pathlib import Path
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_LABELS
+from forecast.stats import SIGNIFICANCE_LEVEL
 from forecast.study import figures
+from forecast.study.significance import TESTS_NOTE, study_tests
+from forecast.study.significance_report import significance_lines
 from forecast.study.summary import (SPREAD_RULE, best_of, conclude, is_naive, load_study, metric_keys,
                                     summarize, write_summary_csv, write_summary_json)
 from models.names import HYBRID
@@ -93,9 +96,11 @@ def build_report(out_dir, context: dict | None = None, draw: bool = True) -> Pat
     if not records:
         raise UserInputError(f"no finished runs (metrics.json) below {out_dir / 'runs'}")
     rows = summarize(records)
+    tests = study_tests(records)
     write_summary_csv(rows, out_dir / "summary.csv")
     write_summary_json(rows, out_dir / "summary.json",
-                       extra={"spread_rule": SPREAD_RULE,
+                       extra={"spread_rule": SPREAD_RULE, "significance_level": SIGNIFICANCE_LEVEL,
+                              "tests_note": TESTS_NOTE, "tests": tests,
                               "environment": context.get("environment", {}),
                               "wall_seconds": context.get("wall_seconds")})
     seq_lens = sorted({r.seq_len for r in records})
@@ -120,7 +125,7 @@ def build_report(out_dir, context: dict | None = None, draw: bool = True) -> Pat
             "metrics": figures.plot_metrics(here_rows, paths["metrics"], metrics, unit=unit,
                                             subtitle=sub),
         }
-    text = render_report(rows, records, made, context, out_dir, unit)
+    text = render_report(rows, records, made, context, out_dir, unit, tests=tests)
     path = out_dir / "report.md"
     atomic_write_text(path, text)
     return path
@@ -379,7 +384,7 @@ def _environment_section(context) -> list:
     return lines + [""]
 
 
-def render_report(rows, records, made: dict, context: dict, out_dir, unit: str) -> str:
+def render_report(rows, records, made: dict, context: dict, out_dir, unit: str, tests=None) -> str:
     """The Markdown text of the report.
 
     Parameters
@@ -394,6 +399,9 @@ def render_report(rows, records, made: dict, context: dict, out_dir, unit: str) 
         The study folder (figure links are relative to it).
     unit : str
         Price currency.
+    tests : list of dict, optional
+        Significance tests (:func:`forecast.study.significance.study_tests`); computed
+        from ``records`` when not given.
     """
     out_dir = Path(out_dir)
     seq_lens = sorted({r.seq_len for r in records})
@@ -418,12 +426,16 @@ def render_report(rows, records, made: dict, context: dict, out_dir, unit: str) 
     if len(seq_lens) > 1:
         lines += ["### Hybrid against the others per window length", ""]
         lines += _window_table(rows, seq_lens, unit) + [""]
+    if tests is None:
+        tests = study_tests(records)
     lines += ["## Conclusion", "",
-              "Computed from the numbers above by forecast/study/summary.py; nothing here is "
-              "written by hand.", ""]
+              "Computed from the run files by forecast/study/significance.py (the answer, from "
+              "significance tests) and forecast/study/summary.py (means against the seed "
+              "spread); nothing here is written by hand.", ""]
     for seq_len in seq_lens:
         if len(seq_lens) > 1:
             lines += [f"### Window {seq_len} days", ""]
+        lines += significance_lines(tests, seq_len, unit)
         lines += _verdict_lines(conclude(rows, seq_len, metrics), rows, unit) + [""]
     lines += _environment_section(context)
     return "\n".join(lines).rstrip() + "\n"
