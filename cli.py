@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Command line of the Mamba-GRU engine: ``train | evaluate | data`` (+ ``compare``, ``bench``).
+"""Command line of the Mamba-GRU engine: ``train | evaluate | backtest | data`` (+ ``compare``, ``bench``).
 
 Every sub-command is one :class:`Command` in :data:`COMMANDS`: a help line and either
 two local functions or the name of a module providing ``add_arguments(parser)`` and
@@ -124,23 +124,28 @@ def run_train(args) -> int:
     return 0
 
 
-def format_summary(result: dict) -> str:
-    """Model-versus-baselines table plus one line on the run."""
+def metrics_table(columns) -> list[str]:
+    """Lines of a metric-by-forecast table; ``columns`` is ``[(name, metrics dict), ...]``."""
     from forecast.metrics import METRIC_NAMES
 
+    width = max(len(n) for n in METRIC_NAMES) + 2
+    lines = ["".ljust(width) + "".join(name.rjust(14) for name, _ in columns)]
+    for n in METRIC_NAMES:
+        lines.append(n.ljust(width) + "".join(_fmt(m.get(n)).rjust(14) for _, m in columns))
+    return lines
+
+
+def format_summary(result: dict) -> str:
+    """Model-versus-baselines table plus one line on the run."""
     metrics = result["metrics"]
     data, training, cfg = result["data"], result["training"], result["config"]
     columns = [("model", metrics["test"]), ("naive", metrics["naive"])]
     if "drift" in metrics:
         columns.append(("drift", metrics["drift"]))
-    width = max(len(n) for n in METRIC_NAMES) + 2
     lines = [f"{cfg['model']} on {data.get('spec', cfg['data'])}: test {data['split']['test']['first_date']} to "
              f"{data['split']['test']['last_date']} ({data['split']['test']['windows']} windows), prices in "
              "source units"]
-    lines.append("".ljust(width) + "".join(name.rjust(14) for name, _ in columns))
-    for n in METRIC_NAMES:
-        cells = "".join(_fmt(m.get(n)).rjust(14) for _, m in columns)
-        lines.append(n.ljust(width) + cells)
+    lines += metrics_table(columns)
     stop = {"completed": "all epochs", "early_stopping": "early stopping",
             "non_finite": "stopped: non-finite loss"}.get(training["stop_reason"], training["stop_reason"])
     lines.append(f"best epoch {training['best_epoch']} of {training['epochs_run']} run ({stop}); "
@@ -193,6 +198,59 @@ def run_evaluate(args) -> int:
     return 0
 
 
+# -- backtest ----------------------------------------------------------------------------
+
+def add_backtest_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``backtest``: those of ``train`` plus the folds."""
+    from forecast.backtest import DEFAULT_FINETUNE_EPOCHS, REFITS
+
+    add_train_arguments(p)
+    g = p.add_argument_group("walk-forward backtest")
+    g.add_argument("--folds", type=int, default=5,
+                   help="consecutive folds the test part is cut into; the model is trained on the "
+                        "past before each (default %(default)s)")
+    g.add_argument("--refit", choices=REFITS, default=REFITS[0],
+                   help="before each fold: 'full' trains a fresh model on the fold's past, 'finetune' "
+                        "continues from the previous fold's weights (default %(default)s)")
+    g.add_argument("--finetune-epochs", type=int, default=DEFAULT_FINETUNE_EPOCHS,
+                   help="epochs per fold after the first with --refit finetune (default %(default)s)")
+
+
+def run_backtest(args) -> int:
+    """``backtest``: walk-forward folds over the test part, files in ``--out``, a summary."""
+    from forecast.backtest import run_backtest as backtest
+    from forecast.config import RunConfig
+
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    config = RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    result = backtest(config, folds=args.folds, refit=args.refit, finetune_epochs=args.finetune_epochs,
+                      progress=not args.quiet)
+    print(format_backtest(result))
+    return 0
+
+
+def format_backtest(result: dict) -> str:
+    """Overall table, one line per fold and the Diebold-Mariano tests of a backtest."""
+    folds, overall = result["folds"], result["overall"]
+    lines = [f"{result['model']} on {result['data'].get('spec')}: walk-forward backtest, {result['n_folds']} "
+             f"folds from {folds[0]['first_date']} to {folds[-1]['last_date']}, refit {result['refit']}; "
+             "all folds pooled, prices in source units"]
+    lines += metrics_table([("model", overall["model"]), ("naive", overall["naive"]),
+                            ("drift", overall["drift"])])
+    for f in folds:
+        m = f["metrics"]
+        lines.append(f"fold {f['fold']}: {f['first_date']} to {f['last_date']} ({f['windows']} windows, trained "
+                     f"to {f['val']['last_date']}): MAE {_fmt(m['model']['mae'])} vs naive "
+                     f"{_fmt(m['naive']['mae'])} (MAE / naive MAE {_fmt(m['model']['rel_mae'])}); best epoch "
+                     f"{f['training']['best_epoch']} of {f['training']['epochs_run']}")
+    for t in result["tests"]:
+        step = f" step {t['step']}" if any(u["step"] > 1 for u in result["tests"]) else ""
+        lines.append(f"Diebold-Mariano vs {t['against']}{step}: statistic {_fmt(t['statistic'])}, "
+                     f"p {_fmt(t['p_value'])} (negative: the model's squared error is smaller)")
+    lines.append(f"{result['seconds']:.1f} s; outputs in {result['out_dir']}")
+    return "\n".join(lines)
+
+
 # -- data --------------------------------------------------------------------------------
 
 def add_data_command_arguments(p: argparse.ArgumentParser) -> None:
@@ -233,6 +291,8 @@ COMMANDS: dict[str, Command] = {
     "train": Command("train one model and evaluate it on the test part",
                      add_train_arguments, run_train),
     "evaluate": Command("re-evaluate a saved checkpoint", add_evaluate_arguments, run_evaluate),
+    "backtest": Command("walk-forward backtest: retrain before each fold of the test part",
+                        add_backtest_arguments, run_backtest),
     "data": Command("fetch (and cache) a data source and describe it",
                     add_data_command_arguments, run_data),
     "compare": Command("compare the four models over seeds", module="forecast.study.compare"),

@@ -39,8 +39,8 @@ from forecast.fileio import OutputDir, atomic_write_json, atomic_write_text, to_
 from forecast.metrics import drift_forecast, forecast_metrics, naive_forecast, naive_scale
 from forecast.train import fit, predict
 
-__all__ = ["load_dataset", "build_forecaster", "evaluate_model", "run_training", "evaluate_checkpoint",
-           "default_out_dir"]
+__all__ = ["load_dataset", "build_forecaster", "warm_kernels", "forecast_prices", "price_metrics",
+           "prediction_table", "evaluate_model", "run_training", "evaluate_checkpoint", "default_out_dir"]
 
 
 # -- data and model ----------------------------------------------------------------------
@@ -80,7 +80,7 @@ def build_forecaster(config: RunConfig, input_size: int):
         raise UserInputError(str(exc)) from exc
 
 
-def _warm_kernels(config: RunConfig) -> None:
+def warm_kernels(config: RunConfig) -> None:
     """Compile the Numba kernels before the first epoch, so its ``epoch_seconds``
     measures training and not compilation (the NumPy backend has nothing to compile)."""
     get_kernels(config.backend).warmup(dtypes=(np.dtype(config.dtype),))
@@ -95,6 +95,54 @@ def _check_dataset(config: RunConfig, dataset: Dataset) -> None:
 
 # -- evaluation --------------------------------------------------------------------------
 
+def forecast_prices(model, dataset: Dataset, idx, batch_size: int = 128) -> dict:
+    """The model's and the baselines' forecasts of windows ``idx``, in price units.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``actual``, ``predicted``, ``naive``, ``drift`` (each (len(idx), horizon)) and
+        ``base`` (len(idx),): today's price of each window.
+    """
+    idx = np.asarray(idx)
+    X = dataset.X[idx]
+    with np.errstate(over="ignore", invalid="ignore"):
+        # Anything with forward() can be evaluated; models of the layer contract say their dtype.
+        scaled = predict(model, np.asarray(X, dtype=getattr(model, "dtype", np.float64)), batch_size)
+        predicted = dataset.to_price(scaled, idx)
+    base = dataset.base_price[idx]
+    return {"actual": dataset.actual_price[idx], "predicted": predicted, "base": base,
+            "naive": naive_forecast(base, dataset.horizon),
+            "drift": drift_forecast(dataset.history_price[idx], dataset.horizon)}
+
+
+def price_metrics(prices: dict, scale: float) -> dict:
+    """``{"test": model, "naive": ..., "drift": ...}`` metrics of :func:`forecast_prices` output.
+
+    ``scale`` is the MASE denominator (:func:`forecast.metrics.naive_scale` of training prices).
+    """
+    actual, base = prices["actual"], prices["base"]
+    return {"test": forecast_metrics(actual, prices["predicted"], base, scale),
+            "naive": forecast_metrics(actual, prices["naive"], base, scale),
+            "drift": forecast_metrics(actual, prices["drift"], base, scale)}
+
+
+def prediction_table(dataset: Dataset, idx, prices: dict) -> pd.DataFrame:
+    """``date, actual, predicted, naive`` (+ ``origin_date, step`` when horizon > 1)."""
+    idx = np.asarray(idx)
+    H = dataset.horizon
+    table = {
+        "date": pd.to_datetime(dataset.target_dates[idx].ravel()).strftime("%Y-%m-%d"),
+        "actual": prices["actual"].ravel(),
+        "predicted": prices["predicted"].ravel(),
+        "naive": prices["naive"].ravel(),
+    }
+    if H > 1:
+        table["origin_date"] = np.repeat(pd.to_datetime(dataset.origin_dates[idx]).strftime("%Y-%m-%d"), H)
+        table["step"] = np.tile(np.arange(1, H + 1), len(idx))
+    return pd.DataFrame(table)
+
+
 def evaluate_model(model, dataset: Dataset, part: str = "test", batch_size: int = 128):
     """Metrics and predictions of ``model`` on one part, in price units.
 
@@ -107,32 +155,9 @@ def evaluate_model(model, dataset: Dataset, part: str = "test", batch_size: int 
         ``date, actual, predicted, naive`` (+ ``origin_date, step`` when horizon > 1).
     """
     idx = dataset.parts[part]
-    X, _ = dataset.part(part)
-    with np.errstate(over="ignore", invalid="ignore"):
-        # Anything with forward() can be evaluated; models of the layer contract say their dtype.
-        scaled = predict(model, np.asarray(X, dtype=getattr(model, "dtype", np.float64)), batch_size)
-        predicted = dataset.to_price(scaled, idx)
-    actual = dataset.actual_price[idx]
-    base = dataset.base_price[idx]
-    naive = naive_forecast(base, dataset.horizon)
-    drift = drift_forecast(dataset.history_price[idx], dataset.horizon)
-    scale = naive_scale(dataset.train_prices)
-    metrics = {
-        "test": forecast_metrics(actual, predicted, base, scale),
-        "naive": forecast_metrics(actual, naive, base, scale),
-        "drift": forecast_metrics(actual, drift, base, scale),
-    }
-    H = dataset.horizon
-    table = {
-        "date": pd.to_datetime(dataset.target_dates[idx].ravel()).strftime("%Y-%m-%d"),
-        "actual": actual.ravel(),
-        "predicted": predicted.ravel(),
-        "naive": naive.ravel(),
-    }
-    if H > 1:
-        table["origin_date"] = np.repeat(pd.to_datetime(dataset.origin_dates[idx]).strftime("%Y-%m-%d"), H)
-        table["step"] = np.tile(np.arange(1, H + 1), len(idx))
-    return metrics, pd.DataFrame(table)
+    prices = forecast_prices(model, dataset, idx, batch_size)
+    metrics = price_metrics(prices, naive_scale(dataset.train_prices))
+    return metrics, prediction_table(dataset, idx, prices)
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -211,7 +236,7 @@ def run_training(config: RunConfig, out_dir=None, progress: bool = True, dataset
     else:
         _check_dataset(config, dataset)
     model = build_forecaster(config, dataset.n_features)
-    _warm_kernels(config)
+    warm_kernels(config)
     with single_threaded_blas():
         result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
                      progress=progress, desc=config.model)

@@ -169,7 +169,7 @@ def normalise_windows(X: np.ndarray, y: np.ndarray, anchor: np.ndarray, features
 
 def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", seq_len=60, horizon=1,
                   split=(0.7, 0.15), scaler="minmax", scalers=None, info=None,
-                  window_norm="last") -> Dataset:
+                  window_norm="last", bounds=None) -> Dataset:
     """Windows, split and scaled arrays of a canonical price frame.
 
     Parameters
@@ -190,6 +190,12 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
         Source description, copied into :attr:`Dataset.info`.
     window_norm : {"last", "none"}
         Per-window normalisation before scaling (see the module docstring).
+    bounds : (int, int) or None
+        Row bounds ``(b1, b2)`` of the split instead of the ``split`` fractions: rows
+        ``[0, b1)`` train, ``[b1, b2)`` validation, the rest test (the walk-forward
+        backtest moves them per fold). Rows count the series after the NaN policy and,
+        when log returns are used, after dropping the first row: window ``i``'s today is
+        row ``i + seq_len - 1``.
 
     Raises
     ------
@@ -222,7 +228,12 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
     series = close if target == "close" else columns["return"]
 
     n_rows = len(close)
-    b1, b2 = split_bounds(n_rows, *split)
+    if bounds is None:
+        b1, b2 = split_bounds(n_rows, *split)
+    else:
+        b1, b2 = (int(b) for b in bounds)
+        if not 0 < b1 < b2 <= n_rows:
+            raise DataError(f"split bounds ({b1}, {b2}) do not fit {n_rows} rows")
     inputs, targets = window_rows(n_rows, seq_len, horizon)
     parts = window_parts(targets[:, -1] if len(targets) else np.zeros(0, int), b1, b2)
     check_parts(parts, n_rows, seq_len, horizon)

@@ -23,7 +23,7 @@ from forecast.data.frame import parse_day
 from forecast.data.sample import read_sample
 from forecast.errors import DataError
 
-__all__ = ["SourceSpec", "parse_source", "load_source"]
+__all__ = ["SourceSpec", "parse_source", "load_source", "price_currency"]
 
 _KINDS = ("sample", "yahoo", "csv")
 _HINT = "use sample:TICKER (AAPL, MSFT, IBM, GOOG), yahoo:TICKER or a path to a CSV file"
@@ -129,3 +129,17 @@ def load_source(spec: SourceSpec | str, start=None, end=None, refresh: bool = Fa
     if spec.kind != "yahoo" or start or end:
         frame = _cut(frame, start, end, str(spec))
     return frame, info
+
+
+def price_currency(info: dict) -> str:
+    """Currency of a source's prices, for labels.
+
+    The source's own when its description says (``currency``); USD for the bundled
+    sample and Yahoo (US tickers); "price units" for a CSV file, which does not say.
+    ``info`` is :func:`load_source`'s description (``source`` may also be a raw
+    ``--data`` value).
+    """
+    if info.get("currency"):
+        return str(info["currency"])
+    source = str(info.get("source", ""))
+    return "price units" if source.startswith("csv") or source.endswith(".csv") else "USD"

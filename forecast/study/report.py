@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+from forecast.data.sources import price_currency
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_LABELS
@@ -61,11 +62,9 @@ def figure_paths(out_dir, seq_len: int, several: bool) -> dict:
 
 def price_unit(records) -> str:
     """Currency of the prices: the data's own if it says, USD for the bundled/Yahoo data."""
-    info = (records[0].info.get("data") or {}) if records else {}
-    if info.get("currency"):
-        return str(info["currency"])
-    source = str(info.get("source", records[0].config.get("data", "sample") if records else ""))
-    return "price units" if source.startswith("csv") or source.endswith(".csv") else "USD"
+    info = dict((records[0].info.get("data") or {}) if records else {})
+    info.setdefault("source", records[0].config.get("data", "sample") if records else "")
+    return price_currency(info)
 
 
 # -- building --------------------------------------------------------------------------

@@ -1,0 +1,255 @@
+"""Walk-forward (rolling-origin) backtest of one model over the test part.
+
+The test windows of the run's split (:mod:`forecast.data.windows`) are cut into ``K``
+consecutive folds. Before each fold the model is trained on the past only, then
+predicts the fold's windows with those weights:
+
+* **the past of a fold** is every row up to the *today* (last input day) of the fold's
+  first window, row ``o``. Only windows whose targets all lie in those rows are used
+  for training and early stopping; for horizon ``H > 1`` this leaves out the ``H - 1``
+  windows whose last targets fall after ``o``, which the fold's first forecast could
+  not have known.
+* **train / validation**: the validation part is the last ``V`` rows of the past,
+  ``V`` being the validation rows of ``--split`` on the whole series; the training part
+  is everything before it, so it grows fold by fold while early stopping always
+  judges on the most recent ``V`` days. With ``H = 1`` the first fold's split is
+  exactly ``train``'s, so a one-fold ``full`` backtest reproduces ``train``'s
+  test predictions.
+* **scalers** are refitted on each fold's training part (:func:`forecast.data.build_dataset`
+  with the fold's row bounds), as ``train`` fits them on its own.
+* **refit** ``full``: a fresh model (same seed) trained as ``train`` trains;
+  ``finetune``: the first fold as ``full``, every later fold continues from the
+  previous fold's weights for ``finetune_epochs`` epochs (no warm-up) on its own past
+  and its refitted scalers: online learning.
+
+Metrics are in price units beside the naive and drift forecasts, per fold and over
+all folds, with the MASE scale of the whole series' training part (as ``train``'s).
+No prediction depends on a price after its own fold: its model, scalers and inputs
+are all taken from rows up to the fold's last window's today.
+
+Outputs (:func:`run_backtest` with ``write=True``), assembled under a temporary name:
+``predictions.csv`` (``date, fold, actual, predicted, naive`` plus ``origin_date, step``
+for ``H > 1``), ``backtest.json`` (see :func:`run_backtest`) and ``backtest.png``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine.backend import single_threaded_blas
+from forecast.config import RunConfig
+from forecast.data import Dataset, build_dataset, load_source
+from forecast.data.sources import price_currency
+from forecast.errors import UserInputError
+from forecast.fileio import OutputDir, atomic_write_json, atomic_write_text, to_jsonable
+from forecast.metrics import naive_scale
+from forecast.pipeline import (build_forecaster, default_out_dir, forecast_prices, prediction_table,
+                               price_metrics, warm_kernels)
+from forecast.stats import SIGNIFICANCE_LEVEL, diebold_mariano, squared_error_differential
+from forecast.train import fit
+
+__all__ = ["REFITS", "DEFAULT_FINETUNE_EPOCHS", "VALIDATION_RULE", "Fold", "plan_folds", "run_backtest"]
+
+#: How the model is brought up to date before each fold; the first is the default.
+REFITS = ("full", "finetune")
+DEFAULT_FINETUNE_EPOCHS = 3
+VALIDATION_RULE = ("each fold trains on the windows whose targets all lie on or before the today of "
+                   "the fold's first window; the last V rows of that past (V = the validation rows "
+                   "of --split on the whole series) are its validation part for early stopping, the "
+                   "rows before them its training part; scalers are fitted on that training part")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold of the backtest.
+
+    Attributes
+    ----------
+    number : int
+        1-based.
+    windows : ndarray of int
+        Window indices the fold predicts (consecutive test windows).
+    bounds : (int, int)
+        Row bounds ``(b1, b2)`` of the fold's past: training rows ``[0, b1)``,
+        validation rows ``[b1, b2)``; row ``b2 - 1`` is the today of its first window.
+    """
+
+    number: int
+    windows: np.ndarray
+    bounds: tuple
+
+
+def plan_folds(dataset: Dataset, folds: int) -> list[Fold]:
+    """Cut the test windows of ``dataset`` into ``folds`` consecutive folds.
+
+    Fold sizes differ by at most one window (the first folds take the extra ones).
+
+    Raises
+    ------
+    UserInputError
+        ``folds`` below 1 or above the number of test windows.
+    """
+    test = np.asarray(dataset.parts["test"])
+    if isinstance(folds, bool) or int(folds) != folds or folds < 1:
+        raise UserInputError(f"--folds must be an integer of at least 1, got {folds!r}")
+    if folds > len(test):
+        raise UserInputError(f"--folds {folds} is more than the {len(test)} test windows; "
+                             f"use at most {len(test)}")
+    val_rows = int(dataset.info["split"]["val"]["rows"])
+    plan = []
+    for number, windows in enumerate(np.array_split(test, int(folds)), start=1):
+        today = int(windows[0]) + dataset.seq_len - 1   # window i's inputs are rows i .. i+L-1
+        plan.append(Fold(number, windows, (today + 1 - val_rows, today + 1)))
+    return plan
+
+
+def _check_refit(refit: str, finetune_epochs) -> tuple[str, int]:
+    key = str(refit).strip().lower()
+    if key not in REFITS:
+        raise UserInputError(f"--refit: unknown value {refit!r}; choose one of {', '.join(REFITS)}")
+    if isinstance(finetune_epochs, bool) or int(finetune_epochs) != finetune_epochs or finetune_epochs < 1:
+        raise UserInputError(f"--finetune-epochs must be an integer of at least 1, got {finetune_epochs!r}")
+    return key, int(finetune_epochs)
+
+
+def _day(value) -> str:
+    return str(pd.Timestamp(value).date())
+
+
+def _fold_dates(dataset: Dataset, windows) -> dict:
+    return {"first_date": _day(dataset.target_dates[windows[0], 0]),
+            "last_date": _day(dataset.target_dates[windows[-1], -1]),
+            "first_origin": _day(dataset.origin_dates[windows[0]]),
+            "last_origin": _day(dataset.origin_dates[windows[-1]])}
+
+
+def _named(metrics: dict) -> dict:
+    """``price_metrics`` calls the model ``test``; here every part is test, so: ``model``."""
+    return {"model": metrics["test"], "naive": metrics["naive"], "drift": metrics["drift"]}
+
+
+def _tests(prices: dict, horizon: int) -> list[dict]:
+    """Diebold-Mariano of the model against naive and drift over all folds, per step."""
+    out = []
+    actual = prices["actual"]
+    for against in ("naive", "drift"):
+        for step in range(1, horizon + 1):
+            col = step - 1
+            res = diebold_mariano(squared_error_differential(actual[:, col], prices["predicted"][:, col],
+                                                             prices[against][:, col]), horizon=step)
+            out.append({"against": against, "test": "diebold-mariano", "step": step,
+                        "statistic": res.statistic, "p_value": res.p_value, "n": res.n, "note": res.note})
+    return out
+
+
+def run_backtest(config: RunConfig, folds: int, refit: str = "full",
+                 finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS, out_dir=None, progress: bool = True,
+                 write: bool = True) -> dict:
+    """Walk-forward backtest of ``config.model`` (see the module docstring).
+
+    Parameters
+    ----------
+    config : RunConfig
+        The training options (validated here); ``config.out`` is the default folder.
+    folds : int
+        Number of consecutive folds the test windows are cut into.
+    refit : {"full", "finetune"}
+    finetune_epochs : int
+        Epochs per fold after the first under ``finetune``.
+    out_dir : path-like or None
+        Output folder; ``None``: ``config.out``, then ``results/backtest-<model>-<time>``.
+    progress : bool
+        A progress bar per fold on stderr.
+    write : bool
+        False: write nothing, only return the results.
+
+    Returns
+    -------
+    dict
+        ``model, refit, n_folds, finetune_epochs`` (None under ``full``), ``validation``
+        (the rule), ``config``, ``data`` (source and the whole series' split), ``folds``
+        (per fold: ``fold, windows``, target and origin date range, ``train`` and ``val``
+        rows / windows / dates, ``training`` outcome, ``metrics`` {model, naive, drift}),
+        ``overall`` (metrics over all folds), ``tests`` (Diebold-Mariano against naive and
+        drift, per step), ``significance_level``, ``seconds``, ``out_dir`` and
+        ``predictions`` (the DataFrame written to ``predictions.csv``).
+
+    Raises
+    ------
+    UserInputError
+        Bad options or data; nothing is left on disk.
+    """
+    t0 = time.perf_counter()
+    config.validate()
+    refit, finetune_epochs = _check_refit(refit, finetune_epochs)
+    frame, info = load_source(config.data, config.start, config.end)
+
+    def dataset(bounds=None) -> Dataset:
+        return build_dataset(frame, features=config.features, target=config.target, seq_len=config.seq_len,
+                             horizon=config.horizon, split=config.split, scaler=config.scaler, info=info,
+                             window_norm=config.window_norm, bounds=bounds)
+
+    whole = dataset()
+    plan = plan_folds(whole, folds)
+    scale = naive_scale(whole.train_prices)
+    warm_kernels(config)
+    model, records, tables, pooled = None, [], [], []
+    with single_threaded_blas():
+        for fold in plan:
+            t_fold = time.perf_counter()
+            data = dataset(fold.bounds)
+            settings = config.train_settings()
+            fresh = refit == "full" or model is None
+            if fresh:
+                model = build_forecaster(config, data.n_features)
+            else:
+                settings = dataclasses.replace(settings, epochs=finetune_epochs, warmup=0)
+            result = fit(model, data.part("train"), data.part("val"), settings, progress=progress,
+                         desc=f"{config.model} fold {fold.number}/{len(plan)}")
+            prices = forecast_prices(model, data, fold.windows)
+            table = prediction_table(data, fold.windows, prices)
+            table.insert(1, "fold", fold.number)
+            tables.append(table)
+            pooled.append(prices)
+            split = data.info["split"]
+            records.append({
+                "fold": fold.number, "windows": int(len(fold.windows)), **_fold_dates(data, fold.windows),
+                "train": split["train"], "val": split["val"],
+                "training": {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                             "stop_reason": result.stop_reason, "note": result.note,
+                             "best_val_loss": result.best_val_loss,
+                             "started_from": "scratch" if fresh else "previous fold",
+                             "seconds": time.perf_counter() - t_fold},
+                "metrics": _named(price_metrics(prices, scale)),
+            })
+    overall = {key: np.concatenate([p[key] for p in pooled]) for key in pooled[0]}
+    predictions = pd.concat(tables, ignore_index=True)
+    summary = {
+        "model": config.model, "refit": refit, "n_folds": len(plan),
+        "finetune_epochs": finetune_epochs if refit == "finetune" else None,
+        "validation": VALIDATION_RULE, "config": config.to_dict(), "data": whole.info,
+        "folds": records, "overall": _named(price_metrics(overall, scale)),
+        "tests": _tests(overall, whole.horizon), "significance_level": SIGNIFICANCE_LEVEL,
+        "tests_note": "statistic of the model minus the baseline (negative: the model's squared "
+                      "error is smaller); HLN-corrected, two-sided, Student's t with n - 1 degrees "
+                      "of freedom, one test per forecast step with autocovariances up to lag step - 1",
+    }
+    target = None
+    if write:
+        target = os.fspath(out_dir) if out_dir is not None else (config.out or
+                                                                 default_out_dir(f"backtest-{config.model}"))
+        with OutputDir(target) as out:
+            summary["seconds"] = time.perf_counter() - t0
+            atomic_write_text(out.file("predictions.csv"), predictions.to_csv(index=False, float_format="%.10g"))
+            atomic_write_json(out.file("backtest.json"), summary)
+            from forecast.backtest_figure import plot_backtest   # matplotlib only when drawing
+
+            plot_backtest(predictions, summary, out.file("backtest.png"), unit=price_currency(whole.info))
+    summary = to_jsonable(summary)
+    summary.update({"seconds": time.perf_counter() - t0, "out_dir": target, "predictions": predictions})
+    return summary
