@@ -1,9 +1,10 @@
 """The figure of a walk-forward backtest (matplotlib, Agg, PNG).
 
 Top: each fold's test MAE of the model beside the naive and drift forecasts, with the
-model's MAE relative to naive written over its bar. Bottom: the absolute error of the
-one-step forecasts over time (20-day rolling mean), model against naive, with the fold
-boundaries, so a reader sees *when* a model gains or loses, not only by how much.
+model's MAE relative to naive written over its bar. Bottom: the model's absolute error
+minus the naive forecast's, for the one-step forecasts over time (20-day rolling mean
+within each fold), with the fold boundaries, so a reader sees *when* a model gains or
+loses, not only by how much.
 """
 from __future__ import annotations
 
@@ -74,25 +75,27 @@ def plot_backtest(predictions: pd.DataFrame, summary: dict, path, unit: str = "U
 
     step1 = predictions[predictions["step"] == 1] if "step" in predictions.columns else predictions
     dates = pd.to_datetime(step1["date"])
-    for column, name in (("predicted", model), ("naive", "naive_last")):
-        err = (step1[column] - step1["actual"]).abs()
-        # Within each fold: a fold has its own model, so a mean across the boundary would blur them.
-        rolling = err.groupby(step1["fold"]).transform(lambda e: e.rolling(ROLLING_DAYS, min_periods=1).mean())
-        for k, (_, part) in enumerate(rolling.groupby(step1["fold"], sort=True)):
-            bottom.plot(dates[part.index], part, color=model_color(name), lw=1.6,
-                        label=display_name(name) if k == 0 else None)
-    for i, (number, part) in enumerate(step1.groupby("fold", sort=True)):
-        start, end = pd.to_datetime(part["date"]).min(), pd.to_datetime(part["date"]).max()
-        if i % 2:
-            bottom.axvspan(start, end, color="grey", alpha=0.08, lw=0)
-        bottom.axvline(start, color="grey", ls="--", lw=0.8)
-        bottom.annotate(f"fold {number}", (start, 1.0), xycoords=("data", "axes fraction"),
+    # The model's and the naive errors usually overlap to the eye; their difference shows
+    # when the model gains or loses. Rolled within each fold: a fold has its own model.
+    gain = (step1["predicted"] - step1["actual"]).abs() - (step1["naive"] - step1["actual"]).abs()
+    rolling = gain.groupby(step1["fold"]).transform(lambda g: g.rolling(ROLLING_DAYS, min_periods=1).mean())
+    for number, part in rolling.groupby(step1["fold"], sort=True):
+        when = dates[part.index]
+        bottom.plot(when, part, color=model_color(model), lw=1.4)
+        bottom.fill_between(when, part, 0, where=part < 0, color="tab:green", alpha=0.3, lw=0,
+                            interpolate=True)
+        bottom.fill_between(when, part, 0, where=part > 0, color="tab:red", alpha=0.25, lw=0,
+                            interpolate=True)
+        bottom.axvline(when.min(), color="grey", ls="--", lw=0.8)
+        bottom.annotate(f"fold {number}", (when.min(), 1.0), xycoords=("data", "axes fraction"),
                         xytext=(3, -12), textcoords="offset points", fontsize=8, color="dimgrey")
-    bottom.set_ylabel(f"|error| of 1-day forecasts ({unit}),\n{ROLLING_DAYS}-day rolling mean within a fold")
+    bottom.axhline(0, color="black", lw=0.8)
+    bottom.set_ylabel(f"|model error| − |naive error| ({unit}),\n{ROLLING_DAYS}-day rolling mean within a fold")
     bottom.grid(True, alpha=0.3)
-    bottom.legend(fontsize=9, loc="upper right")
-    bottom.set_title("Error over time (dashed lines: a fold starts, the model is retrained on its past)",
-                     fontsize=11)
+    bottom.text(0.99, 0.02, "below 0 (green): the model beats naive; above 0 (red): naive wins",
+                transform=bottom.transAxes, ha="right", va="bottom", fontsize=8, color="dimgrey")
+    bottom.set_title(f"1-day forecasts of {display_name(model)} against tomorrow = today over time "
+                     "(dashed lines: a fold starts, the model is retrained on its past)", fontsize=10)
     how = {"full": "retrained from scratch before each fold",
            "finetune": f"fine-tuned {summary.get('finetune_epochs')} epoch(s) before each later fold"}
     fig.suptitle(f"Walk-forward backtest of {display_name(model)} on {summary['data'].get('spec', '?')}: "
