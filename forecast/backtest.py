@@ -43,13 +43,13 @@ import pandas as pd
 
 from engine.backend import single_threaded_blas
 from forecast.config import RunConfig
-from forecast.data import Dataset, build_dataset, load_source
+from forecast.data import Dataset, load_source
 from forecast.data.sources import price_currency
 from forecast.errors import UserInputError
 from forecast.fileio import OutputDir, atomic_write_json, atomic_write_text, to_jsonable
 from forecast.metrics import naive_scale
-from forecast.pipeline import (build_forecaster, default_out_dir, forecast_prices, prediction_table,
-                               price_metrics, warm_kernels)
+from forecast.pipeline import (build_forecaster, dataset_from_frame, default_out_dir, forecast_prices,
+                               prediction_table, price_metrics, warm_kernels)
 from forecast.stats import SIGNIFICANCE_LEVEL, diebold_mariano, squared_error_differential
 from forecast.train import fit
 
@@ -188,13 +188,7 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
     config.validate()
     refit, finetune_epochs = _check_refit(refit, finetune_epochs)
     frame, info = load_source(config.data, config.start, config.end)
-
-    def dataset(bounds=None) -> Dataset:
-        return build_dataset(frame, features=config.features, target=config.target, seq_len=config.seq_len,
-                             horizon=config.horizon, split=config.split, scaler=config.scaler, info=info,
-                             window_norm=config.window_norm, bounds=bounds)
-
-    whole = dataset()
+    whole = dataset_from_frame(config, frame, info)
     plan = plan_folds(whole, folds)
     scale = naive_scale(whole.train_prices)
     warm_kernels(config)
@@ -202,7 +196,7 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
     with single_threaded_blas():
         for fold in plan:
             t_fold = time.perf_counter()
-            data = dataset(fold.bounds)
+            data = dataset_from_frame(config, frame, info, bounds=fold.bounds)
             settings = config.train_settings()
             fresh = refit == "full" or model is None
             if fresh:

@@ -39,7 +39,7 @@ from forecast.fileio import OutputDir, atomic_write_json, atomic_write_text, to_
 from forecast.metrics import drift_forecast, forecast_metrics, naive_forecast, naive_scale
 from forecast.train import fit, predict
 
-__all__ = ["load_dataset", "build_forecaster", "warm_kernels", "forecast_prices", "price_metrics",
+__all__ = ["load_dataset", "dataset_from_frame", "build_forecaster", "warm_kernels", "forecast_prices", "price_metrics",
            "prediction_table", "evaluate_model", "run_training", "evaluate_checkpoint", "default_out_dir"]
 
 
@@ -62,9 +62,18 @@ def load_dataset(config: RunConfig, refresh: bool = False) -> Dataset:
     """
     config.validate()
     frame, info = load_source(config.data, config.start, config.end, refresh=refresh)
+    return dataset_from_frame(config, frame, info)
+
+
+def dataset_from_frame(config: RunConfig, frame, info: dict, bounds=None, scalers=None) -> Dataset:
+    """:func:`forecast.data.build_dataset` with ``config``'s data options, on a loaded frame.
+
+    ``bounds`` (explicit split rows) and ``scalers`` (already fitted) are passed through;
+    see :func:`forecast.data.build_dataset`.
+    """
     return build_dataset(frame, features=config.features, target=config.target, seq_len=config.seq_len,
-                         horizon=config.horizon, split=config.split, scaler=config.scaler, info=info,
-                         window_norm=config.window_norm)
+                         horizon=config.horizon, split=config.split, scaler=config.scaler, scalers=scalers,
+                         info=info, window_norm=config.window_norm, bounds=bounds)
 
 
 def build_forecaster(config: RunConfig, input_size: int):
@@ -327,9 +336,7 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path} does not fit its model ({first_line(exc)})") from exc
     frame, info = load_source(config.data, config.start, config.end)
-    dataset = build_dataset(frame, features=config.features, target=config.target, seq_len=config.seq_len,
-                            horizon=config.horizon, split=config.split, scaler=config.scaler,
-                            scalers=scalers, info=info, window_norm=config.window_norm)
+    dataset = dataset_from_frame(config, frame, info, scalers=scalers)
     if dataset.n_features != model_config.get("input_size", dataset.n_features):
         raise CheckpointError(f"{path}: the model takes {model_config['input_size']} features, "
                               f"the data gives {dataset.n_features}")
