@@ -50,7 +50,7 @@ from forecast.fileio import OutputDir, atomic_write_json, atomic_write_text, to_
 from forecast.metrics import naive_scale
 from forecast.pipeline import (build_forecaster, dataset_from_frame, default_out_dir, forecast_prices,
                                prediction_table, price_metrics, warm_kernels)
-from forecast.stats import SIGNIFICANCE_LEVEL, diebold_mariano, squared_error_differential
+from forecast.stats import DM_METHOD, DM_TEST, SIGNIFICANCE_LEVEL, diebold_mariano, squared_error_differential
 from forecast.train import fit
 
 __all__ = ["REFITS", "DEFAULT_FINETUNE_EPOCHS", "VALIDATION_RULE", "Fold", "plan_folds", "run_backtest"]
@@ -142,7 +142,7 @@ def _tests(prices: dict, horizon: int) -> list[dict]:
             col = step - 1
             res = diebold_mariano(squared_error_differential(actual[:, col], prices["predicted"][:, col],
                                                              prices[against][:, col]), horizon=step)
-            out.append({"against": against, "test": "diebold-mariano", "step": step,
+            out.append({"against": against, "test": DM_TEST, "step": step,
                         "statistic": res.statistic, "p_value": res.p_value, "n": res.n, "note": res.note})
     return out
 
@@ -229,9 +229,8 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
         "validation": VALIDATION_RULE, "config": config.to_dict(), "data": whole.info,
         "folds": records, "overall": _named(price_metrics(overall, scale)),
         "tests": _tests(overall, whole.horizon), "significance_level": SIGNIFICANCE_LEVEL,
-        "tests_note": "statistic of the model minus the baseline (negative: the model's squared "
-                      "error is smaller); HLN-corrected, two-sided, Student's t with n - 1 degrees "
-                      "of freedom, one test per forecast step with autocovariances up to lag step - 1",
+        "tests_note": f"statistic of the model minus the baseline (negative: the model's error is "
+                      f"smaller); {DM_METHOD}",
     }
     target = None
     if write:

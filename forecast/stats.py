@@ -17,11 +17,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SIGNIFICANCE_LEVEL", "TestResult", "squared_error_differential", "autocovariance",
+__all__ = ["SIGNIFICANCE_LEVEL", "DM_TEST", "WELCH_TEST", "DM_METHOD", "TestResult", "squared_error_differential", "autocovariance",
            "diebold_mariano", "welch_t_test", "holm_adjust"]
 
 #: The level at which the project calls a difference significant (two-sided tests).
 SIGNIFICANCE_LEVEL = 0.05
+#: Names of the tests in result files (``test`` key).
+DM_TEST = "diebold-mariano"
+WELCH_TEST = "welch-t"
+#: How the project applies the Diebold-Mariano test, for result files and reports.
+DM_METHOD = ("squared-error loss, Harvey-Leybourne-Newbold corrected, two-sided, Student's t with "
+             "n - 1 degrees of freedom, one test per forecast step with the autocovariances up to "
+             "lag step - 1")
 
 
 @dataclass(frozen=True)

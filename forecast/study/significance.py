@@ -30,24 +30,20 @@ import math
 import numpy as np
 import pandas as pd
 
-from forecast.stats import (SIGNIFICANCE_LEVEL, diebold_mariano, holm_adjust, squared_error_differential,
-                            welch_t_test)
+from forecast.stats import (DM_METHOD, DM_TEST, SIGNIFICANCE_LEVEL, WELCH_TEST, diebold_mariano, holm_adjust,
+                            squared_error_differential, welch_t_test)
 from models.names import BRANCHES, HYBRID
 
-__all__ = ["DM_TEST", "WELCH_TEST", "NAIVE", "SEED_METRIC", "TESTS_NOTE", "comparisons", "seed_mean_forecasts",
+__all__ = ["NAIVE", "SEED_METRIC", "TESTS_NOTE", "comparisons", "seed_mean_forecasts",
            "study_tests", "verdict"]
 
-DM_TEST = "diebold-mariano"
-WELCH_TEST = "welch-t"
 #: ``against`` of the tests with the naive forecast.
 NAIVE = "naive"
 #: The per-seed metric of the Welch test: the DM test's loss, averaged over the test days.
 SEED_METRIC = "mse"
 #: What summary.json says about its ``tests``.
 TESTS_NOTE = ("statistic of model minus against (negative: the model's loss is smaller); "
-              f"{DM_TEST}: squared error of the seed-mean forecast, Harvey-Leybourne-Newbold "
-              "corrected, two-sided, Student's t with n - 1 degrees of freedom, one test per "
-              "forecast step with autocovariances up to lag step - 1; "
+              f"{DM_TEST}: the seed-mean forecast, {DM_METHOD}; "
               f"{WELCH_TEST}: per-seed test {SEED_METRIC}; p_holm: Holm-adjusted within the tests "
               "of one kind at one data source and window length")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-from forecast.stats import SIGNIFICANCE_LEVEL
-from forecast.study.significance import DM_TEST, NAIVE, SEED_METRIC, WELCH_TEST, verdict
+from forecast.stats import DM_METHOD, DM_TEST, SIGNIFICANCE_LEVEL, WELCH_TEST
+from forecast.study.significance import NAIVE, SEED_METRIC, verdict
 
 __all__ = ["significance_lines"]
 
@@ -123,8 +123,8 @@ def significance_lines(tests, seq_len: int, unit: str = "USD", level: float = SI
         n = max((t.get("n") or 0 for t in dm), default=0)
         where = f" on {data}" if len(sources) > 1 else ""
         lines += [f"**Answer at the {level:.0%} level{where}.** Diebold-Mariano tests of equal "
-                  f"squared error (Harvey-Leybourne-Newbold corrected, two-sided, Student's t) on "
-                  f"each model's seed-mean forecast over {n} test days; p-values Holm-adjusted over "
+                  f"accuracy ({DM_METHOD}) on each model's seed-mean forecast over {n} test days; "
+                  "p-values Holm-adjusted over "
                   f"the {len(dm)} tests of this window (the MSE columns are those of the seed-mean "
                   "forecasts). A negative statistic means the model's error is the smaller one. "
                   "Beside each, Welch's t-test on the per-seed test "
