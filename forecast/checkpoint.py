@@ -23,7 +23,7 @@ import numpy as np
 from forecast.errors import CheckpointError, first_line
 from forecast.fileio import atomic_write_bytes, to_jsonable
 
-__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint"]
+__all__ = ["FORMAT", "VERSION", "checkpoint_bytes", "save_checkpoint", "load_checkpoint"]
 
 FORMAT = "mamba-gru-engine/checkpoint"
 VERSION = 1
@@ -31,12 +31,14 @@ _PREFIX = "param/"
 _META = "meta"
 
 
-def save_checkpoint(path, state_dict, meta: dict) -> None:
-    """Write weights and metadata to ``path`` atomically.
+def checkpoint_bytes(state_dict, meta: dict) -> bytes:
+    """The bytes of a checkpoint file (what :func:`save_checkpoint` writes).
+
+    A study's worker returns these to the client, which writes them, so a worker needs
+    no access to the study's folder.
 
     Parameters
     ----------
-    path : path-like
     state_dict : mapping of str to ndarray
         ``model.state_dict()``.
     meta : dict
@@ -47,7 +49,12 @@ def save_checkpoint(path, state_dict, meta: dict) -> None:
     arrays[_META] = np.array(json.dumps(to_jsonable(header), allow_nan=False))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_checkpoint(path, state_dict, meta: dict) -> None:
+    """Write weights and metadata to ``path`` atomically (see :func:`checkpoint_bytes`)."""
+    atomic_write_bytes(path, checkpoint_bytes(state_dict, meta))
 
 
 def load_checkpoint(path) -> tuple["OrderedDict[str, np.ndarray]", dict]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from forecast.errors import UserInputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "to_jsonable", "OutputDir"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "json_bytes", "to_jsonable", "OutputDir"]
 
 
 def _umask() -> int:
@@ -77,9 +77,14 @@ def to_jsonable(obj):
     return obj
 
 
+def json_bytes(obj) -> bytes:
+    """``obj`` (made JSON-safe by :func:`to_jsonable`) as indented UTF-8 JSON."""
+    return (json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
 def atomic_write_json(path, obj) -> None:
-    """Write ``obj`` (made JSON-safe by :func:`to_jsonable`) as indented JSON."""
-    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
+    """Write ``obj`` as :func:`json_bytes` does, atomically."""
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def _raise_on_sigterm():

@@ -24,23 +24,25 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
 from engine.backend import BackendUnavailableError, get_kernels, single_threaded_blas
-from forecast.checkpoint import load_checkpoint, save_checkpoint
+from forecast.checkpoint import checkpoint_bytes, load_checkpoint
 from forecast.config import RunConfig
 from forecast.data import Dataset, build_dataset, load_source, scaler_from_dict, scaler_to_dict
 from forecast.data.windows import PARTS
 from forecast.errors import CheckpointError, UserInputError, first_line
-from forecast.fileio import OutputDir, atomic_write_json, atomic_write_text, to_jsonable
+from forecast.fileio import OutputDir, atomic_write_bytes, json_bytes, to_jsonable
 from forecast.metrics import drift_forecast, forecast_metrics, naive_forecast, naive_scale
 from forecast.train import fit, predict
 
-__all__ = ["load_dataset", "dataset_from_frame", "build_forecaster", "warm_kernels", "forecast_prices", "price_metrics",
-           "prediction_table", "evaluate_model", "run_training", "evaluate_checkpoint", "default_out_dir"]
+__all__ = ["load_dataset", "dataset_from_frame", "build_forecaster", "warm_kernels", "forecast_prices",
+           "price_metrics", "prediction_table", "evaluate_model", "train_run", "TrainedRun", "RUN_FILES",
+           "write_run_files", "run_training", "evaluate_checkpoint", "default_out_dir"]
 
 
 # -- data and model ----------------------------------------------------------------------
@@ -69,7 +71,9 @@ def dataset_from_frame(config: RunConfig, frame, info: dict, bounds=None, scaler
     """:func:`forecast.data.build_dataset` with ``config``'s data options, on a loaded frame.
 
     ``bounds`` (explicit split rows) and ``scalers`` (already fitted) are passed through;
-    see :func:`forecast.data.build_dataset`.
+    see :func:`forecast.data.build_dataset`. A study loads each source once, on the
+    client, and sends the frame with every run, so its workers need neither the
+    client's files nor a network.
     """
     return build_dataset(frame, features=config.features, target=config.target, seq_len=config.seq_len,
                          horizon=config.horizon, split=config.split, scaler=config.scaler, scalers=scalers,
@@ -89,10 +93,27 @@ def build_forecaster(config: RunConfig, input_size: int):
         raise UserInputError(str(exc)) from exc
 
 
-def warm_kernels(config: RunConfig) -> None:
-    """Compile the Numba kernels before the first epoch, so its ``epoch_seconds``
-    measures training and not compilation (the NumPy backend has nothing to compile)."""
-    get_kernels(config.backend).warmup(dtypes=(np.dtype(config.dtype),))
+def warm_kernels(backend: str, dtypes=None) -> None:
+    """Compile (or load from Numba's disk cache) the kernels a run will call.
+
+    The one place that warms kernels: every run calls it before its first epoch, so
+    ``epoch_seconds`` measures training and not compilation, and a study calls it
+    once per worker before the first run. The NumPy backend has nothing to compile.
+
+    Parameters
+    ----------
+    backend : str
+    dtypes : iterable of dtype-likes, optional
+        The parameter dtypes the runs use; default: every dtype the kernels support.
+    """
+    try:
+        kernels = get_kernels(backend)
+    except BackendUnavailableError as exc:
+        raise UserInputError(str(exc)) from exc
+    if dtypes is None:
+        kernels.warmup()
+    else:
+        kernels.warmup(dtypes=tuple(np.dtype(d) for d in dtypes))
 
 
 def _check_dataset(config: RunConfig, dataset: Dataset) -> None:
@@ -196,14 +217,90 @@ def _checkpoint_meta(config: RunConfig, model, dataset: Dataset, best_epoch) -> 
     }
 
 
-def _write_run(out: OutputDir, config, result, metrics, predictions, summary, model, dataset) -> None:
-    atomic_write_json(out.file("config.json"), config.to_dict())
-    atomic_write_json(out.file("history.json"), result.history)
-    atomic_write_json(out.file("metrics.json"), metrics)
-    atomic_write_text(out.file("predictions.csv"), predictions.to_csv(index=False, float_format="%.10g"))
-    atomic_write_json(out.file("summary.json"), summary)
-    save_checkpoint(out.file("checkpoint.npz"), model.state_dict(),
-                    _checkpoint_meta(config, model, dataset, result.best_epoch))
+#: The files of a run folder, in the order they are written.
+RUN_FILES = ("config.json", "history.json", "metrics.json", "predictions.csv", "summary.json",
+             "checkpoint.npz")
+
+
+@dataclass
+class TrainedRun:
+    """A trained and evaluated run, before anything is written (see :func:`train_run`)."""
+
+    config: RunConfig
+    model: object
+    dataset: Dataset
+    fit: object            # forecast.train.FitResult
+    metrics: dict
+    predictions: pd.DataFrame
+    summary: dict
+    started: float         # time.perf_counter() when the run began
+
+    def files(self) -> dict:
+        """``{file name: bytes}`` of the run folder (:data:`RUN_FILES`).
+
+        The bytes depend on the configuration alone (``summary.json`` also holds the
+        wall time, ``checkpoint.npz`` a zip timestamp), so whichever process renders
+        them, ``metrics.json`` and ``predictions.csv`` are the same to the byte.
+        """
+        summary = dict(self.summary, seconds=time.perf_counter() - self.started)
+        meta = _checkpoint_meta(self.config, self.model, self.dataset, self.fit.best_epoch)
+        return {
+            "config.json": json_bytes(self.config.to_dict()),
+            "history.json": json_bytes(self.fit.history),
+            "metrics.json": json_bytes(self.metrics),
+            "predictions.csv": self.predictions.to_csv(index=False, float_format="%.10g").encode("utf-8"),
+            "summary.json": json_bytes(summary),
+            "checkpoint.npz": checkpoint_bytes(self.model.state_dict(), meta),
+        }
+
+    def result(self, out_dir) -> dict:
+        """The dict :func:`run_training` returns."""
+        return {
+            "metrics": to_jsonable(self.metrics),
+            "history": to_jsonable(self.fit.history),
+            "config": self.config.to_dict(),
+            "data": to_jsonable(self.dataset.info),
+            "training": to_jsonable(self.summary["training"]),
+            "seconds": time.perf_counter() - self.started,
+            "out_dir": out_dir,
+        }
+
+
+def write_run_files(target, files: dict) -> None:
+    """Write a run folder from ``{file name: bytes}``, atomically (:class:`OutputDir`).
+
+    The folder appears complete or not at all; ``target`` must not exist or be empty.
+    """
+    with OutputDir(target) as out:
+        for name, payload in files.items():
+            atomic_write_bytes(out.file(name), payload)
+
+
+def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool = True) -> TrainedRun:
+    """Train and evaluate one run in memory; nothing is written.
+
+    Parameters are those of :func:`run_training`. A study's workers call this and
+    return :meth:`TrainedRun.files` to the client.
+    """
+    t0 = time.perf_counter()
+    config.validate()
+    if dataset is None:
+        dataset = load_dataset(config)
+    else:
+        _check_dataset(config, dataset)
+    model = build_forecaster(config, dataset.n_features)
+    warm_kernels(config.backend, (config.dtype,))
+    with single_threaded_blas():
+        result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
+                     progress=progress, desc=config.model)
+        if result.note and progress:
+            print(f"note: {result.note}", file=sys.stderr)
+        metrics, predictions = evaluate_model(model, dataset, "test")
+    training = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+                "stop_reason": result.stop_reason, "note": result.note, "epochs_run": len(result.history)}
+    summary = {"data": dataset.info, "training": training, "model_config": dict(model.config),
+               "parameters": model.num_parameters()}
+    return TrainedRun(config, model, dataset, result, metrics, predictions, summary, t0)
 
 
 def run_training(config: RunConfig, out_dir=None, progress: bool = True, dataset: Dataset | None = None,
@@ -238,40 +335,13 @@ def run_training(config: RunConfig, out_dir=None, progress: bool = True, dataset
     UserInputError
         Bad options or data; nothing is left on disk.
     """
-    t0 = time.perf_counter()
-    config.validate()
-    if dataset is None:
-        dataset = load_dataset(config)
-    else:
-        _check_dataset(config, dataset)
-    model = build_forecaster(config, dataset.n_features)
-    warm_kernels(config)
-    with single_threaded_blas():
-        result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
-                     progress=progress, desc=config.model)
-        if result.note and progress:
-            print(f"note: {result.note}", file=sys.stderr)
-        metrics, predictions = evaluate_model(model, dataset, "test")
-    training = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-                "stop_reason": result.stop_reason, "note": result.note, "epochs_run": len(result.history)}
-    summary = {"data": dataset.info, "training": training, "model_config": dict(model.config),
-               "parameters": model.num_parameters()}
+    run = train_run(config, dataset, progress)
     target = None
     if write:
         target = os.fspath(out_dir) if out_dir is not None else (config.out or default_out_dir(config.model))
         config.out = target  # config.json then says where the run was written
-        with OutputDir(target) as out:
-            summary["seconds"] = time.perf_counter() - t0
-            _write_run(out, config, result, metrics, predictions, summary, model, dataset)
-    return {
-        "metrics": to_jsonable(metrics),
-        "history": to_jsonable(result.history),
-        "config": config.to_dict(),
-        "data": to_jsonable(dataset.info),
-        "training": to_jsonable(training),
-        "seconds": time.perf_counter() - t0,
-        "out_dir": target,
-    }
+        write_run_files(target, run.files())
+    return run.result(target)
 
 
 # -- re-evaluation -----------------------------------------------------------------------

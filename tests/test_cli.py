@@ -169,9 +169,13 @@ def test_data_command_describes_a_source(tmp_path, capsys):
 def test_failure_while_writing_leaves_nothing(tmp_path, prices, monkeypatch):
     import forecast.pipeline as pipeline
 
-    def broken(*a, **k):
-        raise OSError("disk full")
-    monkeypatch.setattr(pipeline, "save_checkpoint", broken)
+    real = pipeline.atomic_write_bytes
+
+    def broken(path, payload):
+        if str(path).endswith("checkpoint.npz"):   # the last file: the others are written
+            raise OSError("disk full")
+        real(path, payload)
+    monkeypatch.setattr(pipeline, "atomic_write_bytes", broken)
     out = tmp_path / "deep" / "run"
     cfg = RunConfig(model="mingru", data=prices, hidden=4, seq_len=8, epochs=1, split=(0.6, 0.2))
     with pytest.raises(OSError):
