@@ -1,33 +1,45 @@
 """``cli.py compare``: the ablation study of the four forecasters.
 
-Trains every chosen model (``mamba``, ``mingru``, ``hybrid``, ``gru``) on the same data,
-split and budget, for several seeds and window lengths (:mod:`forecast.study.plan`), on an
-executor (:mod:`forecast.study.executors`), then hands the finished run folders to
-:func:`forecast.study.report.build_report` for the summary, figures and report.
+Trains every chosen model (``mamba``, ``mingru``, ``hybrid``, ``gru``) on the same split
+and budget, for several seeds, window lengths and data sources (:mod:`forecast.study.plan`),
+on an executor (:mod:`forecast.study.executors`: the local process pool or a Dask cluster),
+then hands the finished run folders to :func:`forecast.study.report.build_report` for the
+summary, figures and report of each source, and, with several sources, to
+:func:`forecast.study.cross.build_cross_report` for the table across them.
+
+Runs that fail do not stop the study: the others finish, the reports are built from the
+finished runs, each failure is one line on stderr and the exit status is non-zero
+(2 when every failure is bad input, such as a broken CSV; 1 otherwise). ``--resume``
+then trains only what is missing.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.backend import BACKENDS
-from forecast.config import DTYPES
+from forecast.config import DTYPES, RunConfig
 from forecast.data import SCALERS, TARGETS, WINDOW_NORMS
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_json
-from forecast.study.executors import execute, thread_env, warm_kernels
-from forecast.study.plan import (COMPARE_DEFAULTS, DEFAULT_SEEDS, RunSpec, StudyPlan, command_line,
-                                 plan_study, shared_fields, usable_cores)
+from forecast.study.executors import execute, make_executor
+from forecast.study.plan import (COMPARE_DEFAULTS, DEFAULT_SEEDS, SOURCES_DIR, RunSpec, StudyPlan,
+                                 command_line, plan_study, shared_fields, usable_cores)
 from forecast.study.report import build_report
 from models.names import FUSIONS, STUDY_ORDER
 
-__all__ = ["add_arguments", "run", "run_study", "environment"]
+__all__ = ["add_arguments", "run", "run_study", "environment", "StudyResult", "EXIT_RUNS_FAILED"]
+
+#: Exit status when some runs failed for another reason than bad input.
+EXIT_RUNS_FAILED = 1
 
 #: Allowed values of the train options that have a fixed set (as ``train`` has).
 CHOICES = {"backend": BACKENDS, "fusion": FUSIONS, "dtype": DTYPES, "target": TARGETS,
@@ -56,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options of ``train``), so both commands accept the same spellings and defaults.
     """
     study = parser.add_argument_group("study")
+    study.add_argument("--data", default=None,
+                       help="data source(s), comma-separated: sample:TICKER (AAPL, MSFT, IBM, GOOG), "
+                            "yahoo:TICKER or CSV paths; several sources are swept like models and "
+                            f"seeds (default: {RunConfig.defaults()['data']})")
     study.add_argument("--models", default=",".join(STUDY_ORDER),
                        help=f"comma-separated models to compare (default: {','.join(STUDY_ORDER)})")
     study.add_argument("--seeds", default=str(DEFAULT_SEEDS),
@@ -65,8 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="window length(s), comma-separated (e.g. 30,60,120): the study "
                             "is repeated for each; default: the train default")
     study.add_argument("--jobs", type=int, default=None,
-                       help="runs trained at the same time (default: from the CPU count "
-                            "and the backend)")
+                       help="runs trained at the same time on this machine (default: from the "
+                            "CPU count and the backend)")
+    study.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="train on a Dask cluster: tcp://HOST:PORT of a running 'dask scheduler', "
+                            "or local[:N] for a cluster of N worker processes on this machine "
+                            "(default: a local process pool)")
     study.add_argument("--out", default="results/compare",
                        help="output folder (default %(default)s)")
     mode = study.add_mutually_exclusive_group()
@@ -89,8 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # -- the study -------------------------------------------------------------------------
 
-def environment(plan: StudyPlan) -> dict:
-    """Versions, CPU and parallel settings, for the report."""
+def environment(plan: StudyPlan, executor: dict | None = None) -> dict:
+    """Versions, CPU and where the runs trained (``executor``: the executor's describe())."""
     import numpy
 
     env = {"python": platform.python_version(), "numpy": numpy.__version__}
@@ -101,10 +121,8 @@ def environment(plan: StudyPlan) -> dict:
         env["numba"] = "not installed"
     env.update({"platform": platform.platform(), "cpu": _cpu_model(),
                 "logical cores (os.cpu_count)": os.cpu_count(),
-                "usable cores": usable_cores(), "backend": plan.backend,
-                "jobs (runs at once)": plan.jobs,
-                "threads per run": (f"{thread_env(plan.backend, plan.threads)['NUMBA_NUM_THREADS']}"
-                                    " Numba, 1 BLAS")})
+                "usable cores": usable_cores(), "backend": plan.backend})
+    env.update(executor or {})
     return env
 
 
@@ -126,51 +144,118 @@ def _finished(spec: RunSpec) -> bool:
     except (OSError, ValueError):
         return False
     same = all(stored.get(k) == v for k, v in spec.config.items() if k in stored and k != "out")
-    # The pipeline writes the folder under a temporary name and renames it when every
+    # The client writes the folder under a temporary name and renames it when every
     # file is in, so a folder with a summary.json is complete.
     return same and (spec.run_dir / "summary.json").exists()
 
 
-def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> Path:
-    """Train the plan's runs, then write summary, figures and report. Returns report.md."""
+@dataclass
+class StudyResult:
+    """What :func:`run_study` did: the report it wrote (None when no run finished) and why
+    every failed run failed (``{RunSpec: executors.Failure}``)."""
+
+    report: Path | None
+    failures: dict
+
+
+def _check_folder(plan: StudyPlan, force: bool, resume: bool) -> None:
+    """Refuse an output folder the options do not allow to touch (nothing is changed)."""
     out = plan.out_dir
     if out.exists() and any(out.iterdir()) and not (force or resume):
         raise UserInputError(f"output folder {out} is not empty; pass --force to replace "
                              "it, --resume to keep its finished runs, or another --out")
-    if force and out.exists():
+    if force and out.exists() and not ((out / "study.json").exists() or (out / "runs").is_dir()):
         # --force deletes a whole tree: only ever one that compare wrote.
-        if not ((out / "study.json").exists() or (out / "runs").is_dir()):
-            raise UserInputError(f"--force: {out} does not look like a compare output folder "
-                                 "(no study.json or runs/); not deleting it")
+        raise UserInputError(f"--force: {out} does not look like a compare output folder "
+                             "(no study.json or runs/); not deleting it")
+
+
+def _prepare_folder(plan: StudyPlan, force: bool, resume: bool, todo) -> None:
+    """Clear what ``--force`` / ``--resume`` replace, create the folder."""
+    out = plan.out_dir
+    if force and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [s for s in plan.runs if not (resume and _finished(s))]
     planned = {s.run_dir.resolve() for s in plan.runs}
-    for found in list((out / "runs").rglob("config.json")) if resume else ():
-        # The report reads every run below runs/: one this study does not plan (another
-        # model, seed or window of an earlier study) would slip into its tables.
-        if found.parent.resolve() not in planned:
-            print(f"compare: removing {found.parent} (not part of this study)", file=sys.stderr)
-            shutil.rmtree(found.parent)
-            _remove_empty_parents(found.parent.parent, stop=out / "runs")
+    found = [p for top in (out / "runs", out / SOURCES_DIR) for p in top.rglob("config.json")]
+    for config in found if resume else ():
+        # A report reads every run below its runs/: one this study does not plan (another
+        # source, model, seed or window of an earlier study) would slip into its tables.
+        if config.parent.resolve() not in planned:
+            print(f"compare: removing {config.parent} (not part of this study)", file=sys.stderr)
+            shutil.rmtree(config.parent)
+            _remove_empty_parents(config.parent.parent, stop=out)
     for spec in todo:
         if spec.run_dir.exists():
             shutil.rmtree(spec.run_dir)   # a half-written or stale run would be re-read
-    if progress:
-        print(f"compare: {len(todo)} run(s) to train ({len(plan.runs) - len(todo)} reused), "
-              f"{plan.jobs} at a time, backend {plan.backend}, output {out}",
-              file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    if todo:
-        warm_kernels(plan.backend)
-    execute(plan, todo, progress=progress)
-    wall = time.perf_counter() - start
-    context = {"command": command_line(plan), "environment": environment(plan),
-               "wall_seconds": wall,
-               "study": {"models": plan.models, "seeds": plan.seeds, "seq_lens": plan.seq_lens,
-                         "runs": len(plan.runs), "reused runs": len(plan.runs) - len(todo)}}
+
+
+def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> StudyResult:
+    """Train the plan's runs, then write summaries, figures and reports.
+
+    With one source the study folder is laid out as it always was (``runs/``,
+    ``report.md``...); with several, each source gets that layout in
+    ``sources/<name>/`` and the top ``report.md`` compares the sources. The executor is
+    started before the folder is touched, so an unreachable scheduler changes nothing.
+    """
+    out = plan.out_dir
+    _check_folder(plan, force, resume)
+    todo = [s for s in plan.runs if not (resume and out.exists() and _finished(s))]
+    executor = make_executor(plan) if todo else None
+    with executor or contextlib.nullcontext():
+        _prepare_folder(plan, force, resume, todo)
+        if progress:
+            where = (f"{plan.jobs} at a time" if plan.scheduler is None
+                     else f"on Dask ({plan.scheduler})")
+            print(f"compare: {len(todo)} run(s) to train ({len(plan.runs) - len(todo)} reused), "
+                  f"{where}, backend {plan.backend}, output {out}", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        outcome = execute(plan, todo, progress=progress, executor=executor)
+        wall = time.perf_counter() - start
+    study = {"sources": plan.sources, "models": plan.models, "seeds": plan.seeds,
+             "seq_lens": plan.seq_lens, "runs": len(plan.runs),
+             "reused runs": len(plan.runs) - len(todo)}
+    if outcome.failures:
+        study["failed runs"] = {spec.label: str(why) for spec, why in outcome.failures.items()}
+    context = {"command": command_line(plan), "environment": environment(plan, outcome.executor),
+               "wall_seconds": wall, "study": study}
     atomic_write_json(out / "study.json", context)
-    return build_report(out, context)
+    return StudyResult(build_reports(out, context, [plan.source_dirs[s] for s in plan.sources]
+                                     if plan.several_sources else None),
+                       outcome.failures)
+
+
+def build_reports(out: Path, context: dict, source_dirs=None) -> Path | None:
+    """Report(s) of a study folder: one source's, or every source's plus the cross-source one.
+
+    Parameters
+    ----------
+    out : Path
+        The study folder.
+    context : dict
+        See :func:`forecast.study.report.build_report`.
+    source_dirs : list of Path, optional
+        The per-source folders of a study over several sources; ``None``: one source.
+
+    Returns
+    -------
+    Path or None
+        The top ``report.md``; None when no run of the study finished.
+    """
+    from forecast.study.cross import build_cross_report
+
+    if source_dirs is None:
+        return build_report(out, context) if _has_runs(out) else None
+    built = []
+    for folder in source_dirs:
+        if _has_runs(folder):
+            build_report(folder, context)
+            built.append(folder)
+    return build_cross_report(out, built, context) if built else None
+
+
+def _has_runs(folder: Path) -> bool:
+    return any((Path(folder) / "runs").rglob("metrics.json"))
 
 
 def _remove_empty_parents(folder: Path, stop: Path) -> None:
@@ -180,17 +265,36 @@ def _remove_empty_parents(folder: Path, stop: Path) -> None:
         folder = folder.parent
 
 
+def _report_only(out: Path) -> Path:
+    """Rebuild the report(s) of an existing study folder from its files."""
+    several = (out / SOURCES_DIR).is_dir()
+    if not several and not (out / "runs").is_dir():
+        raise UserInputError(f"--report-only: no runs folder in {out}")
+    study = out / "study.json"
+    context = json.loads(study.read_text()) if study.exists() else {}
+    folders = sorted(p for p in (out / SOURCES_DIR).iterdir() if p.is_dir()) if several else None
+    path = build_reports(out, context, folders)
+    if path is None:
+        raise UserInputError(f"--report-only: no finished runs (metrics.json) below {out}")
+    return path
+
+
 def run(args) -> int:
-    """Run ``compare`` from parsed arguments; returns the exit status."""
+    """Run ``compare`` from parsed arguments; returns the exit status.
+
+    0: every run finished; 2: bad input (nothing trained, or every failed run failed on
+    its input); :data:`EXIT_RUNS_FAILED`: some runs failed otherwise.
+    """
     if args.report_only:
-        out = Path(args.out)
-        if not (out / "runs").is_dir():
-            raise UserInputError(f"--report-only: no runs folder in {out}")
-        study = out / "study.json"
-        context = json.loads(study.read_text()) if study.exists() else {}
-        path = build_report(out, context)
-    else:
-        plan = plan_study(args)
-        path = run_study(plan, force=args.force, resume=args.resume)
-    print(f"report: {path}")
-    return 0
+        print(f"report: {_report_only(Path(args.out))}")
+        return 0
+    result = run_study(plan_study(args), force=args.force, resume=args.resume)
+    if result.report is not None:
+        print(f"report: {result.report}")
+    if not result.failures:
+        return 0
+    for spec, why in result.failures.items():
+        print(f"error: {spec.label}: {why}", file=sys.stderr)
+    print(f"error: {len(result.failures)} run(s) failed; fix the cause and repeat the command "
+          "with --resume to train only those", file=sys.stderr)
+    return 2 if all(why.bad_input for why in result.failures.values()) else EXIT_RUNS_FAILED

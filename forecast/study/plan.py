@@ -1,8 +1,10 @@
 """The study's plan: which runs ``compare`` trains, decided before anything runs.
 
-A :class:`StudyPlan` lists one :class:`RunSpec` per (window length, model, seed), each
-with its complete, validated :class:`forecast.config.RunConfig` fields (JSON-ready, so an
-executor can ship them to another process or machine) and the folder it is written to.
+A :class:`StudyPlan` lists one :class:`RunSpec` per (data source, window length, model,
+seed), each with its complete, validated :class:`forecast.config.RunConfig` fields
+(JSON-ready, so an executor can ship them to another process or machine) and the folder
+the client writes it to. One source keeps the layout ``<out>/runs/...``; several give
+each source a study folder of its own, ``<out>/sources/<kind>-<ticker>/runs/...``.
 """
 from __future__ import annotations
 
@@ -13,16 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forecast.config import RunConfig
+from forecast.data import parse_source
 from forecast.errors import UserInputError
 from forecast.fileio import to_jsonable
 from models.names import STUDY_ORDER
 
 __all__ = ["StudyPlan", "RunSpec", "plan_study", "parse_seeds", "parse_int_list", "parse_models",
-           "shared_fields", "run_dir_for", "usable_cores", "default_jobs", "command_line",
-           "PER_RUN_FIELDS", "COMPARE_DEFAULTS", "DEFAULT_SEEDS"]
+           "parse_sources", "parse_scheduler", "source_slugs", "shared_fields", "run_dir_for",
+           "usable_cores", "default_jobs", "command_line", "PER_RUN_FIELDS", "COMPARE_DEFAULTS",
+           "DEFAULT_SEEDS", "SOURCES_DIR", "LOCAL_SCHEDULER"]
 
 #: RunConfig fields that the study sets per run instead of taking from the command line.
-PER_RUN_FIELDS = ("model", "seed", "seq_len", "out")
+PER_RUN_FIELDS = ("data", "model", "seed", "seq_len", "out")
+#: Folder of the per-source studies when several sources are compared.
+SOURCES_DIR = "sources"
+#: ``--scheduler`` value that starts a Dask LocalCluster on this machine.
+LOCAL_SCHEDULER = "local"
 DEFAULT_SEEDS = 3
 #: Train options whose default differs for a study. A study trains 12 runs (4 models x
 #: 3 seeds); on 2 shared cores, with Mamba and the hybrid at ~13 s per epoch, the study
@@ -76,6 +84,66 @@ def parse_models(text: str) -> list[str]:
     return names
 
 
+def parse_sources(text: str) -> list[str]:
+    """Sources from ``--data`` (comma-separated), validated, in canonical spelling.
+
+    ``"sample:aapl, yahoo:MSFT,prices.csv"`` -> ``["sample:AAPL", "yahoo:MSFT", "prices.csv"]``
+    (duplicates dropped, order kept). A CSV path therefore cannot contain a comma.
+    """
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise UserInputError("--data: give at least one source, e.g. sample:AAPL,sample:MSFT")
+    return list(dict.fromkeys(str(parse_source(item)) for item in items))
+
+
+def source_slugs(sources) -> dict:
+    """A folder name per source: ``sample:AAPL`` -> ``sample-AAPL``, ``data/x.csv`` -> ``csv-x``.
+
+    Two sources that would share a name (two ``prices.csv`` in different folders) get
+    ``-2``, ``-3``... in the order given.
+    """
+    slugs: dict = {}
+    for source in sources:
+        spec = parse_source(source)
+        base = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{spec.kind}-{spec.ticker}")
+        slug, k = base, 1
+        while slug in slugs.values():
+            k += 1
+            slug = f"{base}-{k}"
+        slugs[source] = slug
+    return slugs
+
+
+def parse_scheduler(text: str | None) -> tuple[str | None, int | None]:
+    """``--scheduler``: ``None`` (the local process pool), ``local[:N]`` or an address.
+
+    Returns
+    -------
+    (kind, workers) : tuple
+        ``(None, None)`` for the pool, ``("local", N or None)`` for a LocalCluster,
+        ``(address, None)`` for an existing Dask scheduler (``tcp://HOST:PORT``, or
+        any address Dask understands: ``tls://``, ``ws://``...).
+    """
+    if text is None:
+        return None, None
+    text = str(text).strip()
+    name, sep, count = text.partition(":")
+    if name.lower() == LOCAL_SCHEDULER and "//" not in count:
+        if not sep:
+            return LOCAL_SCHEDULER, None
+        try:
+            workers = int(count)
+        except ValueError:
+            workers = 0
+        if workers < 1:
+            raise UserInputError(f"--scheduler {text!r}: local:N needs a worker count of at least 1")
+        return LOCAL_SCHEDULER, workers
+    if "://" not in text or not text.split("://", 1)[1]:
+        raise UserInputError(f"--scheduler {text!r}: give tcp://HOST:PORT (a running 'dask scheduler') "
+                             "or local[:N] (a Dask cluster on this machine)")
+    return text, None
+
+
 def shared_fields() -> dict:
     """The RunConfig fields a user sets once for every run of the study, with their defaults."""
     return {name: value for name, value in RunConfig.defaults().items() if name not in PER_RUN_FIELDS}
@@ -94,13 +162,22 @@ class RunSpec:
     run_dir: Path
 
     @property
+    def source(self) -> str:
+        """The run's data source (``--data`` spelling)."""
+        return str(self.config["data"])
+
+    @property
     def label(self) -> str:
-        return f"{self.model} seed {self.seed} seq_len {self.seq_len}"
+        return f"{self.model} seed {self.seed} seq_len {self.seq_len} on {self.source}"
 
 
 @dataclass
 class StudyPlan:
-    """Everything ``compare`` will do, decided before anything runs."""
+    """Everything ``compare`` will do, decided before anything runs.
+
+    ``jobs`` is the number of runs trained at once on this machine (the local pool's
+    processes, or a LocalCluster's workers); a remote cluster decides its own.
+    """
 
     out_dir: Path
     models: list
@@ -111,6 +188,13 @@ class StudyPlan:
     jobs: int
     threads: int
     backend: str
+    sources: list = dataclasses.field(default_factory=list)
+    source_dirs: dict = dataclasses.field(default_factory=dict)   # source -> its study folder
+    scheduler: str | None = None     # None: local pool; "local": LocalCluster; else an address
+
+    @property
+    def several_sources(self) -> bool:
+        return len(self.sources) > 1
 
 
 def run_dir_for(out_dir: Path, model: str, seed: int, seq_len: int, several: bool) -> Path:
@@ -129,6 +213,11 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
     """
     models = parse_models(args.models)
     seeds = parse_seeds(args.seeds)
+    sources = parse_sources(getattr(args, "data", None) or RunConfig.defaults()["data"])
+    scheduler, cluster_workers = parse_scheduler(getattr(args, "scheduler", None))
+    if scheduler not in (None, LOCAL_SCHEDULER) and args.jobs is not None:
+        raise UserInputError("--jobs applies to this machine (the process pool or --scheduler local); "
+                             "a remote cluster trains as many runs at once as it has worker threads")
     overrides = dict(COMPARE_DEFAULTS)
     overrides.update({name: getattr(args, name) for name in shared_fields()
                       if getattr(args, name, None) is not None})
@@ -137,24 +226,29 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
                 else [int(base_cfg.seq_len)])
     out_dir = Path(args.out)
     several = len(seq_lens) > 1
+    slugs = source_slugs(sources)
+    source_dirs = {src: (out_dir / SOURCES_DIR / slugs[src] if len(sources) > 1 else out_dir)
+                   for src in sources}
     runs = []
-    for seq_len in seq_lens:
-        for model in models:
-            for seed in seeds:
-                run_dir = run_dir_for(out_dir, model, seed, seq_len, several)
-                cfg = dataclasses.replace(base_cfg, model=model, seed=seed, seq_len=seq_len,
-                                          out=str(run_dir))
-                cfg.validate()
-                runs.append(RunSpec(model, seed, seq_len, cfg.to_dict(), run_dir))
+    for source in sources:
+        for seq_len in seq_lens:
+            for model in models:
+                for seed in seeds:
+                    run_dir = run_dir_for(source_dirs[source], model, seed, seq_len, several)
+                    cfg = dataclasses.replace(base_cfg, data=source, model=model, seed=seed,
+                                              seq_len=seq_len, out=str(run_dir))
+                    cfg.validate()
+                    runs.append(RunSpec(model, seed, seq_len, cfg.to_dict(), run_dir))
     backend = str(base_cfg.backend)
     cores = cores or usable_cores()
     if args.jobs is not None and args.jobs < 1:
         raise UserInputError(f"--jobs must be at least 1, got {args.jobs}")
-    jobs = args.jobs or default_jobs(backend, len(runs), cores)
+    jobs = cluster_workers or args.jobs or default_jobs(backend, len(runs), cores)
     jobs = max(1, min(jobs, len(runs)))
     threads = max(1, cores // jobs)
     base = {name: value for name, value in base_cfg.to_dict().items() if name not in PER_RUN_FIELDS}
-    return StudyPlan(out_dir, models, seeds, seq_lens, base, runs, jobs, threads, backend)
+    return StudyPlan(out_dir, models, seeds, seq_lens, base, runs, jobs, threads, backend,
+                     sources=sources, source_dirs=source_dirs, scheduler=scheduler)
 
 
 def usable_cores() -> int:
@@ -186,9 +280,16 @@ def command_line(plan: StudyPlan) -> str:
     # The backend's default depends on the environment, so the command always names it.
     del defaults["backend"]
     defaults.update(COMPARE_DEFAULTS)
-    parts = ["python", "cli.py", "compare", "--models", ",".join(plan.models),
+    parts = ["python", "cli.py", "compare", "--data", ",".join(plan.sources or [defaults["data"]]),
+             "--models", ",".join(plan.models),
              "--seeds", ",".join(map(str, plan.seeds)) + ("," if len(plan.seeds) == 1 else ""),
-             "--seq-lens", ",".join(map(str, plan.seq_lens)), "--jobs", str(plan.jobs)]
+             "--seq-lens", ",".join(map(str, plan.seq_lens))]
+    if plan.scheduler == LOCAL_SCHEDULER:
+        parts += ["--scheduler", f"{LOCAL_SCHEDULER}:{plan.jobs}"]
+    elif plan.scheduler:
+        parts += ["--scheduler", plan.scheduler]
+    else:
+        parts += ["--jobs", str(plan.jobs)]
     for name, value in plan.base.items():
         if name in defaults and defaults[name] == value:
             continue

@@ -1,0 +1,189 @@
+"""The cross-source view of a study over several data sources.
+
+Each source is a study of its own (``<out>/sources/<name>/``, with its runs, summary and
+report, see :func:`forecast.study.report.build_report`). This module puts them side by
+side: for every window length, each model's mean rank over the sources (rank 1 = best
+mean over seeds on that source, naive forecasts ranked too, ties share the mean of their
+places) and how many sources it beats the naive "tomorrow = today" forecast on. It
+writes ``<out>/cross_source.csv`` and ``<out>/report.md``, from the run files alone.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from forecast.errors import UserInputError
+from forecast.fileio import atomic_write_text
+from forecast.metrics import HIGHER_IS_BETTER
+from forecast.study.figures import display_name
+from forecast.study.report import WINDOW_METRICS, fmt
+from forecast.study.summary import NAIVE_PREFIX, is_naive, load_study, model_rank, summarize
+
+__all__ = ["NAIVE_LAST", "SourceSummary", "CrossRow", "rank_values", "load_sources", "cross_rows",
+           "write_cross_csv", "build_cross_report"]
+
+#: The summary row of the last-value forecast ("tomorrow = today").
+NAIVE_LAST = NAIVE_PREFIX + "last"
+
+
+@dataclass
+class SourceSummary:
+    """One source's study: its name (``--data`` spelling), folder and summary rows."""
+
+    source: str
+    folder: Path
+    rows: list            # SummaryRow
+
+
+@dataclass
+class CrossRow:
+    """One model (or naive baseline) at one window length, over every source.
+
+    ``ranks[metric]`` holds its rank on each source where the metric is finite (in the
+    order of the sources); ``beats[metric]`` how many sources its mean beats the
+    last-value forecast's there (``None`` for that forecast itself).
+    """
+
+    seq_len: int
+    model: str
+    ranks: dict
+    beats: dict
+    n_sources: int
+
+    def mean_rank(self, metric: str) -> float:
+        values = self.ranks.get(metric) or []
+        return sum(values) / len(values) if values else float("nan")
+
+
+def rank_values(values: dict, metric: str) -> dict:
+    """``{name: rank}`` of finite values, 1 = best; tied values share the mean of their places."""
+    finite = {k: v for k, v in values.items() if math.isfinite(v)}
+    ordered = sorted(finite.values(), reverse=metric in HIGHER_IS_BETTER)
+    ranks = {}
+    for name, value in finite.items():
+        places = [i + 1 for i, v in enumerate(ordered) if v == value]
+        ranks[name] = sum(places) / len(places)
+    return ranks
+
+
+def _beats(metric: str, value: float, naive: float) -> bool:
+    if not (math.isfinite(value) and math.isfinite(naive)):
+        return False
+    return value > naive if metric in HIGHER_IS_BETTER else value < naive
+
+
+def load_sources(folders) -> list[SourceSummary]:
+    """Summaries of the per-source studies in ``folders`` (those without runs are skipped)."""
+    out = []
+    for folder in folders:
+        records = load_study(Path(folder) / "runs")
+        if records:
+            source = str(records[0].config.get("data", Path(folder).name))
+            out.append(SourceSummary(source, Path(folder), summarize(records)))
+    return out
+
+
+def cross_rows(sources, metrics=WINDOW_METRICS) -> list[CrossRow]:
+    """Mean ranks and naive wins of every model at every window length, over ``sources``."""
+    seq_lens = sorted({r.seq_len for s in sources for r in s.rows})
+    rows = []
+    for seq_len in seq_lens:
+        per_source = [{r.model: r for r in s.rows if r.seq_len == seq_len} for s in sources]
+        names = sorted({m for here in per_source for m in here},
+                       key=lambda m: (is_naive(m), model_rank(m)))
+        ranks = {m: {k: [] for k in metrics} for m in names}
+        beats = {m: {k: (None if m == NAIVE_LAST else 0) for k in metrics} for m in names}
+        for here in per_source:
+            for metric in metrics:
+                placed = rank_values({m: row.mean(metric) for m, row in here.items()}, metric)
+                naive = here[NAIVE_LAST].mean(metric) if NAIVE_LAST in here else float("nan")
+                for m, row in here.items():
+                    if m in placed:
+                        ranks[m][metric].append(placed[m])
+                    if m != NAIVE_LAST and _beats(metric, row.mean(metric), naive):
+                        beats[m][metric] += 1
+        for m in names:
+            present = sum(m in here for here in per_source)
+            rows.append(CrossRow(seq_len, m, ranks[m], beats[m], present))
+    return rows
+
+
+def write_cross_csv(rows, path, metrics=WINDOW_METRICS) -> Path:
+    """``seq_len, model, n_sources, <metric>_mean_rank, <metric>_beats_naive`` per row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["seq_len", "model", "n_sources"]
+                    + [f"{m}_{what}" for m in metrics for what in ("mean_rank", "beats_naive")])
+    for row in rows:
+        cells = [row.seq_len, row.model, row.n_sources]
+        for metric in metrics:
+            beats = row.beats.get(metric)
+            cells += [repr(row.mean_rank(metric)), "" if beats is None else beats]
+        writer.writerow(cells)
+    atomic_write_text(Path(path), buffer.getvalue())
+    return Path(path)
+
+
+def _table(head, lines) -> list:
+    return (["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join(map(str, cells)) + " |" for cells in lines])
+
+
+def render_cross(sources, rows, out_dir, context: dict, metrics=WINDOW_METRICS) -> str:
+    """The Markdown of the cross-source report."""
+    out_dir = Path(out_dir)
+    n = len(sources)
+    lines = [f"# Study over {n} data sources", "",
+             "Each source is a study of its own, with its runs, summary and report; this page "
+             "compares them. Rank 1 is the best mean over seeds on a source (naive forecasts are "
+             "ranked too; tied means share the mean of their places). \"Beats naive\" counts the "
+             "sources where the model's mean is better than the last-value forecast "
+             "(tomorrow = today) on the same test days.", "", "## Sources", ""]
+    lines += _table(["source", "report", "runs folder"],
+                    [[s.source, f"[report]({(s.folder / 'report.md').relative_to(out_dir).as_posix()})",
+                      (s.folder / "runs").relative_to(out_dir).as_posix()] for s in sources])
+    for seq_len in sorted({r.seq_len for r in rows}):
+        here = [r for r in rows if r.seq_len == seq_len]
+        lines += ["", f"## Window {seq_len} days", "", "Mean rank over the sources (lower is better):", ""]
+        lines += _table(["model", "sources"] + list(metrics),
+                        [[display_name(r.model), r.n_sources] + [fmt(r.mean_rank(m), 3) for m in metrics]
+                         for r in here])
+        lines += ["", f"Sources (of {n}) where the model beats the naive forecast:", ""]
+        lines += _table(["model"] + list(metrics),
+                        [[display_name(r.model)] + [f"{r.beats[m]} of {r.n_sources}" for m in metrics]
+                         for r in here if r.model != NAIVE_LAST])
+        lines += ["", "Rank per source (RMSE):", ""]
+        names = [r.model for r in here]
+        per_source = []
+        for s in sources:
+            by = {row.model: row for row in s.rows if row.seq_len == seq_len}
+            placed = rank_values({m: row.mean("rmse") for m, row in by.items()}, "rmse")
+            per_source.append([s.source] + [f"{fmt(by[m].mean('rmse'))} ({fmt(placed[m], 3)})"
+                                            if m in placed else "–" for m in names])
+        lines += _table(["source"] + [display_name(m) for m in names], per_source)
+    failed = (context.get("study") or {}).get("failed runs") or {}
+    if failed:
+        lines += ["", "## Failed runs", "", "Not in the tables above; `--resume` trains them again.", ""]
+        lines += _table(["run", "reason"], list(failed.items()))
+    if context.get("command"):
+        lines += ["", "## Command", "", "```", str(context["command"]), "```"]
+    env = context.get("environment") or {}
+    if env:
+        lines += ["", "## Environment", ""] + _table(["item", "value"], list(env.items()))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def build_cross_report(out_dir, folders, context: dict | None = None) -> Path:
+    """Write ``cross_source.csv`` and ``report.md`` in ``out_dir``; returns the report's path."""
+    out_dir = Path(out_dir)
+    sources = load_sources(folders)
+    if not sources:
+        raise UserInputError(f"no finished runs below {out_dir}")
+    rows = cross_rows(sources)
+    write_cross_csv(rows, out_dir / "cross_source.csv")
+    path = out_dir / "report.md"
+    atomic_write_text(path, render_cross(sources, rows, out_dir, dict(context or {})))
+    return path
