@@ -131,6 +131,31 @@ def test_worker_killed_mid_run_loses_nothing(cluster, reference, tmp_path):
     _assert_same_runs(plan.out_dir, reference)
 
 
+def test_pool_worker_killed_mid_study_loses_nothing(reference, tmp_path):
+    # The local pool breaks when one of its processes dies; its unfinished runs go to a new pool.
+    plan = plan_study(compare_args(["--jobs", "2", "--out", str(tmp_path / "pool-killed")]))
+    before = _children()
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(value=compare.run_study(plan, progress=False)),
+                              daemon=True)
+    thread.start()
+    deadline = time.monotonic() + BOUND
+    workers: set = set()
+    while not workers and time.monotonic() < deadline and thread.is_alive():
+        workers = _children() - before
+        time.sleep(0.05)
+    assert workers, "no pool worker was seen"
+    time.sleep(0.5)                   # into its first run (runs take about a second each)
+    os.kill(min(workers), signal.SIGKILL)
+    thread.join(BOUND)
+    assert not thread.is_alive(), "the study did not finish after a pool worker was killed"
+    assert result["value"].failures == {}
+    _assert_same_runs(plan.out_dir, reference)
+    env = json.loads((plan.out_dir / "study.json").read_text())["environment"]
+    assert env["runs restarted after a worker process died"] >= 1
+    assert not _wait_gone(_children() - before), "pool workers left behind"
+
+
 def _worker_with_a_run(client, thread):
     """``(address, pid)`` of a worker as soon as it is executing a run (polled, bounded)."""
     deadline = time.monotonic() + BOUND

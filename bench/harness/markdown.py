@@ -125,10 +125,25 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
             ["what", "wall s", "import + warmup s", "rounds", "note"],
             [[r["what"], f"{r['wall']:.2f}", f"{r['in_process']:.2f}", str(r["rounds"]), r["note"]]
              for r in report.compile]))
+    if report.study:
+        tables.append(_study_table(report.study))
     targets = evaluate_targets(report)
     tables.append(("Targets", ["target", "measured", "status"],
                    [[t["target"], t["measured"], t["status"]] for t in targets]))
     return tables
+
+
+def _study_table(rows) -> tuple:
+    """Study throughput: the local pool against a Dask LocalCluster on the same machine."""
+    return (
+        f"Study throughput ({rows[0]['runs']} runs of `{rows[0]['command']}`, {rows[0]['backend']} "
+        "backend, median of rounds). Training = the study's wall_seconds (executor start + runs); "
+        "command = the whole process (start-up, imports, report and figures included)",
+        ["executor", "runs", "rounds", "training s", "runs / min (training)", "command s",
+         "runs / min (command)", "training time vs pool"],
+        [[r["executor"], str(r["runs"]), str(r["rounds"]), f"{r['training']:.1f}",
+          f"{r['per_min_training']:.1f}", f"{r['wall']:.1f}", f"{r['per_min_wall']:.1f}",
+          _x(r["vs_pool"])] for r in rows])
 
 
 def format_table(report: Report) -> str:

@@ -33,7 +33,7 @@ from engine.parity import assert_parity
 __all__ = ["SECTIONS", "Report", "machine_info", "run_benchmarks"]
 
 
-SECTIONS = ("kernels", "train", "torch", "compile")
+SECTIONS = ("kernels", "train", "torch", "compile", "study")
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Report:
     train: list = field(default_factory=list)
     torch: list = field(default_factory=list)
     compile: list = field(default_factory=list)
+    study: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     seconds: float = 0.0
 
@@ -141,7 +142,7 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
     smoke : bool
         Tiny shapes (as the pytest smoke run): checks the harness, numbers mean nothing.
     sections : iterable of str
-        Any of ``"kernels", "train", "torch", "compile"``.
+        Any of ``"kernels", "train", "torch", "compile", "study"``.
     dtypes : iterable of numpy dtypes, optional
         Kernel dtypes; default float64 and float32 (float64 only with ``quick``).
     log : callable or None
@@ -191,6 +192,8 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
             _run_compile(report, cold=not (quick or smoke), rounds=1 if smoke else 3, log=log)
         else:
             report.skipped.append("compile cost: " + why)
+    if "study" in sections:
+        _run_study(report, "numba" if has_numba else "numpy", quick or smoke, smoke, log)
     report.seconds = time.perf_counter() - started
     report.machine["load average at end (1/5/15 min)"] = _loadavg()
     return report
@@ -301,6 +304,19 @@ def _run_torch(report, size, has_numba, timer, log):
         report.torch.append(row)
         log(f"{layer}: torch {row['torch'] * 1e3:.2f} ms, numpy {row['numpy'] * 1e3:.2f} ms, "
             f"numba {row['numba'] * 1e3 if row['numba'] else float('nan'):.2f} ms")
+
+
+def _run_study(report, backend: str, once: bool, smoke: bool, log):
+    """Runs per minute of a small study, local pool against a 2-worker Dask LocalCluster."""
+    import importlib.util
+
+    from bench.harness.study_rate import measure_study_rate
+
+    if importlib.util.find_spec("distributed") is None:
+        report.skipped.append("study throughput: Dask distributed is not installed "
+                              "(pip install -e '.[dask]')")
+        return
+    report.study = measure_study_rate(backend, smoke=smoke, rounds=1 if once else 3, log=log)
 
 
 def _run_compile(report, cold: bool, rounds: int, log):

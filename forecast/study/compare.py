@@ -202,6 +202,7 @@ def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> Stud
     _check_folder(plan, force, resume)
     todo = [s for s in plan.runs if not (resume and out.exists() and _finished(s))]
     executor = make_executor(plan) if todo else None
+    start = time.perf_counter()       # the wall time includes starting the executor
     with executor or contextlib.nullcontext():
         _prepare_folder(plan, force, resume, todo)
         if progress:
@@ -209,9 +210,8 @@ def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> Stud
                      else f"on Dask ({plan.scheduler})")
             print(f"compare: {len(todo)} run(s) to train ({len(plan.runs) - len(todo)} reused), "
                   f"{where}, backend {plan.backend}, output {out}", file=sys.stderr, flush=True)
-        start = time.perf_counter()
         outcome = execute(plan, todo, progress=progress, executor=executor)
-        wall = time.perf_counter() - start
+    wall = time.perf_counter() - start
     study = {"sources": plan.sources, "models": plan.models, "seeds": plan.seeds,
              "seq_lens": plan.seq_lens, "runs": len(plan.runs),
              "reused runs": len(plan.runs) - len(todo)}

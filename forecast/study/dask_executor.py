@@ -132,7 +132,7 @@ class DaskExecutor:
         except (TimeoutError, asyncio.TimeoutError, OSError):
             client.close()
             raise UserInputError(f"--scheduler {address}: no worker joined within {WORKER_WAIT} s; "
-                                 f"start some with 'dask worker {address} --nthreads 1'") from None
+                                 f"start some with 'dask worker {address} --nworkers -1 --nthreads 1'") from None
         return client
 
     def _register_plugin(self) -> None:

@@ -136,6 +136,7 @@ class LocalPool:
     def __init__(self, plan):
         self.plan = plan
         self.threads = plan.threads    # Numba threads per run
+        self.restarted = 0             # runs sent to a new pool after a worker died
 
     def __enter__(self) -> "LocalPool":
         from forecast.pipeline import warm_kernels
@@ -150,9 +151,12 @@ class LocalPool:
 
     def describe(self) -> dict:
         """What the report says about where the runs trained."""
-        return {"executor": "local process pool", "jobs (runs at once)": self.plan.jobs,
+        info = {"executor": "local process pool", "jobs (runs at once)": self.plan.jobs,
                 "threads per run": f"{thread_env(self.plan.backend, self.plan.threads)['NUMBA_NUM_THREADS']}"
                                    " Numba, 1 BLAS"}
+        if self.restarted:
+            info["runs restarted after a worker process died"] = self.restarted
+        return info
 
     def _pool(self) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
@@ -178,6 +182,7 @@ class LocalPool:
                         attempts[spec] = attempts.get(spec, 0) + 1
                         if attempts[spec] < MAX_ATTEMPTS:
                             pending.append((spec, kwargs))
+                            self.restarted += 1
                         else:
                             yield spec, None, Failure(f"its worker process died {MAX_ATTEMPTS} times")
                         continue
@@ -289,9 +294,9 @@ def execute(plan, runs=None, progress=True, executor=None) -> Outcome:
             _report(bar, spec, f"FAILED: {message}")
         if tasks:
             with executor if owned else contextlib.nullcontext():
-                outcome.executor = executor.describe()
                 for spec, result, error in executor.run(tasks):
                     _collect(outcome, bar, spec, result, error, write_run_files)
+                outcome.executor = executor.describe()
     finally:
         bar.close()
     return outcome
