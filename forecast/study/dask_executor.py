@@ -30,7 +30,7 @@ from distributed import Client, KilledWorker, LocalCluster, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from forecast.errors import UserInputError, first_line
-from forecast.study.executors import Failure, _patched_environ, failure_line, thread_env, worker_env
+from forecast.study.executors import Failure, _patched_environ, failure_line, threads_label, worker_env
 from forecast.study.fingerprint import VersionMismatch, check_fingerprint, fingerprint
 from forecast.study.plan import LOCAL_SCHEDULER
 from forecast.study.tasks import prepare_worker, train_one
@@ -172,8 +172,7 @@ class DaskExecutor:
         where = (f"Dask LocalCluster ({self.plan.jobs} worker processes, 1 thread each)" if self.local
                  else f"Dask scheduler {self.plan.scheduler}")
         return {"executor": where, "Dask workers at start": len(self._workers),
-                "threads per run": f"{thread_env(self.plan.backend, self.threads)['NUMBA_NUM_THREADS']}"
-                                   " Numba, 1 BLAS"}
+                "threads per run": threads_label(self.plan.backend, self.threads)}
 
     # -- the runs ------------------------------------------------------------------------
     def run(self, tasks):
@@ -190,6 +189,8 @@ class DaskExecutor:
                 spec = futures.pop(fut)
                 if fut.status == "finished":
                     result, error = fut.result(), None
+                elif fut.status == "cancelled":
+                    result, error = None, Failure("its task was cancelled on the cluster")
                 else:
                     result, error = None, _task_error(fut.exception())
                 fut.release()

@@ -34,7 +34,7 @@ from forecast.errors import UserInputError, first_line
 from forecast.study.tasks import prepare_worker, train_one
 
 __all__ = ["THREAD_VARS", "RUN_COST", "MAX_ATTEMPTS", "Outcome", "Failure", "LocalPool", "thread_env",
-           "worker_env", "failure_line", "load_sources", "make_executor", "execute"]
+           "worker_env", "threads_label", "failure_line", "load_sources", "make_executor", "execute"]
 
 #: Thread-count variables of the libraries a worker may load.
 THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -60,6 +60,11 @@ def thread_env(backend: str, threads: int) -> dict:
     env = {name: "1" for name in THREAD_VARS}
     env["NUMBA_NUM_THREADS"] = str(threads if backend == "numba" else 1)
     return env
+
+
+def threads_label(backend: str, threads: int) -> str:
+    """``"2 Numba, 1 BLAS"``: the threads one run uses, for the report."""
+    return f"{thread_env(backend, threads)['NUMBA_NUM_THREADS']} Numba, 1 BLAS"
 
 
 class _patched_environ:
@@ -152,8 +157,7 @@ class LocalPool:
     def describe(self) -> dict:
         """What the report says about where the runs trained."""
         info = {"executor": "local process pool", "jobs (runs at once)": self.plan.jobs,
-                "threads per run": f"{thread_env(self.plan.backend, self.plan.threads)['NUMBA_NUM_THREADS']}"
-                                   " Numba, 1 BLAS"}
+                "threads per run": threads_label(self.plan.backend, self.threads)}
         if self.restarted:
             info["runs restarted after a worker process died"] = self.restarted
         return info
