@@ -86,11 +86,15 @@ def test_cross_source_ranks_are_recomputed_from_the_summaries(study):
                 assert math.isnan(got), (metric, m)
         pairs = [(float(s["mingru"][f"{metric}_mean"]), float(s["naive_last"][f"{metric}_mean"]))
                  for s in per_source]
+        pairs = [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
         wins = sum((a > b) if higher else (a < b) for a, b in pairs)
         assert int(rows["mingru"][f"{metric}_beats_naive"]) == wins
+        assert int(rows["mingru"][f"{metric}_vs_naive"]) == len(pairs)
     report = (out / "report.md").read_text()
     assert "[report](sources/sample-AAPL/report.md)" in report
     assert rows["naive_last"]["rmse_beats_naive"] == ""
+    assert rows["mingru"]["rmse_vs_naive"] == "2"          # defined on both sources
+    assert rows["mingru"]["direction_accuracy_vs_naive"] == "0"   # naive calls no direction
 
 
 def test_report_only_rebuilds_every_source(study):

@@ -43,8 +43,9 @@ class CrossRow:
     """One model (or naive baseline) at one window length, over every source.
 
     ``ranks[metric]`` holds its rank on each source where the metric is finite (in the
-    order of the sources); ``beats[metric]`` how many sources its mean beats the
-    last-value forecast's there (``None`` for that forecast itself).
+    order of the sources); ``beats[metric]`` is ``(wins, compared)``: on how many sources
+    its mean beats the last-value forecast's, out of those where both are defined
+    (``None`` for that forecast itself).
     """
 
     seq_len: int
@@ -70,8 +71,6 @@ def rank_values(values: dict, metric: str) -> dict:
 
 
 def _beats(metric: str, value: float, naive: float) -> bool:
-    if not (math.isfinite(value) and math.isfinite(naive)):
-        return False
     return value > naive if metric in HIGHER_IS_BETTER else value < naive
 
 
@@ -95,7 +94,7 @@ def cross_rows(sources, metrics=WINDOW_METRICS) -> list[CrossRow]:
         names = sorted({m for here in per_source for m in here},
                        key=lambda m: (is_naive(m), model_rank(m)))
         ranks = {m: {k: [] for k in metrics} for m in names}
-        beats = {m: {k: (None if m == NAIVE_LAST else 0) for k in metrics} for m in names}
+        beats = {m: {k: (None if m == NAIVE_LAST else [0, 0]) for k in metrics} for m in names}
         for here in per_source:
             for metric in metrics:
                 placed = rank_values({m: row.mean(metric) for m, row in here.items()}, metric)
@@ -103,28 +102,37 @@ def cross_rows(sources, metrics=WINDOW_METRICS) -> list[CrossRow]:
                 for m, row in here.items():
                     if m in placed:
                         ranks[m][metric].append(placed[m])
-                    if m != NAIVE_LAST and _beats(metric, row.mean(metric), naive):
-                        beats[m][metric] += 1
+                    value = row.mean(metric)
+                    if m != NAIVE_LAST and math.isfinite(value) and math.isfinite(naive):
+                        beats[m][metric][0] += _beats(metric, value, naive)
+                        beats[m][metric][1] += 1
         for m in names:
             present = sum(m in here for here in per_source)
-            rows.append(CrossRow(seq_len, m, ranks[m], beats[m], present))
+            wins = {k: (tuple(v) if v is not None else None) for k, v in beats[m].items()}
+            rows.append(CrossRow(seq_len, m, ranks[m], wins, present))
     return rows
 
 
 def write_cross_csv(rows, path, metrics=WINDOW_METRICS) -> Path:
-    """``seq_len, model, n_sources, <metric>_mean_rank, <metric>_beats_naive`` per row."""
+    """``seq_len, model, n_sources`` and per metric ``_mean_rank``, ``_beats_naive`` (sources
+    won) and ``_vs_naive`` (sources where both were defined); empty for the naive row."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["seq_len", "model", "n_sources"]
-                    + [f"{m}_{what}" for m in metrics for what in ("mean_rank", "beats_naive")])
+                    + [f"{m}_{what}" for m in metrics for what in ("mean_rank", "beats_naive", "vs_naive")])
     for row in rows:
         cells = [row.seq_len, row.model, row.n_sources]
         for metric in metrics:
             beats = row.beats.get(metric)
-            cells += [repr(row.mean_rank(metric)), "" if beats is None else beats]
+            cells += [repr(row.mean_rank(metric))] + (["", ""] if beats is None else list(beats))
         writer.writerow(cells)
     atomic_write_text(Path(path), buffer.getvalue())
     return Path(path)
+
+
+def _wins(beats) -> str:
+    wins, compared = beats
+    return f"{wins} of {compared}" if compared else "– (undefined for naive)"
 
 
 def _table(head, lines) -> list:
@@ -151,9 +159,10 @@ def render_cross(sources, rows, out_dir, context: dict, metrics=WINDOW_METRICS) 
         lines += _table(["model", "sources"] + list(metrics),
                         [[display_name(r.model), r.n_sources] + [fmt(r.mean_rank(m), 3) for m in metrics]
                          for r in here])
-        lines += ["", f"Sources (of {n}) where the model beats the naive forecast:", ""]
+        lines += ["", "Sources where the model beats the naive forecast (of those where both are "
+                      "defined):", ""]
         lines += _table(["model"] + list(metrics),
-                        [[display_name(r.model)] + [f"{r.beats[m]} of {r.n_sources}" for m in metrics]
+                        [[display_name(r.model)] + [_wins(r.beats[m]) for m in metrics]
                          for r in here if r.model != NAIVE_LAST])
         lines += ["", "Rank per source (RMSE):", ""]
         names = [r.model for r in here]
