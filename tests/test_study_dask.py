@@ -182,9 +182,10 @@ def test_resume_across_executors_and_local_cluster(reference, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(reference, copy)
     shutil.rmtree(copy / "runs" / "gru" / "seed1")
-    before = _children()
+    before, environ = _children(), dict(os.environ)
     status = cli.main(["compare", *STUDY, "--scheduler", "local:2", "--resume", "--out", str(copy)])
     assert status == 0
+    assert dict(os.environ) == environ      # the workers' variables did not leak into the client
     assert "1 run(s) to train (3 reused)" in capsys.readouterr().err
     _assert_same_runs(copy, reference)
     env = json.loads((copy / "study.json").read_text())["environment"]

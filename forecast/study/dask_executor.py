@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import uuid
 
@@ -30,7 +31,7 @@ from distributed import Client, KilledWorker, LocalCluster, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from forecast.errors import UserInputError, first_line
-from forecast.study.executors import Failure, _patched_environ, failure_line, threads_label, worker_env
+from forecast.study.executors import Failure, failure_line, threads_label, worker_env
 from forecast.study.fingerprint import VersionMismatch, check_fingerprint, fingerprint
 from forecast.study.plan import LOCAL_SCHEDULER
 from forecast.study.tasks import prepare_worker, train_one
@@ -109,11 +110,12 @@ class DaskExecutor:
         return False
 
     def _start_local(self) -> Client:
-        env = worker_env(self.plan)
-        # The nanny puts these in the environment every time it (re)starts a worker
-        # process, before the process imports anything; restored when the cluster closes.
-        self._environ = _patched_environ(env).__enter__()
-        spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", default={}), **env}
+        # The nanny copies these into this process's environment every time it (re)starts
+        # a worker process, which inherits them before it imports anything. What it
+        # changes here is put back when the cluster closes (see _close).
+        self._environ = dict(os.environ)
+        spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", default={}),
+                     **worker_env(self.plan)}
         with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
             self.cluster = LocalCluster(n_workers=self.plan.jobs, threads_per_worker=1, processes=True,
                                         host="127.0.0.1", dashboard_address=":0",
@@ -164,7 +166,7 @@ class DaskExecutor:
             self.cluster.close()
             self.cluster = None
         if self._environ is not None:
-            self._environ.__exit__(None, None, None)
+            _restore_environ(self._environ)
             self._environ = None
 
     def describe(self) -> dict:
@@ -198,6 +200,15 @@ class DaskExecutor:
         finally:
             if futures:           # interrupted: stop the runs nobody will collect
                 self.client.cancel(list(futures))
+
+
+def _restore_environ(saved: dict) -> None:
+    """Put this process's environment back as ``saved`` (only the keys that changed)."""
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def _task_error(exc: BaseException) -> Failure:

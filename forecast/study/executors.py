@@ -172,8 +172,10 @@ class LocalPool:
     def run(self, tasks):
         """Yield ``(spec, result, None)`` or ``(spec, None, Failure)`` as runs finish."""
         pending = list(tasks)
+        order = {spec: i for i, (spec, _) in enumerate(pending)}   # most expensive first
         attempts: dict = {}
         while pending:
+            pending.sort(key=lambda task: order[task[0]])
             pool = self._pool()
             try:
                 futures = {pool.submit(train_one, **kwargs): (spec, kwargs) for spec, kwargs in pending}
