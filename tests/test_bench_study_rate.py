@@ -20,7 +20,9 @@ def test_study_rate_rows():
     assert [r["executor"] for r in rows] == list(EXECUTORS)
     for row in rows:
         assert row["runs"] == seeds and row["rounds"] == 1
-        assert 0 < row["training"] < row["wall"]
+        assert 0 < row["start"] < row["training"] < row["wall"]
+        assert row["running"] == pytest.approx(row["training"] - row["start"])
+        assert row["per_min_running"] == pytest.approx(60 * row["runs"] / row["running"])
         assert row["per_min_training"] == pytest.approx(60 * row["runs"] / row["training"])
         assert row["per_min_wall"] == pytest.approx(60 * row["runs"] / row["wall"])
     assert rows[0]["vs_pool"] == 1.0

@@ -204,6 +204,7 @@ def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> Stud
     executor = make_executor(plan) if todo else None
     start = time.perf_counter()       # the wall time includes starting the executor
     with executor or contextlib.nullcontext():
+        started = time.perf_counter() - start      # a cluster's start-up, a pool's warm-up
         _prepare_folder(plan, force, resume, todo)
         if progress:
             where = (f"{plan.jobs} at a time" if plan.scheduler is None
@@ -218,7 +219,7 @@ def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> Stud
     if outcome.failures:
         study["failed runs"] = {spec.label: str(why) for spec, why in outcome.failures.items()}
     context = {"command": command_line(plan), "environment": environment(plan, outcome.executor),
-               "wall_seconds": wall, "study": study}
+               "wall_seconds": wall, "executor_start_seconds": started, "study": study}
     atomic_write_json(out / "study.json", context)
     return StudyResult(build_reports(out, context, [plan.source_dirs[s] for s in plan.sources]
                                      if plan.several_sources else None),
