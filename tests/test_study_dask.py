@@ -35,6 +35,25 @@ BOUND = 240.0
 SAME_BYTES = ("metrics.json", "predictions.csv")
 
 
+def _bounded(fn, *args):
+    """``fn(*args)`` in a daemon thread, failing the test if it takes longer than BOUND."""
+    box: dict = {}
+
+    def call():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:   # re-raised in the test's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(BOUND)
+    assert not thread.is_alive(), f"{getattr(fn, '__name__', fn)} did not finish within {BOUND:.0f} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def _children() -> set:
     """Our child processes, less multiprocessing's resource tracker (it lives as long as we do)."""
     pids = set()
@@ -69,7 +88,7 @@ def cluster():
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("pool") / "study"
-    assert cli.main(["compare", *STUDY, "--jobs", "2", "--out", str(out)]) == 0
+    assert _bounded(cli.main, ["compare", *STUDY, "--jobs", "2", "--out", str(out)]) == 0
     return out
 
 
@@ -91,7 +110,7 @@ def _assert_same_runs(out: Path, reference: Path) -> None:
 
 def test_cluster_gives_the_pool_numbers(cluster, reference, tmp_path):
     out = tmp_path / "dask"
-    assert cli.main(["compare", *STUDY, "--scheduler", cluster.scheduler_address, "--out", str(out)]) == 0
+    assert _bounded(cli.main, ["compare", *STUDY, "--scheduler", cluster.scheduler_address, "--out", str(out)]) == 0
     _assert_same_runs(out, reference)
     env = json.loads((out / "study.json").read_text())["environment"]
     assert env["executor"] == f"Dask scheduler {cluster.scheduler_address}"
@@ -183,7 +202,7 @@ def test_resume_across_executors_and_local_cluster(reference, tmp_path, capsys):
     shutil.copytree(reference, copy)
     shutil.rmtree(copy / "runs" / "gru" / "seed1")
     before, environ = _children(), dict(os.environ)
-    status = cli.main(["compare", *STUDY, "--scheduler", "local:2", "--resume", "--out", str(copy)])
+    status = _bounded(cli.main, ["compare", *STUDY, "--scheduler", "local:2", "--resume", "--out", str(copy)])
     assert status == 0
     assert dict(os.environ) == environ      # the workers' variables did not leak into the client
     assert "1 run(s) to train (3 reused)" in capsys.readouterr().err
@@ -197,7 +216,7 @@ def test_workers_with_other_code_are_refused(cluster, tmp_path, monkeypatch, cap
     other = dict(fingerprint(), code="0" * 64)
     monkeypatch.setattr(dask_executor, "fingerprint", lambda: other)
     out = tmp_path / "refused"
-    status = cli.main(["compare", *STUDY, "--scheduler", cluster.scheduler_address, "--out", str(out)])
+    status = _bounded(cli.main, ["compare", *STUDY, "--scheduler", cluster.scheduler_address, "--out", str(out)])
     err = capsys.readouterr().err
     assert status == 2
     assert err.count("\n") == 1 and "runs other project code" in err and "Traceback" not in err
@@ -216,7 +235,7 @@ def test_unreachable_scheduler_is_one_line(tmp_path, monkeypatch, capsys):
         port = sock.getsockname()[1]
     monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT", 1)
     out = tmp_path / "nowhere"
-    status = cli.main(["compare", *STUDY, "--scheduler", f"tcp://127.0.0.1:{port}", "--out", str(out)])
+    status = _bounded(cli.main, ["compare", *STUDY, "--scheduler", f"tcp://127.0.0.1:{port}", "--out", str(out)])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "cannot reach a Dask scheduler" in err
     assert not out.exists()
