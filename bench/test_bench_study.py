@@ -21,7 +21,7 @@ def measured_only(smoke):
         pytest.skip("study throughput runs only with --benchmark-only / --benchmark-enable")
 
 
-@pytest.mark.parametrize("executor", list(EXECUTORS))
+@pytest.mark.parametrize("executor", list(EXECUTORS), ids=["pool", "dask-local"])
 def test_study_rate(benchmark, measured_only, executor):
     backend = "numba" if numba_available()[0] else "numpy"
     runs = []
