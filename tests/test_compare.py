@@ -22,7 +22,7 @@ import pytest
 import cli
 from forecast.errors import UserInputError
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_NAMES
-from forecast.study import compare, executors
+from forecast.study import compare, executors, workers
 from forecast.study import plan as planning
 from forecast.study.report import fmt_stat, metric_header
 
@@ -202,20 +202,20 @@ def test_default_jobs_never_oversubscribe():
         for n_runs in (1, 2, 5, 12, 100):
             for backend in ("numpy", "numba"):
                 jobs = planning.default_jobs(backend, n_runs, cores)
-                threads = int(executors.thread_env(backend, max(1, cores // jobs))
+                threads = int(workers.thread_env(backend, max(1, cores // jobs))
                               ["NUMBA_NUM_THREADS"])
                 assert 1 <= jobs <= min(cores, n_runs)
                 assert jobs * threads <= cores
-    env = executors.thread_env("numpy", 4)
+    env = workers.thread_env("numpy", 4)
     assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
-    assert executors.thread_env("numba", 4)["NUMBA_NUM_THREADS"] == "4"
+    assert workers.thread_env("numba", 4)["NUMBA_NUM_THREADS"] == "4"
 
 
 def test_spawned_workers_start_with_the_thread_variables():
     # The mechanism execute() relies on: variables set around the pool's creation are
     # in the workers' environment from their first instruction.
-    env = executors.thread_env("numba", 1)
-    with executors._patched_environ(env):
+    env = workers.thread_env("numba", 1)
+    with workers.patched_environ(env):
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             seen = pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result()
     assert seen == "1"

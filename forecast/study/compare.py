@@ -152,7 +152,7 @@ def _finished(spec: RunSpec) -> bool:
 @dataclass
 class StudyResult:
     """What :func:`run_study` did: the report it wrote (None when no run finished) and why
-    every failed run failed (``{RunSpec: executors.Failure}``)."""
+    every failed run failed (``{RunSpec: workers.Failure}``)."""
 
     report: Path | None
     failures: dict

@@ -31,10 +31,10 @@ from distributed import Client, KilledWorker, LocalCluster, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from forecast.errors import UserInputError, first_line
-from forecast.study.executors import Failure, failure_line, threads_label, worker_env
 from forecast.study.fingerprint import VersionMismatch, check_fingerprint, fingerprint
 from forecast.study.plan import LOCAL_SCHEDULER
 from forecast.study.tasks import prepare_worker, train_one
+from forecast.study.workers import Failure, failure_line, threads_label, worker_env
 
 __all__ = ["DaskExecutor", "StudyWorkerPlugin", "PLUGIN_NAME", "CONNECT_TIMEOUT", "WORKER_WAIT"]
 

@@ -18,20 +18,19 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from forecast.errors import UserInputError
+from forecast.study.workers import PROJECT_ROOT
 
 __all__ = ["CODE_PACKAGES", "VersionMismatch", "fingerprint", "code_hash", "check_fingerprint"]
 
 #: The packages a training run executes (bench/ and cli.py never run on a worker).
 CODE_PACKAGES = ("engine", "models", "forecast")
-#: The project root: the packages above are folders of it.
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 class VersionMismatch(UserInputError):
     """A worker runs other code or other numerical libraries than the client."""
 
 
-def code_hash(root: Path = _ROOT, packages=CODE_PACKAGES) -> str:
+def code_hash(root: Path = PROJECT_ROOT, packages=CODE_PACKAGES) -> str:
     """SHA-256 of the ``.py`` files of ``packages`` below ``root`` (paths and contents).
 
     Files are taken in sorted relative-path order with ``/`` separators, so the hash is
