@@ -97,6 +97,41 @@ def test_cross_source_ranks_are_recomputed_from_the_summaries(study):
     assert rows["mingru"]["direction_accuracy_vs_naive"] == "0"   # naive calls no direction
 
 
+def test_cross_source_significance_is_recounted_from_the_summaries(study):
+    out, _, _ = study
+    sources = cross.load_sources([out / "sources" / slug for slug in ("sample-AAPL", "sample-IBM")])
+    counts = cross.significance_counts(sources)
+    expected: dict = {}
+    for slug in ("sample-AAPL", "sample-IBM"):
+        for test in json.loads((out / "sources" / slug / "summary.json").read_text())["tests"]:
+            if test["test"] != "diebold-mariano":
+                continue
+            p, stat = test["p_holm"], test["statistic"]
+            what = ("undefined" if p is None or stat is None else "no significant difference" if p >= 0.05
+                    else "better" if stat < 0 else "worse")
+            key = (test["seq_len"], test["model"], test["against"], test["step"])
+            expected.setdefault(key, []).append(what)
+    assert set(counts) == set(expected)
+    for key, verdicts in expected.items():
+        assert counts[key] == {v: verdicts.count(v) for v in
+                               ("better", "worse", "no significant difference", "undefined")}, key
+    assert "Significance over the sources" in (out / "report.md").read_text()
+
+
+def test_significance_counts_tally_each_way():
+    def dm(model, against, statistic, p_holm, step=1):
+        return {"test": "diebold-mariano", "seq_len": 60, "model": model, "against": against,
+                "step": step, "statistic": statistic, "p_holm": p_holm}
+    welch = {"test": "welch-t", "seq_len": 60, "model": "hybrid", "against": "naive",
+             "statistic": -9.0, "p_holm": 1e-6}
+    sources = [cross.SourceSummary("a", Path("a"), [], [dm("hybrid", "naive", -3.0, 0.01), welch]),
+               cross.SourceSummary("b", Path("b"), [], [dm("hybrid", "naive", 2.5, 0.03)]),
+               cross.SourceSummary("c", Path("c"), [], [dm("hybrid", "naive", -1.0, 0.3)]),
+               cross.SourceSummary("d", Path("d"), [], [dm("hybrid", "naive", math.nan, math.nan)])]
+    assert cross.significance_counts(sources) == {(60, "hybrid", "naive", 1): {
+        "better": 1, "worse": 1, "no significant difference": 1, "undefined": 1}}
+
+
 def test_report_only_rebuilds_every_source(study):
     out, _, _ = study
     before = (out / "cross_source.csv").read_bytes()

@@ -4,8 +4,10 @@ Each source is a study of its own (``<out>/sources/<name>/``, with its runs, sum
 report, see :func:`forecast.study.report.build_report`). This module puts them side by
 side: for every window length, each model's mean rank over the sources (rank 1 = best
 mean over seeds on that source, naive forecasts ranked too, ties share the mean of their
-places) and how many sources it beats the naive "tomorrow = today" forecast on. It
-writes ``<out>/cross_source.csv`` and ``<out>/report.md``, from the run files alone.
+places), how many sources it beats the naive "tomorrow = today" forecast on, and on how
+many of them that difference is significant (each source's Diebold-Mariano tests,
+:mod:`forecast.study.significance`). It writes ``<out>/cross_source.csv`` and
+``<out>/report.md``, from the run files alone.
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ from pathlib import Path
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER
+from forecast.stats import DM_TEST, SIGNIFICANCE_LEVEL
 from forecast.study.figures import display_name
 from forecast.study.report import WINDOW_METRICS, fmt
+from forecast.study.significance import NAIVE, study_tests, verdict
 from forecast.study.summary import NAIVE_PREFIX, is_naive, load_study, model_rank, summarize
 
 __all__ = ["NAIVE_LAST", "SourceSummary", "CrossRow", "rank_values", "load_sources", "cross_rows",
-           "write_cross_csv", "build_cross_report"]
+           "significance_counts", "write_cross_csv", "build_cross_report"]
 
 #: The summary row of the last-value forecast ("tomorrow = today").
 NAIVE_LAST = NAIVE_PREFIX + "last"
@@ -31,11 +35,12 @@ NAIVE_LAST = NAIVE_PREFIX + "last"
 
 @dataclass
 class SourceSummary:
-    """One source's study: its name (``--data`` spelling), folder and summary rows."""
+    """One source's study: its name (``--data`` spelling), folder, summary rows and tests."""
 
     source: str
     folder: Path
     rows: list            # SummaryRow
+    tests: list           # study_tests() of the source's runs
 
 
 @dataclass
@@ -81,8 +86,31 @@ def load_sources(folders) -> list[SourceSummary]:
         records = load_study(Path(folder) / "runs")
         if records:
             source = str(records[0].config.get("data", Path(folder).name))
-            out.append(SourceSummary(source, Path(folder), summarize(records)))
+            out.append(SourceSummary(source, Path(folder), summarize(records), study_tests(records)))
     return out
+
+
+def significance_counts(sources) -> dict:
+    """Diebold-Mariano verdicts counted over the sources.
+
+    Returns
+    -------
+    dict
+        ``{(seq_len, model, against, step): {"better": k, "worse": k, "no significant
+        difference": k, "undefined": k}}`` where each count is a number of sources
+        (:func:`forecast.study.significance.verdict`: Holm-adjusted within each source,
+        at :data:`forecast.stats.SIGNIFICANCE_LEVEL`).
+    """
+    counts: dict = {}
+    for s in sources:
+        for test in s.tests:
+            if test["test"] != DM_TEST:
+                continue
+            key = (test["seq_len"], test["model"], test["against"], test["step"])
+            tally = counts.setdefault(key, {"better": 0, "worse": 0, "no significant difference": 0,
+                                            "undefined": 0})
+            tally[verdict(test)] += 1
+    return counts
 
 
 def cross_rows(sources, metrics=WINDOW_METRICS) -> list[CrossRow]:
@@ -140,6 +168,29 @@ def _table(head, lines) -> list:
             + ["| " + " | ".join(map(str, cells)) + " |" for cells in lines])
 
 
+def _significance_table(counts: dict, seq_len: int, n_sources: int) -> list:
+    """On how many sources each tested difference is significant, and which way."""
+    keys = [k for k in counts if k[0] == seq_len]
+    if not keys:
+        return []
+    several_steps = len({k[3] for k in keys}) > 1
+    chance = 1 - (1 - SIGNIFICANCE_LEVEL) ** n_sources
+    lines = ["", f"Significance over the sources: each source's Diebold-Mariano test of the seed-mean "
+                 f"forecast (squared error, Holm-adjusted within the source, {SIGNIFICANCE_LEVEL:g} level; "
+                 "see each source's report). The counts are numbers of sources. Where no model differs "
+                 f"from naive, one false 'significant' among {n_sources} independent sources still has "
+                 f"a chance of {chance:.0%} per row.", ""]
+    head = ["model", "against"] + (["step"] if several_steps else []) + [
+        "significantly better", "significantly worse", "no significant difference", "undefined"]
+    body = []
+    for (_, model, against, step) in keys:
+        tally = counts[(seq_len, model, against, step)]
+        body.append([display_name(model), "naive: tomorrow = today" if against == NAIVE else display_name(against)]
+                    + ([step] if several_steps else [])
+                    + [tally["better"], tally["worse"], tally["no significant difference"], tally["undefined"]])
+    return lines + _table(head, body)
+
+
 def render_cross(sources, rows, out_dir, context: dict, metrics=WINDOW_METRICS) -> str:
     """The Markdown of the cross-source report."""
     out_dir = Path(out_dir)
@@ -164,6 +215,7 @@ def render_cross(sources, rows, out_dir, context: dict, metrics=WINDOW_METRICS) 
         lines += _table(["model"] + list(metrics),
                         [[display_name(r.model)] + [_wins(r.beats[m]) for m in metrics]
                          for r in here if r.model != NAIVE_LAST])
+        lines += _significance_table(significance_counts(sources), seq_len, n)
         lines += ["", "Rank per source (RMSE):", ""]
         names = [r.model for r in here]
         per_source = []
