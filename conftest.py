@@ -28,13 +28,8 @@ def pytest_configure(config):
     if hasattr(config.option, "benchmark_disable") and not measuring:
         config.option.benchmark_disable = True
     # bench/conftest.py and the bench modules read this to pick their shapes.
+    # No thread limits are set here: the kernel benchmarks run as a library user runs
+    # the kernels, and everything else runs in worker processes of its own.
     config.bench_smoke = not measuring
-    if measuring:
-        # As in training (engine.backend.single_threaded_blas): BLAS threads would
-        # compete with Numba's for the cores and distort every comparison.
-        from engine.backend import single_threaded_blas
-
-        config._blas_limit = single_threaded_blas()
-        config._blas_limit.__enter__()
     config.addinivalue_line(
         "markers", "bench_slow: a benchmark that only runs when benchmarks are measured")

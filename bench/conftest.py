@@ -2,10 +2,14 @@
 
 Shapes depend on the mode chosen in the root ``conftest.py``: the issue's sizes when
 benchmarks are measured, tiny ones (same names) when they only run once as smoke tests.
-Inputs, reference outputs and parity results are cached for the session so the NumPy
-and Numba halves of a pair share one set of inputs and the slow reference runs once.
-At the end a summary prints the speed-up of every pair and each scan kernel's fraction
-of the exp floor, which pytest-benchmark's own tables cannot show.
+Benchmarks marked ``bench_slow`` (whole ``cli.py`` runs, cold compiles) exist only when
+measuring; a smoke run deselects them.
+
+Train steps, layers and PyTorch peers run in worker processes (:mod:`bench.harness.client`):
+a fresh one per timed implementation when measuring, one shared worker per side in a
+smoke run (so it imports torch once). Parity references are computed once per session.
+At the end a summary prints the ratios pytest-benchmark's own tables cannot show:
+numba against numpy, against the PyTorch peer and against the machine floor.
 """
 from __future__ import annotations
 
@@ -19,6 +23,11 @@ def is_smoke(config) -> bool:
     return getattr(config, "bench_smoke", True)
 
 
+def _case_id(case) -> str:
+    size, model, dtype = case
+    return f"{model}-{dtype.name}-{size.name}"
+
+
 def pytest_generate_tests(metafunc):
     # Parametrize here rather than with a decorator: the shapes depend on the mode,
     # which is only known once the command line has been parsed.
@@ -26,9 +35,23 @@ def pytest_generate_tests(metafunc):
     if "size" in metafunc.fixturenames:
         sizes = B.sizes_for(smoke)
         metafunc.parametrize("size", sizes, ids=[s.name for s in sizes])
-    if "train_size" in metafunc.fixturenames:
+    if "layer_size" in metafunc.fixturenames:
         size = B.SMOKE_TRAIN_SIZE if smoke else B.TRAIN_SIZE
-        metafunc.parametrize("train_size", [size], ids=[size.name])
+        metafunc.parametrize("layer_size", [size], ids=[size.name])
+    if "train_case" in metafunc.fixturenames:
+        from bench.harness.steps import train_cases
+
+        cases = train_cases(B.train_sizes_for(smoke))
+        metafunc.parametrize("train_case", cases, ids=[_case_id(c) for c in cases])
+
+
+def pytest_collection_modifyitems(config, items):
+    if not is_smoke(config):
+        return
+    slow = [item for item in items if item.get_closest_marker("bench_slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("bench_slow")]
 
 
 @pytest.fixture(scope="session")
@@ -57,16 +80,23 @@ def kernel_sets(numba_kernels):
 
 @pytest.fixture(scope="session")
 def session_cache() -> dict:
-    """A dict shared by all benchmarks of the session (inputs, outputs, parity)."""
+    """A dict shared by all benchmarks of the session (inputs, outputs, references)."""
     return {}
 
 
+@pytest.fixture(scope="session")
+def pool(smoke):
+    """The session's worker pool; every worker ends with the session."""
+    with B.WorkerPool(shared=smoke) as p:
+        yield p
+
+
 class Record:
-    """Collects medians of pairs for the end-of-session summary."""
+    """Collects medians for the end-of-session summary."""
 
     def __init__(self):
         self.times: dict = {}      # (group, label) -> median seconds
-        self.floor: dict = {}      # group -> exp floor median seconds
+        self.floor: dict = {}      # kernel group -> exp floor median seconds
 
     def add(self, benchmark, group: str, label: str) -> float | None:
         """Store the median of a finished benchmark (None when benchmarks are disabled)."""
@@ -76,6 +106,27 @@ class Record:
         median = stats.stats.median
         self.times[(group, label)] = median
         return median
+
+    def lines(self) -> list[str]:
+        """One line per group: numba against numpy, the peer and the floors."""
+        out = []
+        for group in sorted({g for g, _ in self.times}):
+            t = {lab: s for (g, lab), s in self.times.items() if g == group}
+            for lab in sorted(t):
+                if not lab.endswith("numba"):
+                    continue
+                prefix = lab[: -len("numba")]
+                parts = [f"{group:40s} {prefix.strip() or 'step':5s}"]
+                if prefix + "numpy" in t:
+                    parts.append(f"numba {t[prefix + 'numpy'] / t[lab]:6.2f}x faster than numpy")
+                if "peer" in t:
+                    parts.append(f"{t['peer'] / t[lab]:6.2f}x faster than the peer")
+                if "floor" in t:
+                    parts.append(f"{t[lab] / t['floor']:5.2f}x its machine floor")
+                if group in self.floor and prefix.strip() in ("fwd", "bwd"):
+                    parts.append(f"exp-floor fraction {self.floor[group] / t[lab]:5.2f}")
+                out.append("  ".join(parts))
+        return out
 
 
 _RECORD = Record()
@@ -88,21 +139,8 @@ def record() -> Record:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not _RECORD.times:
-        return
-    tr = terminalreporter
-    tr.write_sep("-", "pairs: numpy/numba speed-up, exp-floor fraction (floor / numba), vs PyTorch")
-    for group in sorted({g for g, _ in _RECORD.times}):
-        labels = {lab: t for (g, lab), t in _RECORD.times.items() if g == group}
-        for lab, t in sorted(labels.items()):
-            if not lab.endswith(" numba"):
-                continue
-            what = lab[: -len(" numba")]
-            parts = [f"{group:38s} {what:5s}"]
-            if what + " numpy" in labels:
-                parts.append(f"numba {labels[what + ' numpy'] / t:6.1f}x faster than numpy")
-            if group in _RECORD.floor and what in ("fwd", "bwd"):
-                parts.append(f"floor fraction {_RECORD.floor[group] / t:5.2f}")
-            if "torch" in labels:
-                parts.append(f"numba {labels['torch'] / t:6.2f}x faster than torch")
-            tr.write_line("  ".join(parts))
+    lines = _RECORD.lines()
+    if lines:
+        terminalreporter.write_sep("-", "numba against numpy, the PyTorch peer and the machine floor (medians)")
+        for line in lines:
+            terminalreporter.write_line(line)

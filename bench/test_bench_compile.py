@@ -1,24 +1,32 @@
-"""Compile cost of the Numba kernel set, each round in a fresh interpreter.
+"""Whole processes: compile cost, and ``cli.py train`` end to end, timed from outside.
 
-* cold: an empty ``NUMBA_CACHE_DIR``, so importing the kernels and ``warmup()``
-  compile everything;
-* cached: a second interpreter on the cache the cold run filled (``cache=True``).
+* the whole kernel set: import + ``warmup()`` in a fresh interpreter with an empty
+  ``NUMBA_CACHE_DIR`` (cold) and on the filled one (cached), beside a bare start-up;
+* what a new user waits for: ``cli.py train --backend numba --epochs 1`` on an empty
+  cache directory, then on the filled one; the difference is the compile wait;
+* ``cli.py train --model hybrid --epochs 4 --patience 0`` on each backend, warm cache,
+  start-up included.
 
-The timed quantity is the whole child process; the import and ``warmup()`` times
-measured inside it go to ``extra_info``. A cold compile takes tens of seconds, so these
-run only when benchmarks are measured, not in the smoke run.
+The timed quantity is the whole child process. These take from tens of seconds to
+minutes, so they are marked ``bench_slow``: they exist only when benchmarks are
+measured (a smoke run deselects them).
 """
 from __future__ import annotations
+
+import statistics
 
 import pytest
 
 from bench import harness as B
 
+pytestmark = pytest.mark.bench_slow
+
 
 @pytest.fixture
-def measured_only(smoke):
-    if smoke:
-        pytest.skip("compile cost runs only with --benchmark-only / --benchmark-enable")
+def numba_ok():
+    ok, why = B.numba_available()
+    if not ok:
+        pytest.skip(why)
 
 
 def _store(benchmark, runs):
@@ -29,41 +37,59 @@ def _store(benchmark, runs):
     })
 
 
-def test_compile_cold(benchmark, measured_only, numba_kernels, tmp_path_factory, session_cache):
-    """Import + warmup() with an empty cache directory.
+def test_compile_cold(benchmark, numba_ok, tmp_path_factory, session_cache):
+    """Import + warmup() of the whole kernel set with an empty cache directory.
 
     One round: a cold compile of the whole set takes minutes on a busy two-core
     machine. The filled directory is handed on to :func:`test_compile_cached`.
     """
     cache = tmp_path_factory.mktemp("numba-cache-cold")
     runs = []
-
-    def cold():
-        runs.append(B.compile_run(cache))
-
     benchmark.group = "numba compile"
-    benchmark.pedantic(cold, rounds=1, iterations=1)
+    benchmark.pedantic(lambda: runs.append(B.compile_run(cache)), rounds=1, iterations=1)
     _store(benchmark, runs)
     session_cache["filled numba cache"] = cache
 
 
-def test_compile_cached(benchmark, measured_only, numba_kernels, tmp_path_factory, session_cache):
+def test_compile_cached(benchmark, numba_ok, tmp_path_factory, session_cache):
     """Import + warmup() in a new interpreter reusing a filled cache directory."""
     cache = session_cache.get("filled numba cache")
     if cache is None:   # run on its own (-k cached): fill a cache first, untimed
         cache = tmp_path_factory.mktemp("numba-cache-fill")
         B.compile_run(cache)
     runs = []
-
-    def cached():
-        runs.append(B.compile_run(cache))
-
     benchmark.group = "numba compile"
-    benchmark.pedantic(cached, rounds=3, iterations=1)
+    benchmark.pedantic(lambda: runs.append(B.compile_run(cache)), rounds=3, iterations=1)
     _store(benchmark, runs)
 
 
-def test_startup_baseline(benchmark, measured_only, tmp_path):
+def test_startup_baseline(benchmark, tmp_path):
     """A fresh interpreter importing numpy and numba only: the fixed part of any start-up."""
     benchmark.group = "numba compile"
     benchmark.pedantic(B.compile_run, args=(tmp_path,), kwargs={"baseline": True}, rounds=3, iterations=1)
+
+
+def test_first_train_compile_wait(benchmark, numba_ok, tmp_path):
+    """``cli.py train --backend numba --epochs 1`` on an empty cache; the warm run in extra_info."""
+    args = ("--epochs", "1", "--patience", "0")
+    benchmark.group = "first cli.py train (numba)"
+    cold = benchmark.pedantic(B.run_train_process, args=("numba", args), kwargs={"cache_dir": tmp_path},
+                              rounds=1, iterations=1)
+    warm = statistics.median(B.run_train_process("numba", args, cache_dir=tmp_path) for _ in range(2))
+    benchmark.extra_info.update({"cold_s": cold, "warm_s": warm, "compile_wait_s": cold - warm,
+                                 "target_s": 15.0})
+    assert cold > 0 and warm > 0
+
+
+@pytest.mark.parametrize("backend", B.BACKENDS)
+def test_train_end_to_end(benchmark, record, backend):
+    """``cli.py train --model hybrid --epochs 4 --patience 0``, whole process, warm cache."""
+    if backend == "numba":
+        ok, why = B.numba_available()
+        if not ok:
+            pytest.skip(why)
+    benchmark.group = "cli.py train hybrid 4 epochs"
+    benchmark.extra_info["command"] = "python " + " ".join(B.train_command(backend))
+    # the warm-up round fills the Numba cache if needed and is not timed
+    benchmark.pedantic(B.run_train_process, args=(backend,), rounds=2, iterations=1, warmup_rounds=1)
+    record.add(benchmark, benchmark.group, backend)

@@ -1,12 +1,19 @@
-"""Against PyTorch: the CPU code a user would otherwise pick, same shapes, dtype and threads.
+"""Our layers against their PyTorch peers, every implementation in a process of its own.
 
-* mambapy's MambaBlock (``pscan=True``, its parallel scan) against our MambaBlock;
+* mambapy's MambaBlock (parallel scan) against our MambaBlock;
 * ``torch.nn.GRU`` against our GRULayer;
+* minGRU-pytorch's ``minGRU`` against our MinGRULayer;
 
-both forward + backward (input and parameter gradients), float32, batch 64, seq_len 60,
-d_model 64 (tiny in a smoke run). PyTorch gets ``torch.set_num_threads`` equal to
-Numba's thread count. Our layers load the PyTorch weights, and outputs and input
-gradients are checked to agree before anything is timed. Skipped without torch/mambapy.
+forward + backward (input and parameter gradients), float64 and float32, batch 64,
+seq_len 60, d_model 64, d_state 16 (tiny in a smoke run). Each timed implementation
+gets a fresh worker (:mod:`bench.harness.worker`) started without thread variables: a
+peer with its library's defaults and ``torch.set_num_threads`` equal to our thread
+count, our layer as a library user builds it. Before timing, the worker's outputs are
+checked against the other side of the pair (our layers load the peer's weights).
+
+pytest-benchmark times the round trip of one step request; the worker's own time of
+the step goes to ``extra_info`` (``inside_median_s``), so the pipe's share is visible.
+Skipped when a peer's library is not installed.
 """
 from __future__ import annotations
 
@@ -14,32 +21,48 @@ import numpy as np
 import pytest
 
 from bench import harness as B
+from bench.harness.protocol import WorkerError
 
-PAIRS = {
-    "MambaBlock": B.make_torch_mamba_pair,
-    "GRULayer": B.make_torch_gru_pair,
-}
-DTYPE = np.dtype(np.float32)
+DTYPES = [np.dtype(np.float64), np.dtype(np.float32)]
 
 
-@pytest.fixture(scope="module")
-def torch_ok():
-    ok, why = B.torch_available()
+def _reference(session_cache, pool, layer, dtype, size):
+    key = ("pair", layer, dtype.name, size)
+    if key not in session_cache:
+        try:
+            session_cache[key] = B.pair_reference(pool, layer, dtype, size)
+        except WorkerError as exc:
+            if exc.kind != "import":
+                raise
+            session_cache[key] = exc
+    ref = session_cache[key]
+    if isinstance(ref, WorkerError):
+        pytest.skip(f"{B.PAIRS[layer].peer} cannot be imported: {str(ref).splitlines()[-1]}")
+    return ref
+
+
+@pytest.mark.parametrize("impl", B.IMPLS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=[d.name for d in DTYPES])
+@pytest.mark.parametrize("layer", list(B.PAIRS))
+def test_layer_pair(benchmark, record, pool, session_cache, layer, dtype, impl, layer_size):
+    """Forward + backward of one implementation in its own worker, after a parity check."""
+    ok, why = B.peer_available(B.PAIRS[layer])
     if not ok:
         pytest.skip(why)
-
-
-@pytest.mark.parametrize("impl", ["torch", "ours numpy", "ours numba"])
-@pytest.mark.parametrize("layer", list(PAIRS))
-def test_layer_vs_torch(benchmark, record, torch_ok, kernel_sets, layer, impl, train_size):
-    """Forward + backward of one layer implementation, after a parity check with the other."""
-    backend = "numba" if impl == "torch" else impl.split()[1]
-    torch_step, ours_step = PAIRS[layer](train_size, backend, DTYPE)
-    err = B.assert_parity(ours_step(), torch_step(), DTYPE, f"{layer} ({backend}) vs PyTorch")
-
-    group = f"torch-vs-ours {layer} {DTYPE.name}"
-    benchmark.group = group
-    benchmark.extra_info.update({"layer": layer, "impl": impl, "dtype": DTYPE.name,
-                                 "threads": B.numba_threads(), "parity_rel_err": err})
-    benchmark(torch_step if impl == "torch" else ours_step)
-    record.add(benchmark, group, impl)
+    if impl == "ours numba":
+        ok, why = B.numba_available()
+        if not ok:
+            pytest.skip(why)
+    ref = _reference(session_cache, pool, layer, dtype, layer_size)
+    worker, case, err = B.start_impl(pool, layer, impl, dtype, layer_size, ref)
+    try:
+        benchmark.group = f"layers {layer} {dtype.name}"
+        benchmark.extra_info.update({"layer": layer, "impl": impl, "peer": B.PAIRS[layer].label,
+                                     "dtype": dtype.name, "parity_rel_err": err, "worker": worker.cases[case],
+                                     "reproduce": "python " + " ".join(B.command_for(
+                                         B.impl_spec(layer, impl, dtype, layer_size)))})
+        inside = B.benchmark_worker(benchmark, pool, worker, case)
+        assert all(t > 0 for t in inside)
+    finally:
+        pool.release(worker)
+    record.add(benchmark, benchmark.group, impl)

@@ -1,48 +1,58 @@
-"""Train-step benchmarks: forward + MSE backward + optimiser step of the four forecasters.
+"""Train steps on both backends and their machine floor, each in a process of its own.
 
-Batch 64, seq_len 60, one feature, hidden 64, d_state 16 (tiny in a smoke run), on
-both backends and in float64 and float32. One group per model and dtype holds the
-NumPy/Numba pair. Before timing, predictions and every parameter gradient of the two
-backends are checked against each other (models built with the same seed).
+Forward + MSE backward + Adam step of the four forecasters, one feature, at issue 9's
+size (batch 64, seq_len 60, hidden 64, d_state 16) in float64 and float32 and at the
+size ``cli.py train`` runs by default (hidden 16) in float64 (tiny in a smoke run). One
+group per forecaster, dtype and size holds:
+
+* ``numpy`` and ``numba``: the step in a fresh worker, checked first against the other
+  backend's reference (prediction and every parameter gradient, same seed);
+* ``floor``: the step's machine floor (:mod:`bench.harness.floor`): every matrix
+  product of the step, read from the model, on all cores, then the exponentials it must
+  evaluate with the engine's exp on all cores.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from bench import harness as B
 
-DTYPES = [np.dtype(np.float64), np.dtype(np.float32)]
+
+def _reference(session_cache, pool, model, dtype, size):
+    key = ("train", model, dtype.name, size)
+    if key not in session_cache:
+        session_cache[key] = B.train_reference(pool, model, dtype, size)
+    return session_cache[key]
 
 
-@pytest.fixture(scope="module")
-def models_package():
-    return pytest.importorskip("models")
-
-
-@pytest.mark.parametrize("backend", B.BACKENDS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=[d.name for d in DTYPES])
-@pytest.mark.parametrize("model_name", B.MODEL_NAMES)
-def test_train_step(benchmark, record, kernel_sets, session_cache, models_package,
-                    model_name, train_size, dtype, backend):
-    """Time one optimisation step after checking numpy/numba parity of forward and gradients."""
-    key = ("train-parity", model_name, train_size, dtype.name)
-    if key not in session_cache:   # once per pair; the second half reuses the verdict
-        session_cache[key] = B.check_train_parity(model_name, train_size, dtype)
-    err = session_cache[key]
-
-    model = B.build_forecaster(model_name, train_size, backend, dtype)
-    x, y = B.make_train_data(train_size, dtype)
-    optimizer, opt_name = B.make_optimizer(model)
-    step = B.make_train_step(model, x, y, optimizer)
-    step()   # first call allocates caches; keep it out of the timing
-
-    group = f"train {model_name} {dtype.name}"
+@pytest.mark.parametrize("impl", ["numpy", "numba", "floor"])
+def test_train_step(benchmark, record, pool, session_cache, train_case, impl):
+    """One optimisation step (or its floor) in its own worker, after a parity check."""
+    size, model, dtype = train_case
+    if impl != "numpy":     # the floor's exponentials use the engine's compiled exp
+        ok, why = B.numba_available()
+        if not ok:
+            pytest.skip(why)
+    group = f"train {model} {dtype.name} {size.name}"
     benchmark.group = group
-    benchmark.extra_info.update({"model": model_name, "backend": backend, "dtype": dtype.name,
-                                 "optimizer": opt_name, "parity_rel_err": err,
-                                 "size": f"b={train_size.batch}, L={train_size.seq_len}, "
-                                         f"hidden={train_size.d_model}, n={train_size.d_state}"})
-    loss = benchmark(step)
-    assert np.isfinite(loss)
-    record.add(benchmark, group, f"step {backend}")
+    benchmark.extra_info.update({"model": model, "impl": impl, "dtype": dtype.name, "size": size.train_label()})
+    if impl == "floor":
+        worker, cases = B.start_floor(pool, model, dtype, size)
+        try:
+            account = worker.cases[cases["gemm"]]["account"]
+            assert account["gemms"] > 0 and account["exps"] > 0
+            benchmark.extra_info["account"] = account
+            B.benchmark_worker(benchmark, pool, worker, cases.values())
+        finally:
+            pool.release(worker)
+    else:
+        ref = _reference(session_cache, pool, model, dtype, size)
+        worker, case, err = B.start_step(pool, model, impl, dtype, size, ref)
+        try:
+            benchmark.extra_info.update({"parity_rel_err": err, "worker": worker.cases[case],
+                                         "reproduce": "python " + " ".join(B.command_for(
+                                             B.train_spec(model, impl, dtype, size)))})
+            B.benchmark_worker(benchmark, pool, worker, case)
+        finally:
+            pool.release(worker)
+    record.add(benchmark, group, impl)

@@ -1,22 +1,25 @@
 """The ``bench`` command and its harness (bench.harness), on smoke shapes.
 
 Smoke mode times one call per measurement on tiny shapes, so these tests check the
-plumbing (rows, parity checks, tables, Markdown, CLI wiring), not the speed.
+plumbing (rows, parity checks, tables, Markdown, CLI wiring), not the speed. The
+report below starts two worker processes (one imports torch); the pieces of the
+harness are tested on their own in ``tests/test_bench_harness.py``.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench.harness.cases import KERNELS, MODEL_NAMES, SMOKE_SIZES, numba_available
-from bench.harness.markdown import evaluate_targets, format_table, write_markdown
-from bench.harness.run import Report, run_benchmarks
+from bench.harness.cases import KERNELS, MODEL_NAMES, SMOKE_SIZES, numba_available, peer_available
+from bench.harness.markdown import format_table, write_markdown
+from bench.harness.peers import PAIRS
+from bench.harness.run import run_benchmarks
 from engine.parity import ParityError, assert_parity, tolerance
 
 
 @pytest.fixture(scope="module")
 def report():
-    return run_benchmarks(smoke=True, sections=("kernels", "train"), log=None)
+    return run_benchmarks(smoke=True, sections=("kernels", "train", "torch"), log=None)
 
 
 def test_kernel_rows_cover_every_kernel_and_size(report):
@@ -34,19 +37,42 @@ def test_kernel_rows_cover_every_kernel_and_size(report):
             assert (row["floor_fraction"] is not None) == has_numba
 
 
-def test_train_rows_cover_every_model_and_dtype(report):
-    got = {(r["model"], r["dtype"]) for r in report.train}
-    assert got == {(m, d) for m in MODEL_NAMES for d in ("float64", "float32")}
-    assert all(r["numpy"] > 0 for r in report.train)
+def test_train_rows_cover_every_model_dtype_and_size(report):
+    got = {(r["model"], r["dtype"], r["size_name"]) for r in report.train}
+    want = {(m, d, "default") for m in MODEL_NAMES for d in ("float64", "float32")}
+    want |= {(m, "float64", "cli") for m in MODEL_NAMES}
+    assert got == want
+    has_numba, _ = numba_available()
+    for r in report.train:
+        assert r["numpy"] > 0 and r["floor_gemm"] > 0 and r["floor_exp"] > 0
+        assert r["floor"] == pytest.approx(r["floor_gemm"] + r["floor_exp"])
+        assert r["gemms"] > 0 and r["exps"] > 0
+        assert r["numpy_vs_floor"] == pytest.approx(r["numpy"] / r["floor"])
+        assert (r["parity"] is not None) == has_numba
+        if has_numba:
+            assert r["parity"] <= tolerance(r["dtype"])
+            assert r["numba_vs_floor"] == pytest.approx(r["numba"] / r["floor"])
+        assert set(r["commands"]) >= {"numpy", "floor gemm", "floor exp"}
+
+
+def test_layer_pair_rows(report):
+    available = [layer for layer, pair in PAIRS.items() if peer_available(pair)[0]]
+    assert {(r["layer"], r["dtype"]) for r in report.torch} == {
+        (layer, d) for layer in available for d in ("float64", "float32")}
+    for r in report.torch:
+        assert r["peer"] > 0 and r["numpy"] > 0
+        assert r["parity"] <= tolerance(PAIRS[r["layer"]].tolerance_dtype(r["dtype"]))
+        assert r["commands"]["peer"].startswith("python -m bench.harness.worker layer ")
 
 
 def test_table_has_sections_and_targets(report):
     text = format_table(report)
     for needle in ("Kernels", "selective_scan_fwd", "gru_bwd", "speed-up", "floor fraction",
-                   "Train step", "hybrid", "Targets", "MambaBlock fwd+bwd"):
+                   "Train step", "hybrid", "Machine floor", "numba / floor", "Targets",
+                   "MambaBlock fwd+bwd"):
         assert needle in text
     # Smoke shapes are not the target sizes: no verdict may be claimed from them.
-    assert "NOT met" not in text and "| met" not in text
+    assert "NOT met" not in text and "  met " not in text
 
 
 def test_markdown_writer(report, tmp_path):
@@ -57,25 +83,8 @@ def test_markdown_writer(report, tmp_path):
     assert "python cli.py bench --write BENCHMARKS.md" in text
     assert "| kernel | size | dtype | numpy ms | numba ms | speed-up |" in text
     assert "## Targets" in text
-
-
-def test_targets_are_judged_against_thresholds():
-    rep = Report(machine={}, command="", quick=False, smoke=False)
-    rep.train = [{"model": "hybrid", "dtype": "float64", "speedup": 6.0},
-                 {"model": "hybrid", "dtype": "float32", "speedup": 2.0}]
-    rep.kernels = [
-        {"kernel": "selective_scan_fwd", "size": "single (b=1)", "dtype": "float64", "speedup": 25.0,
-         "floor_fraction": 0.6},
-        {"kernel": "selective_scan_bwd", "size": "single (b=1)", "dtype": "float64", "speedup": 12.0,
-         "floor_fraction": 0.3},
-    ]
-    rep.torch = [{"layer": "MambaBlock", "speedup_vs_torch": 4.0, "torch": 0.02, "numba": 0.005},
-                 {"layer": "GRULayer", "speedup_vs_torch": 1.2, "torch": 0.012, "numba": 0.01}]
-    status = {t["target"].split()[0]: t["status"] for t in evaluate_targets(rep)}
-    assert status == {"hybrid": "met", "single": "NOT met", "scan": "met",
-                      "MambaBlock": "NOT met", "GRULayer": "met"}
-    empty = evaluate_targets(Report(machine={}, command="", quick=False, smoke=False))
-    assert {t["status"] for t in empty} == {"not measured"}
+    assert "## Reproduce one row in a process of your own" in text
+    assert "`python -m bench.harness.worker train hybrid --backend numpy --dtype float64" in text
 
 
 def test_parity_check_fails_on_a_real_difference():

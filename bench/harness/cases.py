@@ -1,93 +1,31 @@
-"""What the benchmarks measure: shapes, inputs, train steps and what can run here.
+"""What the benchmarks measure: kernel inputs, train steps and what can run here.
 
-Sizes follow the model: ``d_model`` is the hidden size, the Mamba inner width is
-``d_inner = 2 * d_model`` and minGRU / GRU run with ``H = d_model`` hidden units.
+The shapes live in :mod:`bench.harness.sizes` (re-exported here). This module imports
+the engine: it is used by the harness process and by the workers hosting our
+implementations, never by a worker hosting a PyTorch peer.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from bench.harness.sizes import (DTYPES, SIZES, SMOKE_SIZES, SMOKE_TRAIN_SIZE, TRAIN_SIZE, Size,  # noqa: F401
+                                 sizes_for)
 from engine.backend import BACKENDS, BackendUnavailableError, get_kernels
 from engine.functional import mse_loss
 from engine.kernels.api import TIME_LOOPS as KERNELS
 from engine.optim import Adam
-from engine.parity import assert_parity
 from models import build_model
 from models.names import MODEL_NAMES
 
 __all__ = ["Size", "SIZES", "SMOKE_SIZES", "TRAIN_SIZE", "SMOKE_TRAIN_SIZE", "KERNELS", "MODEL_NAMES",
-           "BACKENDS", "DTYPES", "sizes_for", "numba_available", "torch_available", "numba_threads",
+           "BACKENDS", "DTYPES", "sizes_for", "numba_available", "peer_available", "numba_threads",
            "make_kernel_args", "make_exp_floor", "make_optimizer", "make_train_data", "build_forecaster",
-           "forward_backward", "make_train_step", "kernel_share", "check_train_parity"]
-
-
-# ----------------------------------------------------------------------------------
-# Sizes
-# ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Size:
-    """A benchmark shape.
-
-    Parameters
-    ----------
-    name : str
-        Short label used in test ids, groups and tables.
-    batch, seq_len : int
-    d_model : int
-        Hidden size; Mamba's inner width is ``2 * d_model``, minGRU/GRU use ``H = d_model``.
-    d_state : int
-        SSM state size.
-    """
-
-    name: str
-    batch: int
-    seq_len: int
-    d_model: int
-    d_state: int = 16
-
-    @property
-    def d_inner(self) -> int:
-        """Channels of the selective scan (``expand = 2``)."""
-        return 2 * self.d_model
-
-    @property
-    def hidden(self) -> int:
-        """Hidden units of minGRU and GRU."""
-        return self.d_model
-
-    def label(self, kernel: str = "selective_scan_fwd") -> str:
-        """A compact shape description for tables (scan kernels show d and n)."""
-        if kernel.startswith("selective_scan") or kernel == "exp_floor":
-            return f"{self.name} (b={self.batch}, L={self.seq_len}, d={self.d_inner}, n={self.d_state})"
-        return f"{self.name} (b={self.batch}, L={self.seq_len}, H={self.hidden})"
-
-
-#: The three sizes of the issue: the default model, a long sequence, one long series.
-SIZES = (
-    Size("default", batch=64, seq_len=60, d_model=64),
-    Size("long", batch=4, seq_len=2048, d_model=64),
-    Size("single", batch=1, seq_len=512, d_model=16),
-)
-#: Same names, tiny shapes: used when benchmarks only run once as smoke tests.
-SMOKE_SIZES = (
-    Size("default", batch=4, seq_len=12, d_model=8, d_state=4),
-    Size("long", batch=2, seq_len=96, d_model=4, d_state=4),
-    Size("single", batch=1, seq_len=40, d_model=4, d_state=4),
-)
-#: Train-step and PyTorch comparison shape: batch 64, seq_len 60, hidden 64, d_state 16.
-TRAIN_SIZE = SIZES[0]
-SMOKE_TRAIN_SIZE = SMOKE_SIZES[0]
-DTYPES = (np.float64, np.float32)
-
-
-def sizes_for(smoke: bool) -> tuple:
-    """The kernel sizes of a full run or of a smoke run."""
-    return SMOKE_SIZES if smoke else SIZES
+           "forward_backward", "make_train_step", "kernel_share"]
 
 
 # ----------------------------------------------------------------------------------
@@ -102,13 +40,21 @@ def numba_available() -> tuple[bool, str]:
     return True, ""
 
 
-def torch_available() -> tuple[bool, str]:
-    """Whether torch and mambapy import; the reason when they do not."""
-    try:
-        import torch  # noqa: F401
-        import mambapy.mamba  # noqa: F401
-    except Exception as exc:  # a broken torch install raises more than ImportError
-        return False, f"torch/mambapy unavailable: {exc}"
+def peer_available(pair) -> tuple[bool, str]:
+    """Whether the libraries of a PyTorch peer are installed (without importing them here).
+
+    Parameters
+    ----------
+    pair : bench.harness.peers.Pair
+
+    Returns
+    -------
+    bool, str
+        The reason when they are not.
+    """
+    missing = [m for m in pair.modules if importlib.util.find_spec(m.split(".")[0]) is None]
+    if missing:
+        return False, f"{pair.peer} unavailable: {', '.join(missing)} not installed"
     return True, ""
 
 
@@ -317,11 +263,3 @@ def kernel_share(step: Callable, backend: str, calls: int = 3) -> float:
             step()
         total = time.perf_counter() - t0
     return min(1.0, spent[0] / total) if total > 0 else 0.0
-
-
-def check_train_parity(name: str, size: Size, dtype, seed: int = 0) -> float:
-    """Prediction and every parameter gradient of the numpy and numba models agree."""
-    x, y = make_train_data(size, dtype, seed)
-    ref = forward_backward(build_forecaster(name, size, "numpy", dtype, seed), x, y)
-    got = forward_backward(build_forecaster(name, size, "numba", dtype, seed), x, y)
-    return assert_parity((got[0],) + got[1], (ref[0],) + ref[1], dtype, f"{name} train step {np.dtype(dtype)}")

@@ -1,4 +1,11 @@
-"""The ``bench`` sub-command of ``cli.py``: options, the run, the printed table and BENCHMARKS.md."""
+"""The ``bench`` sub-command of ``cli.py``: options, the run, the printed table and BENCHMARKS.md.
+
+Sections (``--only``): ``kernels`` (NumPy against Numba kernels, in this process),
+``train`` (train steps on both backends and their machine floor), ``torch`` (our
+layers against their PyTorch peers), ``e2e`` (whole ``cli.py train`` runs) and
+``compile`` (compile cost); all but ``kernels`` run each implementation in a process
+of its own.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +13,6 @@ import sys
 
 from bench.harness.markdown import format_table, write_markdown
 from bench.harness.run import SECTIONS, run_benchmarks
-from engine.backend import single_threaded_blas
 
 __all__ = ["add_arguments", "run", "main"]
 
@@ -24,7 +30,7 @@ def _sections(text: str) -> tuple:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the options of ``bench`` to ``parser`` (for the cli.py registry)."""
     parser.add_argument("--quick", action="store_true",
-                        help="fewer, shorter samples and float64 kernels only (about a minute)")
+                        help="fewer, shorter samples, float64 kernels only, no cold compiles")
     parser.add_argument("--write", metavar="PATH", default=None,
                         help="also write the result as Markdown (e.g. BENCHMARKS.md)")
     parser.add_argument("--only", type=_sections, default=SECTIONS,
@@ -39,10 +45,9 @@ def run(args: argparse.Namespace) -> int:
 
     This and :func:`add_arguments` are the interface ``cli.py`` loads.
     """
-    # Measured as training runs them: BLAS on one thread, so its threads do not fight
-    # Numba's for the cores (with both on, a hybrid step was 2-3x slower).
-    with single_threaded_blas():
-        report = run_benchmarks(quick=args.quick, smoke=args.smoke, sections=args.only)
+    # No thread limits here: kernels run as a library user runs them, and everything
+    # else runs in worker processes that start from library defaults.
+    report = run_benchmarks(quick=args.quick, smoke=args.smoke, sections=args.only)
     print(format_table(report))
     if args.write:
         path = write_markdown(report, args.write)

@@ -1,16 +1,17 @@
-"""Compile cost of the Numba kernel set, each measurement in a fresh interpreter."""
+"""Compile cost of the whole Numba kernel set, each measurement in a fresh interpreter.
+
+What a first ``cli.py train`` waits for (only the kernels a run uses) is measured by
+:func:`bench.harness.wholeprocess.compile_wait`.
+"""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from bench.harness.client import REPO_ROOT, clean_env
 
 __all__ = ["REPO_ROOT", "compile_run"]
-
-#: The project root: the child interpreters import the engine from here.
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _COMPILE_SCRIPT = (
     "import time\n"
@@ -43,10 +44,9 @@ def compile_run(cache_dir, baseline: bool = False, timeout: float = 900.0) -> di
     dict
         ``wall`` (whole child process), ``import`` and ``warmup`` (measured inside it).
     """
-    env = dict(os.environ)
+    env = clean_env()
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = str(cache_dir)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _BASELINE_SCRIPT if baseline else _COMPILE_SCRIPT],

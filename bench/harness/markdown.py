@@ -1,71 +1,19 @@
-"""The bench report as text and Markdown, with the issue's speed targets judged."""
+"""The bench report as text and Markdown: tables, targets judged, what bounds them, how to reproduce.
+
+Each section of :class:`bench.harness.run.Report` with rows gets one table (a block in
+:func:`_tables`); the targets come from :mod:`bench.harness.targets`.
+"""
 from __future__ import annotations
 
 import datetime
 from pathlib import Path
 
 from bench.harness.run import Report
-from models.names import HYBRID
+from bench.harness.targets import BOUNDS_FILE, evaluate_targets, load_bounds
 
-__all__ = ["REPRODUCE", "evaluate_targets", "format_table", "to_markdown", "write_markdown"]
+__all__ = ["REPRODUCE", "bounds_section", "evaluate_targets", "format_table", "to_markdown", "write_markdown"]
 
 REPRODUCE = "python cli.py bench --write BENCHMARKS.md"
-
-
-def evaluate_targets(report: Report) -> list[dict]:
-    """The five speed targets of the issue, each met / not met / not measured.
-
-    Returns
-    -------
-    list of dict
-        ``target``, ``measured`` (text) and ``status``.
-    """
-    out = []
-
-    def add(target, measured, ok):
-        status = "not measured" if ok is None else ("met" if ok else "NOT met")
-        if report.smoke and ok is not None:
-            status = "n/a (smoke shapes)"
-        out.append({"target": target, "measured": measured, "status": status})
-
-    hyb = [r for r in report.train if r["model"] == HYBRID and r["speedup"]]
-    if hyb:
-        by = {r["dtype"]: r["speedup"] for r in hyb}
-        judged = by.get("float64", next(iter(by.values())))
-        ceil = {r["dtype"]: r.get("ceiling") for r in hyb}
-        add("hybrid train step, default size: numba >= 5x numpy",
-            ", ".join(f"{k}: {v:.1f}x" + (f" (ceiling {ceil[k]:.1f}x)" if ceil.get(k) else "") for k, v in by.items())
-            + "; judged on float64", judged >= 5)
-    else:
-        add("hybrid train step, default size: numba >= 5x numpy", "-", None)
-
-    single = [r for r in report.kernels if r["kernel"].startswith("selective_scan")
-              and r["size"].startswith("single") and r["speedup"]]
-    if single:
-        add("single long series (b=1, L=512, d=32): scan >= 20x",
-            ", ".join(f"{r['kernel'].replace('selective_scan_', '')} {r['dtype']}: {r['speedup']:.1f}x" for r in single),
-            all(r["speedup"] >= 20 for r in single))
-    else:
-        add("single long series (b=1, L=512, d=32): scan >= 20x", "-", None)
-
-    fwd = [r for r in report.kernels if r["kernel"] == "selective_scan_fwd" and r["floor_fraction"]]
-    if fwd:
-        add("scan forward within 2x of the exp floor (fraction >= 0.5)",
-            ", ".join(f"{r['size'].split()[0]} {r['dtype']}: {r['floor_fraction']:.2f}" for r in fwd),
-            all(r["floor_fraction"] >= 0.5 for r in fwd))
-    else:
-        add("scan forward within 2x of the exp floor (fraction >= 0.5)", "-", None)
-
-    for layer, target, need in (("MambaBlock", "MambaBlock fwd+bwd >= 5x faster than mambapy (float32)", 5.0),
-                                ("GRULayer", "GRULayer fwd+bwd no slower than torch.nn.GRU (float32)", 1.0)):
-        rows = [r for r in report.torch if r["layer"] == layer and r.get("speedup_vs_torch")]
-        if rows:
-            s = rows[0]["speedup_vs_torch"]
-            add(target, f"{s:.2f}x (torch {rows[0]['torch'] * 1e3:.2f} ms, ours {rows[0]['numba'] * 1e3:.2f} ms)",
-                s >= need)
-        else:
-            add(target, "-", None)
-    return out
 
 
 def _ms(x) -> str:
@@ -88,48 +36,73 @@ def _err(x) -> str:
     return "-" if x is None else f"{x:.1e}"
 
 
+def _sci(x, unit=1e6, suffix="M") -> str:
+    return "-" if x is None else f"{x / unit:.1f}{suffix}"
+
+
 def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table, shared by the text and Markdown writers."""
     tables = []
     if report.kernels:
         tables.append((
-            "Kernels (median ms per call; floor fraction = exp floor / numba time; the exp floor "
-            "is one np.exp over b*L*d*n values, single-threaded)",
+            "Kernels (median ms per call, in the harness's process; floor fraction = exp floor / numba "
+            "time; the exp floor is one np.exp over b*L*d*n values, single-threaded)",
             ["kernel", "size", "dtype", "numpy ms", "numba ms", "speed-up", "numba 1-thread ms",
              "exp floor ms", "floor fraction", "parity err"],
             [[r["kernel"], r["size"], r["dtype"], _ms(r["numpy"]), _ms(r["numba"]), _x(r["speedup"]),
               _ms(r.get("numba_1t")), _ms(r["floor"]), _f(r["floor_fraction"]), _err(r["parity"])]
              for r in report.kernels]))
     if report.train:
-        size = report.train[0]["size"]
         tables.append((
-            f"Train step: forward + MSE backward + {report.train[0]['optimizer']} step ({size}, 1 feature). "
-            "Kernel share = time inside the time-loop kernels; ceiling = 1 / (1 - numpy kernel share), "
+            "Train step: forward + MSE backward + Adam step, 1 feature, each backend in a process of its "
+            "own. Kernel share = time inside the time-loop kernels; ceiling = 1 / (1 - numpy kernel share), "
             "the speed-up if the kernels took no time at all",
-            ["model", "dtype", "numpy ms", "numba ms", "speed-up", "kernel share numpy",
+            ["model", "size", "dtype", "numpy ms", "numba ms", "speed-up", "kernel share numpy",
              "kernel share numba", "ceiling", "parity err"],
-            [[r["model"], r["dtype"], _ms(r["numpy"]), _ms(r["numba"]), _x(r["speedup"]),
-              _pct(r.get("share_numpy")), _pct(r.get("share_numba")), _x(r.get("ceiling")), _err(r["parity"])]
-             for r in report.train]))
-    if report.torch:
+            [[r["model"], f"{r['size_name']} ({r['size']})", r["dtype"], _ms(r["numpy"]), _ms(r["numba"]),
+              _x(r["speedup"]), _pct(r.get("share_numpy")), _pct(r.get("share_numba")), _x(r.get("ceiling")),
+              _err(r["parity"])] for r in report.train]))
         tables.append((
-            f"PyTorch CPU counterparts, forward + backward ({report.torch[0]['size']}, "
-            f"{report.machine.get('numba threads')} threads each)",
-            ["layer", "PyTorch", "dtype", "torch ms", "ours numpy ms", "ours numba ms",
-             "numba vs torch", "parity err"],
-            [[r["layer"], r["torch_impl"], r["dtype"], _ms(r["torch"]), _ms(r["numpy"]), _ms(r["numba"]),
-              _x(r["speedup_vs_torch"]), _err(r["parity"])] for r in report.torch]))
+            "Machine floor of each train step: its matrix products (every forward product and both backward "
+            "products, read from the model, BLAS on all cores) plus the exponentials it must evaluate (the "
+            "engine's vectorised exp, all cores); measured in a process of its own",
+            ["model", "size", "dtype", "products", "multiply-adds", "GEMM ms", "exps", "exp ms", "floor ms",
+             "numba ms", "numba / floor", "numpy / floor"],
+            [[r["model"], r["size_name"], r["dtype"], str(r["gemms"]), _sci(r["macs"]), _ms(r["floor_gemm"]),
+              _sci(r["exps"]), _ms(r["floor_exp"]), _ms(r["floor"]), _ms(r["numba"]), _x(r["numba_vs_floor"]),
+              _x(r["numpy_vs_floor"])] for r in report.train]))
+    if report.torch:
+        r0 = report.torch[0]
+        tables.append((
+            f"Our layers against their PyTorch peers, forward + backward ({r0['size']}); every implementation "
+            "in a fresh process of its own with its library's defaults; PyTorch gets torch.set_num_threads "
+            "equal to our thread count, nothing else is set",
+            ["layer", "peer", "dtype", "threads (ours / peer; peer default)", "peer ms", "ours numpy ms",
+             "ours numba ms", "numba vs peer", "numba vs numpy", "parity err"],
+            [[r["layer"], r["peer_impl"], r["dtype"],
+              f"{report.machine.get('numba threads')} / {r['threads']}; {r.get('peer_default_threads')}",
+              _ms(r["peer"]), _ms(r["numpy"]), _ms(r["numba"]), _x(r["speedup_vs_peer"]),
+              _x(r["numba_vs_numpy"]), _err(r["parity"])] for r in report.torch]))
+    if report.e2e:
+        walls = {r["backend"]: r["wall"] for r in report.e2e}
+        ratio = walls["numpy"] / walls["numba"] if {"numpy", "numba"} <= set(walls) else None
+        tables.append((
+            "Whole runs of cli.py train, timed from outside (start-up, data, training, evaluation; warm "
+            f"Numba cache; median of runs). numba vs numpy: {_x(ratio)}",
+            ["backend", "wall s", "runs s", "command"],
+            [[r["backend"], f"{r['wall']:.2f}", ", ".join(f"{w:.2f}" for w in r["runs"]), f"`{r['command']}`"]
+             for r in report.e2e]))
     if report.compile:
         tables.append((
-            "Compile cost (fresh interpreter; median of rounds)",
+            "Compile cost (fresh interpreters; median of rounds)",
             ["what", "wall s", "import + warmup s", "rounds", "note"],
-            [[r["what"], f"{r['wall']:.2f}", f"{r['in_process']:.2f}", str(r["rounds"]), r["note"]]
+            [[r["what"], f"{r['wall']:.2f}", _f(r["in_process"]), str(r["rounds"]), r["note"]]
              for r in report.compile]))
     if report.study:
         tables.append(_study_table(report.study))
     targets = evaluate_targets(report)
-    tables.append(("Targets", ["target", "measured", "status"],
-                   [[t["target"], t["measured"], t["status"]] for t in targets]))
+    tables.append(("Targets (issue 9)", ["target", "measured", "status", "aim"],
+                   [[t["target"], t["measured"], t["status"], t["aim"]] for t in targets]))
     return tables
 
 
@@ -147,6 +120,31 @@ def _study_table(rows) -> tuple:
         [[r["executor"], str(r["runs"]), str(r["rounds"]), f"{r['per_min_running']:.1f}", _x(r["vs_pool"]),
           f"{r['start']:.1f}", f"{r['training']:.1f}", f"{r['per_min_training']:.1f}", f"{r['wall']:.1f}",
           f"{r['per_min_wall']:.1f}"] for r in rows])
+
+
+def bounds_section(report: Report, bounds_file=BOUNDS_FILE) -> list[str]:
+    """Markdown lines: for each target not met, what bounds it (from ``bench/bounds.md``)."""
+    notes = load_bounds(bounds_file)
+    lines = []
+    for t in evaluate_targets(report):
+        if t["status"] != "NOT met":
+            continue
+        lines += [f"### {t['target']}", "", f"Measured: {t['measured']}.", ""]
+        lines += [notes.get(t["id"]) or f"_No explanation yet: add a `### {t['id']}` section to "
+                  f"`bench/bounds.md`, with the measurement that shows the bound._", ""]
+    return lines
+
+
+def _commands(report: Report) -> list[str]:
+    """Markdown lines: the stand-alone command of every layer-pair and train-step row."""
+    lines = []
+    for r in report.torch:
+        for impl, cmd in r.get("commands", {}).items():
+            lines.append(f"- {r['layer']} {r['dtype']}, {impl}: `{cmd}`")
+    for r in report.train:
+        for impl, cmd in r.get("commands", {}).items():
+            lines.append(f"- {r['model']} train step {r['size_name']} {r['dtype']}, {impl}: `{cmd}`")
+    return lines
 
 
 def format_table(report: Report) -> str:
@@ -167,19 +165,31 @@ def format_table(report: Report) -> str:
     return "\n".join(parts)
 
 
-def to_markdown(report: Report) -> str:
-    """The report as Markdown: machine, reproduction command, tables, targets."""
+def to_markdown(report: Report, bounds_file=BOUNDS_FILE) -> str:
+    """The report as Markdown: machine, how to reproduce, tables, targets, what bounds them."""
     lines = ["# Benchmarks", ""]
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     mode = " (quick mode: fewer samples, noisier)" if report.quick else ""
     mode += " (SMOKE shapes: numbers are meaningless)" if report.smoke else ""
     lines += [f"Measured {when}{mode} in {report.seconds:.0f} s. Reproduce from the repository root with:", "",
               "```", REPRODUCE, "```", "",
-              "Timings are medians of `time.perf_counter` samples after a warm-up call (Numba "
-              "compiles before any timing). Every NumPy/Numba (and PyTorch/ours) pair is first checked "
-              "for agreement: `parity err` is the largest difference relative to the largest reference "
-              "value (tolerance 1e-10 in float64, 1e-4 in float32). The pytest-benchmark suite in "
-              "`bench/` measures the same work: `pytest --benchmark-only`.", "",
+              "or with pytest-benchmark: `pytest --benchmark-only` (the same work, one pytest-benchmark group "
+              "per pair). The load average at start and end (table Machine) says how busy the machine was.", "",
+              "How it is measured. Kernels run in the harness's own process. Every train step, every layer "
+              "and every PyTorch peer runs in a fresh worker process of its own (`python -m "
+              "bench.harness.worker`), started without any thread or wait-policy variable, with no "
+              "threadpoolctl: our layers as a library user runs them, each peer with its library's defaults "
+              "and `torch.set_num_threads(N)`, N our thread count. Workers take turns in interleaved rounds; "
+              "before each turn the harness waits until no worker uses CPU (thread pools spin after a call), "
+              "and each turn is one untimed step then a burst of steps timed inside the worker with "
+              "`time.perf_counter`. Tables show medians.", "",
+              "Before anything is timed, each pair is checked for agreement: our layers load the peer's "
+              "weights and must give the same outputs, input gradients and weight gradients; the numba "
+              "train step must give the numpy step's prediction and gradients. `parity err` is the largest "
+              "difference relative to the largest reference value (tolerance 1e-10 in float64, 1e-4 in "
+              "float32). minGRU-pytorch is the log-space minGRU (candidate `g(linear_h(x))`, no biases); "
+              "its parity is checked against its own function computed with our layer's linears and kernels, "
+              "and our timed layer is the plain minGRU (`bench/harness/peers.py`).", "",
               "## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report.machine.items()]
     lines.append("")
@@ -188,6 +198,16 @@ def to_markdown(report: Report) -> str:
                   "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
         lines.append("")
+    bounds = bounds_section(report, bounds_file)
+    if bounds:
+        lines += ["## What bounds the targets not met", "",
+                  "From `bench/bounds.md` (hand-written, kept when this file is regenerated).", ""] + bounds
+    commands = _commands(report)
+    if commands:
+        lines += ["## Reproduce one row in a process of your own", "",
+                  "Each command builds one implementation in a fresh interpreter, makes 2 untimed steps, "
+                  "times 30 and prints the median (the harness samples the same way). Run from the "
+                  "repository root.", ""] + commands + [""]
     if report.skipped:
         lines += ["## Skipped", ""] + [f"- {s}" for s in report.skipped] + [""]
     return "\n".join(lines)

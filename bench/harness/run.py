@@ -1,10 +1,16 @@
-"""``cli.py bench``: measure kernels, train steps, PyTorch counterparts and compile cost.
+"""``cli.py bench``: measure kernels, train steps, layer pairs, whole runs and compile cost.
 
-:func:`run_benchmarks` times the same work as the pytest-benchmark files in ``bench/``,
-with plain :func:`time.perf_counter` medians (:mod:`bench.harness.timing`), and returns a
-:class:`Report` that :mod:`bench.harness.markdown` prints or writes. Every timed pair is
-first checked for agreement between the two implementations (:mod:`engine.parity`), so
-a fast kernel that computes something else cannot look good.
+:func:`run_benchmarks` measures the same work as the pytest-benchmark files in ``bench/``
+and returns a :class:`Report` that :mod:`bench.harness.markdown` prints or writes.
+Kernels are timed in this process (:mod:`bench.harness.timing`); every train step, layer
+and PyTorch peer runs in a worker process of its own (:mod:`bench.harness.steps`,
+:mod:`bench.harness.layers`), and whole ``cli.py`` runs are timed from outside
+(:mod:`bench.harness.wholeprocess`). Every timed pair is first checked for agreement
+between the two implementations (:mod:`engine.parity`), so a fast implementation that
+computes something else cannot look good.
+
+A section is a name in :data:`SECTIONS`, a list in :class:`Report` and a runner in
+:data:`RUNNERS`.
 """
 from __future__ import annotations
 
@@ -20,20 +26,22 @@ from typing import Callable
 
 import numpy as np
 
-from bench.harness.cases import (BACKENDS, DTYPES, KERNELS, MODEL_NAMES, SMOKE_TRAIN_SIZE, TRAIN_SIZE,
-                                 build_forecaster, check_train_parity, kernel_share, make_exp_floor,
-                                 make_kernel_args, make_optimizer, make_train_data, make_train_step,
-                                 numba_available, numba_threads, sizes_for, torch_available)
+from bench.harness.cases import KERNELS, make_exp_floor, make_kernel_args, numba_available, numba_threads
+from bench.harness.client import THREAD_ENV, WorkerPool
 from bench.harness.compile_cost import compile_run
-from bench.harness.peers import make_torch_gru_pair, make_torch_mamba_pair
+from bench.harness.layers import run_layer_pairs
+from bench.harness.peers import default_threads
+from bench.harness.sizes import DTYPES, TRAIN_SIZE, SMOKE_TRAIN_SIZE, sizes_for, train_sizes_for
+from bench.harness.steps import run_train_steps
 from bench.harness.timing import time_median, time_medians
+from bench.harness.wholeprocess import E2E_ARGS, SMOKE_ARGS, compile_wait, train_command, train_end_to_end
 from engine.backend import get_kernels
 from engine.parity import assert_parity
 
-__all__ = ["SECTIONS", "Report", "machine_info", "run_benchmarks"]
+__all__ = ["SECTIONS", "RUNNERS", "Report", "Settings", "machine_info", "run_benchmarks"]
 
 
-SECTIONS = ("kernels", "train", "torch", "compile", "study")
+SECTIONS = ("kernels", "train", "torch", "e2e", "compile", "study")
 
 
 @dataclass
@@ -47,6 +55,7 @@ class Report:
     kernels: list = field(default_factory=list)
     train: list = field(default_factory=list)
     torch: list = field(default_factory=list)
+    e2e: list = field(default_factory=list)
     compile: list = field(default_factory=list)
     study: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
@@ -55,6 +64,21 @@ class Report:
     def to_dict(self) -> dict:
         """Plain-data form (e.g. for JSON)."""
         return dataclasses.asdict(self)
+
+
+@dataclass
+class Settings:
+    """What the section runners share: the mode, the workers, the timers, the log."""
+
+    quick: bool
+    smoke: bool
+    dtypes: tuple
+    has_numba: bool
+    why_no_numba: str
+    timer: dict
+    worker_timer: dict
+    pool: WorkerPool
+    log: Callable[[str], None]
 
 
 def machine_info() -> dict:
@@ -73,6 +97,10 @@ def machine_info() -> dict:
         "logical cores": os.cpu_count(),
         "usable cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "numba threads": numba_threads(),
+        "threads given to PyTorch peers": default_threads(),
+        "thread variables removed from workers' environment": ", ".join(
+            sorted(k for k in os.environ if any(k.startswith(p) if p.endswith("_") else k == p
+                                                 for p in THREAD_ENV))) or "none set",
         "os": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -87,6 +115,7 @@ def machine_info() -> dict:
     # Versions from the installed metadata: importing torch costs seconds.
     info["torch"] = _dist_version("torch") or "not installed"
     info["mambapy"] = _dist_version("mambapy") or "not installed"
+    info["minGRU-pytorch"] = _dist_version("minGRU-pytorch") or "not installed"
     try:
         from threadpoolctl import threadpool_info
 
@@ -121,34 +150,43 @@ def _log_default(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-#: ``time_median`` settings per mode; a smoke run makes one call per measurement.
+#: ``time_median`` settings per mode (kernels, in this process); a smoke run makes one call.
 TIMERS = {
     "full": dict(budget=0.6, min_samples=3, max_samples=40),
     "quick": dict(budget=0.15, min_samples=3, max_samples=15),
     "smoke": dict(budget=0.0, min_samples=1, max_samples=1, min_sample_time=0.0),
 }
+#: ``time_workers`` settings per mode (train steps, layer pairs: one worker each).
+WORKER_TIMERS = {
+    "full": dict(budget=6.0, min_rounds=4, max_rounds=12, min_burst_time=0.2, max_burst=10),
+    "quick": dict(budget=1.5, min_rounds=2, max_rounds=4, min_burst_time=0.1, max_burst=5),
+    "smoke": dict(min_rounds=1, probe=False),
+}
 
 
 def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
                    dtypes=None, log: Callable[[str], None] | None = _log_default,
-                   timer: dict | None = None) -> Report:
-    """Measure kernels, train steps, PyTorch counterparts and compile cost.
+                   timer: dict | None = None, worker_timer: dict | None = None) -> Report:
+    """Measure kernels, train steps, layer pairs, whole runs and compile cost.
 
     Parameters
     ----------
     quick : bool
-        Fewer and shorter samples and float64 kernels only; about a minute instead of
-        several. Numbers are noisier but the rows are the same.
+        Fewer and shorter samples, float64 kernels only, no cold compiles: a few
+        minutes instead of tens. Numbers are noisier but the rows are the same.
     smoke : bool
-        Tiny shapes (as the pytest smoke run): checks the harness, numbers mean nothing.
+        Tiny shapes (as the pytest smoke run): checks the harness end to end, numbers
+        mean nothing and no target is judged.
     sections : iterable of str
-        Any of ``"kernels", "train", "torch", "compile", "study"``.
+        Any of :data:`SECTIONS`.
     dtypes : iterable of numpy dtypes, optional
-        Kernel dtypes; default float64 and float32 (float64 only with ``quick``).
+        Kernel and layer-pair dtypes; default float64 and float32 (float64 kernels only
+        with ``quick`` or ``smoke``).
     log : callable or None
         Progress messages (stderr by default).
-    timer : dict, optional
-        Keyword arguments of :func:`time_median`, overriding the mode's :data:`TIMERS`.
+    timer, worker_timer : dict, optional
+        Keyword arguments of :func:`time_median` (kernels) and of
+        :func:`bench.harness.timing.time_workers`, overriding the mode's defaults.
 
     Returns
     -------
@@ -162,41 +200,83 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
     started = time.perf_counter()
     argv = ["python", "cli.py", "bench"] + (["--quick"] if quick else []) + (["--smoke"] if smoke else [])
     report = Report(machine=machine_info(), command=" ".join(argv), quick=quick, smoke=smoke)
-    if timer is None:
-        timer = TIMERS["smoke" if smoke else "quick" if quick else "full"]
-    if dtypes is None:
-        dtypes = (np.float64,) if quick or smoke else DTYPES
+    mode = "smoke" if smoke else "quick" if quick else "full"
     has_numba, why = numba_available()
     if not has_numba:
         report.skipped.append(why)
         log(why)
-    if has_numba and not smoke:
+    with WorkerPool(shared=smoke) as pool:
+        settings = Settings(quick=quick, smoke=smoke, dtypes=tuple(dtypes) if dtypes else DTYPES,
+                            has_numba=has_numba, why_no_numba=why, timer=timer or TIMERS[mode],
+                            worker_timer=worker_timer or WORKER_TIMERS[mode], pool=pool, log=log)
+        for name in SECTIONS:
+            if name in sections:
+                RUNNERS[name](report, settings)
+    report.seconds = time.perf_counter() - started
+    report.machine["load average at end (1/5/15 min)"] = _loadavg()
+    return report
+
+
+def _section_kernels(report, st: Settings) -> None:
+    if st.has_numba and not st.smoke:
         # Compile (or load from the cache) outside every timed region. A smoke run
         # skips this: its parity calls precede all timing and load what they need.
         t0 = time.perf_counter()
         get_kernels("numba").warmup()
-        log(f"numba warmup: {time.perf_counter() - t0:.1f} s")
-    if "kernels" in sections:
-        _run_kernels(report, sizes_for(smoke), dtypes, has_numba, timer, log)
-    if "train" in sections:
-        _run_train(report, SMOKE_TRAIN_SIZE if smoke else TRAIN_SIZE, has_numba, timer, log)
-    if "torch" in sections:
-        ok, why_t = torch_available()
-        if ok:
-            _run_torch(report, SMOKE_TRAIN_SIZE if smoke else TRAIN_SIZE, has_numba, timer, log)
-        else:
-            report.skipped.append(why_t)
-            log(why_t)
-    if "compile" in sections:
-        if has_numba:
-            _run_compile(report, cold=not (quick or smoke), rounds=1 if smoke else 3, log=log)
-        else:
-            report.skipped.append("compile cost: " + why)
-    if "study" in sections:
-        _run_study(report, "numba" if has_numba else "numpy", quick or smoke, smoke, log)
-    report.seconds = time.perf_counter() - started
-    report.machine["load average at end (1/5/15 min)"] = _loadavg()
-    return report
+        st.log(f"numba warmup: {time.perf_counter() - t0:.1f} s")
+    dtypes = st.dtypes if not (st.quick or st.smoke) else st.dtypes[:1]
+    _run_kernels(report, sizes_for(st.smoke), dtypes, st.has_numba, st.timer, st.log)
+
+
+def _section_train(report, st: Settings) -> None:
+    run_train_steps(report, st.pool, train_sizes_for(st.smoke), st.worker_timer, st.log)
+
+
+def _section_torch(report, st: Settings) -> None:
+    size = SMOKE_TRAIN_SIZE if st.smoke else TRAIN_SIZE
+    run_layer_pairs(report, st.pool, size, st.dtypes, st.worker_timer, st.log)
+
+
+def _section_e2e(report, st: Settings) -> None:
+    args = E2E_ARGS
+    if st.smoke:
+        args = ("--model", "hybrid", "--epochs", "1", "--patience", "0") + SMOKE_ARGS
+    backends = ("numpy", "numba") if st.has_numba else ("numpy",)
+    st.log(f"whole runs: python {' '.join(train_command('BACKEND', args))} ...")
+    walls = train_end_to_end(backends, rounds=1 if (st.quick or st.smoke) else 2, args=args, warm=not st.smoke)
+    for backend, runs in walls.items():
+        report.e2e.append({"backend": backend, "wall": statistics.median(runs), "runs": runs,
+                           "command": "python " + " ".join(train_command(backend, args, "OUT"))})
+        st.log(f"cli.py train ({backend}): {statistics.median(runs):.1f} s")
+
+
+def _section_compile(report, st: Settings) -> None:
+    if not st.has_numba:
+        report.skipped.append("compile cost: " + st.why_no_numba)
+        return
+    cold = not (st.quick or st.smoke)
+    _run_compile(report, cold=cold, rounds=1 if st.smoke else 3, log=st.log)
+    if cold:
+        st.log("first cli.py train --backend numba on an empty cache, then warm (takes a while)...")
+        w = compile_wait()
+        for what, key, note in (
+                ("first train: empty cache", "cold", "cli.py train --backend numba --epochs 1, fresh NUMBA_CACHE_DIR"),
+                ("first train: warm cache", "warm", "the same run on the filled directory (median of 2)"),
+                ("first train: compile wait", "wait", "empty cache minus warm cache, whole process")):
+            report.compile.append({"what": what, "wall": w[key], "in_process": None, "rounds": 1, "note": note})
+        st.log(f"first-train compile wait: {w['wait']:.1f} s (cold {w['cold']:.1f} s, warm {w['warm']:.1f} s)")
+    else:
+        report.skipped.append("first-train compile wait: skipped in quick/smoke mode (a cold compile takes "
+                              "a minute); run without --quick")
+
+
+def _section_study(report, st: Settings) -> None:
+    _run_study(report, "numba" if st.has_numba else "numpy", st.quick or st.smoke, st.smoke, st.log)
+
+
+#: Section name -> runner(report, settings).
+RUNNERS = {"kernels": _section_kernels, "train": _section_train, "torch": _section_torch,
+           "e2e": _section_e2e, "compile": _section_compile, "study": _section_study}
 
 
 def _run_kernels(report, sizes, dtypes, has_numba, timer, log):
@@ -249,61 +329,6 @@ def _one_thread(fn):
 def _kernel_line(row) -> str:
     nb = f"{row['numba'] * 1e3:9.3f} ms" if row["numba"] else "      n/a"
     return f"{row['kernel']:20s} {row['size']:45s} {row['dtype']:8s} numpy {row['numpy'] * 1e3:9.3f} ms  numba {nb}"
-
-
-def _run_train(report, size, has_numba, timer, log):
-    import models  # noqa: F401  (fail here, with a clear message, if models are missing)
-
-    for name in MODEL_NAMES:
-        for dtype in DTYPES:
-            row = {"model": name, "dtype": np.dtype(dtype).name, "numpy": None, "numba": None,
-                   "speedup": None, "parity": None, "optimizer": None,
-                   "share_numpy": None, "share_numba": None, "ceiling": None,
-                   "size": f"b={size.batch}, L={size.seq_len}, hidden={size.d_model}, n={size.d_state}"}
-            if has_numba:
-                row["parity"] = check_train_parity(name, size, dtype)
-            steps = {}
-            for backend in BACKENDS if has_numba else ("numpy",):
-                model = build_forecaster(name, size, backend, dtype)
-                x, y = make_train_data(size, dtype)
-                opt, row["optimizer"] = make_optimizer(model)
-                steps[backend] = make_train_step(model, x, y, opt)
-            for backend, timing in time_medians(steps, **timer).items():
-                row[backend] = timing.median
-                row["share_" + backend] = kernel_share(steps[backend], backend,
-                                                       calls=1 if timer.get("budget", 1) == 0 else 3)
-            if row["numba"]:
-                row["speedup"] = row["numpy"] / row["numba"]
-            if row["share_numpy"] is not None and row["share_numpy"] < 1:
-                row["ceiling"] = 1 / (1 - row["share_numpy"])
-            report.train.append(row)
-            log(f"train step {name:7s} {row['dtype']:8s} numpy {row['numpy'] * 1e3:8.2f} ms  "
-                f"numba {row['numba'] * 1e3 if row['numba'] else float('nan'):8.2f} ms")
-
-
-def _run_torch(report, size, has_numba, timer, log):
-    backends = BACKENDS if has_numba else ("numpy",)
-    pairs = (("MambaBlock", "mambapy MambaBlock (pscan=True)", make_torch_mamba_pair),
-             ("GRULayer", "torch.nn.GRU", make_torch_gru_pair))
-    dtype = np.float32
-    for layer, tname, make in pairs:
-        row = {"layer": layer, "torch_impl": tname, "dtype": np.dtype(dtype).name,
-               "size": f"b={size.batch}, L={size.seq_len}, d_model={size.d_model}",
-               "torch": None, "numpy": None, "numba": None, "parity": None}
-        fns = {}
-        for backend in backends:
-            torch_step, ours_step = make(size, backend, dtype)
-            expected = torch_step()
-            row["parity"] = max(row["parity"] or 0.0,
-                                assert_parity(ours_step(), expected, dtype, f"{layer} vs {tname} ({backend})"))
-            fns.setdefault("torch", torch_step)
-            fns[backend] = ours_step
-        for name, timing in time_medians(fns, **timer).items():
-            row[name] = timing.median
-        row["speedup_vs_torch"] = row["torch"] / row["numba"] if row["numba"] else None
-        report.torch.append(row)
-        log(f"{layer}: torch {row['torch'] * 1e3:.2f} ms, numpy {row['numpy'] * 1e3:.2f} ms, "
-            f"numba {row['numba'] * 1e3 if row['numba'] else float('nan'):.2f} ms")
 
 
 def _run_study(report, backend: str, once: bool, smoke: bool, log):

@@ -1,4 +1,8 @@
-"""Medians of interleaved samples, so a ratio survives a machine whose load drifts."""
+"""Medians of interleaved samples, so a ratio survives a machine whose load drifts.
+
+:func:`time_medians` samples functions of this process; :func:`time_workers` samples
+implementations hosted by worker processes (:mod:`bench.harness.client`).
+"""
 from __future__ import annotations
 
 import statistics
@@ -8,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Timing", "time_medians", "time_median"]
+__all__ = ["Timing", "time_medians", "time_median", "time_workers", "benchmark_worker"]
 
 
 @dataclass
@@ -70,3 +74,78 @@ def time_medians(fns: dict, budget: float = 0.5, min_samples: int = 5, max_sampl
 def time_median(fn: Callable, **kwargs) -> Timing:
     """Median wall time of one function; see :func:`time_medians` for the keywords."""
     return time_medians({"fn": fn}, **kwargs)["fn"]
+
+
+def time_workers(contenders: dict, budget: float = 5.0, min_rounds: int = 3, max_rounds: int = 15,
+                 min_burst_time: float = 0.15, max_burst: int = 10, probe: bool = True) -> dict:
+    """Median step time of implementations in worker processes, sampled in interleaved bursts.
+
+    Each round visits every contender once: the worker makes one untimed step (its thread
+    pools wake up, as they are awake in a training loop), then a burst of timed steps,
+    timing each inside itself (:func:`bench.harness.worker.measure`, no pipe in the
+    measured interval). Between visits the harness waits until every contender is idle
+    (:func:`bench.harness.client.wait_quiet`): one worker's spinning threads must not
+    take the cores of the next. Rounds alternate the contenders, so a drift in machine
+    load hits all of them alike.
+
+    Parameters
+    ----------
+    contenders : dict of str to (Worker, str)
+        Name to a worker and the id of its case (set up and checked by the caller).
+    budget : float
+        Target seconds of timed steps, all contenders together.
+    min_rounds, max_rounds : int
+    min_burst_time : float
+        A burst lasts at least this long (``max_burst`` steps at most).
+    probe : bool
+        Time one step of each first, to size bursts and rounds; without it every burst
+        is one step and there are ``min_rounds`` rounds (smoke runs).
+
+    Returns
+    -------
+    dict of str to Timing
+        ``samples`` is the number of timed steps, ``loops`` the burst length.
+    """
+    from bench.harness.client import wait_quiet
+
+    pids = [w.pid for w, _ in contenders.values()]
+    burst = {name: 1 for name in contenders}
+    rounds = min_rounds
+    if probe:
+        cost = {}
+        for name, (worker, case) in contenders.items():
+            cost[name] = max(worker.measure(case, calls=1, warmup=1)[0], 1e-6)
+            wait_quiet(pids)
+        for name, t in cost.items():
+            burst[name] = int(np.clip(np.ceil(min_burst_time / t), 1, max_burst))
+        round_cost = sum(cost[n] * burst[n] for n in contenders)
+        rounds = int(np.clip(budget / round_cost, min_rounds, max_rounds))
+    samples: dict = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, (worker, case) in contenders.items():
+            samples[name] += worker.measure(case, calls=burst[name], warmup=1)
+            wait_quiet(pids)
+    return {name: Timing(statistics.median(ts), len(ts), burst[name]) for name, ts in samples.items()}
+
+
+def benchmark_worker(benchmark, pool, worker, cases) -> list:
+    """Let pytest-benchmark time step requests to a worker (after warm-up and quiet).
+
+    The timed call is the round trip of ``step`` requests for every case in ``cases``
+    (one case, or the parts of a floor, in order): microseconds of pipe against
+    milliseconds of work. The worker's own time of each call goes to
+    ``benchmark.extra_info["inside_median_s"]``, so the pipe's share can be checked.
+
+    Returns
+    -------
+    list of float
+        The inside times of every timed call.
+    """
+    cases = [cases] if isinstance(cases, str) else list(cases)
+    for case in cases:
+        worker.warmup(case, 2)
+    pool.others_quiet(worker)
+    inside = []
+    benchmark(lambda: inside.append(sum(worker.step(case) for case in cases)))
+    benchmark.extra_info["inside_median_s"] = statistics.median(inside)
+    return inside

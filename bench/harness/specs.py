@@ -1,0 +1,109 @@
+"""Specs of the implementations a worker hosts, and the stand-alone command of each.
+
+:func:`layer_spec`, :func:`train_spec` and :func:`floor_spec` build the plain-data specs
+of :mod:`bench.harness.subjects`. :func:`command_for` turns a spec into the command a
+user runs to time the same thing in a fresh process of their own
+(``python -m bench.harness.worker ...``), and :func:`spec_from_args` turns that
+command's options back into the spec, so a published figure and its reproduction
+cannot drift apart (``tests/test_bench_harness.py`` holds the two together).
+
+Imports: the standard library and :mod:`bench.harness.sizes` only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.harness.sizes import CLI_TRAIN_SIZE, TRAIN_SIZE, Size
+
+__all__ = ["OURS_LAYERS", "PEER_IMPLS", "NAMED_SIZES", "layer_spec", "train_spec", "floor_spec",
+           "command_for", "spec_from_args", "describe"]
+
+#: Our layers and, in the same order, their peers (see :data:`bench.harness.peers.PAIRS`).
+OURS_LAYERS = ("MambaBlock", "GRULayer", "MinGRULayer")
+PEER_IMPLS = {"mambapy": "MambaBlock", "torch.nn.GRU": "GRULayer", "minGRU-pytorch": "MinGRULayer"}
+#: Sizes the stand-alone command knows by name.
+NAMED_SIZES = {"default": TRAIN_SIZE, "cli": CLI_TRAIN_SIZE}
+
+
+def layer_spec(layer: str, side: str, dtype, size: Size, backend: str | None = None,
+               threads: int | None = None, seed: int = 0) -> dict:
+    """Spec of our ``layer`` (``side="ours"``, with a backend) or of its peer (``"peer"``, with threads)."""
+    spec = {"kind": "layer", "layer": layer, "side": side, "dtype": np.dtype(dtype).name,
+            "size": size.to_dict(), "seed": int(seed)}
+    if side == "ours":
+        spec["backend"] = backend
+    else:
+        spec["threads"] = int(threads)
+    return spec
+
+
+def train_spec(model: str, backend: str, dtype, size: Size, seed: int = 0) -> dict:
+    """Spec of a forecaster's train step."""
+    return {"kind": "train", "model": model, "backend": backend, "dtype": np.dtype(dtype).name,
+            "size": size.to_dict(), "seed": int(seed)}
+
+
+def floor_spec(model: str, part: str, dtype, size: Size, seed: int = 0) -> dict:
+    """Spec of one part (``"gemm"`` or ``"exp"``) of a train step's machine floor."""
+    return {"kind": "floor", "model": model, "part": part, "dtype": np.dtype(dtype).name,
+            "size": size.to_dict(), "seed": int(seed)}
+
+
+def _size_args(size: dict) -> list[str]:
+    for name, known in NAMED_SIZES.items():
+        if known.to_dict() == size:
+            return ["--size", name]
+    return ["--batch", str(size["batch"]), "--seq-len", str(size["seq_len"]),
+            "--d-model", str(size["d_model"]), "--d-state", str(size["d_state"])]
+
+
+def command_for(spec: dict) -> list[str]:
+    """The stand-alone command that times ``spec`` in a fresh process (argv after ``python``)."""
+    argv = ["-m", "bench.harness.worker", spec["kind"]]
+    if spec["kind"] == "layer":
+        if spec["side"] == "ours":
+            argv += [spec["layer"], "--backend", spec["backend"]]
+        else:
+            peer = next(p for p, layer in PEER_IMPLS.items() if layer == spec["layer"])
+            argv += [peer, "--threads", str(spec["threads"])]
+    elif spec["kind"] == "train":
+        argv += [spec["model"], "--backend", spec["backend"]]
+    else:
+        argv += [spec["model"], "--part", spec["part"]]
+    argv += ["--dtype", spec["dtype"]] + _size_args(spec["size"])
+    if spec.get("seed", 0):
+        argv += ["--seed", str(spec["seed"])]
+    return argv
+
+
+def spec_from_args(args) -> dict:
+    """The spec of the stand-alone command's parsed options (see :mod:`bench.harness.worker`)."""
+    base = NAMED_SIZES[args.size]
+    dims = (args.batch or base.batch, args.seq_len or base.seq_len, args.d_model or base.d_model,
+            args.d_state or base.d_state)
+    size = base if dims == (base.batch, base.seq_len, base.d_model, base.d_state) else Size("custom", *dims)
+    if args.kind == "layer":
+        if args.name in PEER_IMPLS:
+            return layer_spec(PEER_IMPLS[args.name], "peer", args.dtype, size, threads=args.threads,
+                              seed=args.seed)
+        if args.name not in OURS_LAYERS:
+            raise ValueError(f"unknown layer {args.name!r}; choose one of "
+                             f"{', '.join(OURS_LAYERS + tuple(PEER_IMPLS))}")
+        return layer_spec(args.name, "ours", args.dtype, size, backend=args.backend, seed=args.seed)
+    if args.kind == "train":
+        return train_spec(args.name, args.backend, args.dtype, size, args.seed)
+    return floor_spec(args.name, args.part, args.dtype, size, args.seed)
+
+
+def describe(spec: dict) -> str:
+    """One line naming the implementation and its shape."""
+    s = spec["size"]
+    shape = f"b={s['batch']}, L={s['seq_len']}, d_model={s['d_model']}, d_state={s['d_state']}"
+    if spec["kind"] == "layer":
+        who = (f"{spec['layer']} ({spec['backend']})" if spec["side"] == "ours"
+               else f"{next(p for p, l in PEER_IMPLS.items() if l == spec['layer'])} ({spec['threads']} threads)")
+    elif spec["kind"] == "train":
+        who = f"{spec['model']} train step ({spec['backend']})"
+    else:
+        who = f"{spec['model']} floor {spec['part']}"
+    return f"{who} {spec['dtype']} ({shape})"

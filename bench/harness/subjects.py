@@ -1,0 +1,161 @@
+"""What a worker process hosts: one implementation, built from a spec, ready to step.
+
+A spec is plain data (it crosses a pipe, and the stand-alone worker command builds the
+same one from its options):
+
+* ``{"kind": "layer", "side": "ours", "layer", "backend", "dtype", "size", "seed"}`` -
+  our MambaBlock, GRULayer or MinGRULayer, as a library user runs it;
+* ``{"kind": "layer", "side": "peer", "layer", "dtype", "size", "seed", "threads"}`` -
+  its PyTorch peer (:class:`bench.harness.peers.PeerLayer`);
+* ``{"kind": "train", "model", "backend", "dtype", "size", "seed"}`` - forward, MSE
+  backward and Adam step of a forecaster;
+* ``{"kind": "floor", "part", "model", "dtype", "size", "seed"}`` - the GEMMs or the
+  exponentials of that step's machine floor (:class:`bench.harness.floor.FloorPart`).
+
+Every subject has ``step()``, ``outputs()`` (arrays for a parity check) and ``info``.
+The engine, models and torch are imported only by the subjects that use them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.harness.sizes import Size, layer_data
+
+__all__ = ["KINDS", "build_subject", "OursLayer", "TrainStep"]
+
+KINDS = ("layer", "train", "floor")
+
+
+def _threads_info() -> dict:
+    import numba
+
+    return {"numba threads": numba.get_num_threads(), "numba threading layer": _threading_layer(numba)}
+
+
+def _threading_layer(numba) -> str:
+    try:
+        return numba.threading_layer()
+    except ValueError:      # no parallel region has run yet
+        return "not started"
+
+
+class OursLayer:
+    """Our layer built as a library user builds it: no thread settings, no environment.
+
+    ``state`` (our names) loads the peer's weights; the parity outputs follow the
+    pair (:data:`bench.harness.peers.PAIRS`): what the peer computes, with our layer's
+    parts.
+    """
+
+    def __init__(self, spec: dict, state=None):
+        import models
+        from bench.harness.peers import PAIRS
+
+        self.pair = PAIRS[spec["layer"]]
+        size = Size(**spec["size"])
+        dtype = np.dtype(spec["dtype"])
+        kw = dict(backend=spec["backend"], dtype=dtype, seed=int(spec["seed"]))
+        if spec["layer"] == "MambaBlock":
+            self.layer = models.MambaBlock(size.d_model, d_state=size.d_state, **kw)
+        else:
+            self.layer = getattr(models, spec["layer"])(size.d_model, size.hidden, **kw)
+        if state is not None:
+            self.layer.load_state_dict(state)
+        self.x, self.dy = layer_data(size, dtype, int(spec["seed"]))
+        self.info = {"impl": f"{spec['layer']} ({spec['backend']})"}
+
+    def step(self) -> None:
+        """One forward and backward from zeroed gradients."""
+        self.layer.zero_grad()
+        self.layer.forward(self.x)
+        self.layer.backward(self.dy)
+
+    def state(self) -> dict:
+        return dict(self.layer.state_dict())
+
+    def outputs(self) -> tuple:
+        """``(output, input gradient, *compared parameter gradients)``, as the peer returns them."""
+        keys = self.pair.compared_grads
+        if self.pair.peer == "minGRU-pytorch":
+            from bench.harness.peers import mingru_log_space_outputs
+
+            return mingru_log_space_outputs(self.layer, self.x, self.dy, keys)
+        self.layer.zero_grad()
+        out = self.layer.forward(self.x)
+        dx = self.layer.backward(self.dy)
+        grads = self.layer.grads()
+        return (out, dx) + tuple(grads[k] for k in sorted(keys or grads))
+
+
+class TrainStep:
+    """Forward, MSE backward and Adam step of a forecaster at a benchmark size."""
+
+    def __init__(self, spec: dict):
+        from bench.harness.cases import build_forecaster, make_optimizer, make_train_data, make_train_step
+
+        size = Size(**spec["size"])
+        dtype = np.dtype(spec["dtype"])
+        seed = int(spec["seed"])
+        self.backend = spec["backend"]
+        self.model = build_forecaster(spec["model"], size, self.backend, dtype, seed)
+        self.x, self.y = make_train_data(size, dtype, seed)
+        optimizer, name = make_optimizer(self.model)
+        self._step = make_train_step(self.model, self.x, self.y, optimizer)
+        self.stepped = False
+        self.info = {"impl": f"{spec['model']} train step ({self.backend})", "optimizer": name}
+
+    def step(self) -> None:
+        """One optimisation step."""
+        self.stepped = True
+        self._step()
+
+    def outputs(self) -> tuple:
+        """Prediction and every parameter gradient, from the initial weights.
+
+        Raises
+        ------
+        RuntimeError
+            After a step: the optimiser has moved the weights, so the two sides of a
+            parity check would no longer start from the same model.
+        """
+        from bench.harness.cases import forward_backward
+
+        if self.stepped:
+            raise RuntimeError("outputs() must come before the first step")
+        pred, grads = forward_backward(self.model, self.x, self.y)
+        return (pred,) + grads
+
+    def share(self) -> float:
+        """Fraction of a step spent inside the time-loop kernels (after the timing)."""
+        from bench.harness.cases import kernel_share
+
+        return kernel_share(self.step, self.backend)
+
+
+def build_subject(spec: dict, state=None):
+    """The subject a spec describes (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind or side.
+    """
+    kind = spec.get("kind")
+    if kind == "layer":
+        if spec.get("side") == "peer":
+            from bench.harness.peers import PeerLayer
+
+            return PeerLayer(spec)
+        if spec.get("side") != "ours":
+            raise ValueError(f"layer side must be 'ours' or 'peer', got {spec.get('side')!r}")
+        subject = OursLayer(spec, state)
+    elif kind == "train":
+        subject = TrainStep(spec)
+    elif kind == "floor":
+        from bench.harness.floor import FloorPart
+
+        subject = FloorPart(spec)
+    else:
+        raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    subject.info.update(_threads_info())
+    return subject

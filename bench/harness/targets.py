@@ -1,0 +1,134 @@
+"""Issue 9's speed targets, judged from a report's measured rows, and what bounds the unmet ones.
+
+A target is met, NOT met, or not measured (no row it can be judged from). Rows measured
+on smoke shapes never judge anything. Each target has an id; ``bench/bounds.md`` holds,
+under ``### <id>``, the explanation of what bounds a target that is not met, with the
+measurement that shows it, and BENCHMARKS.md prints it beside the verdict.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.names import HYBRID
+
+__all__ = ["BOUNDS_FILE", "TARGETS", "evaluate_targets", "load_bounds"]
+
+#: Hand-written explanations, one ``### <target id>`` section each (kept across regenerations).
+BOUNDS_FILE = Path(__file__).resolve().parents[1] / "bounds.md"
+
+#: id -> (what is promised, bar, aim or None)
+TARGETS = {
+    "mamba_vs_mambapy": ("MambaBlock fwd+bwd at least 5x faster than mambapy (aim 10x), float32 and float64",
+                         5.0, 10.0),
+    "gru_vs_torch": ("GRULayer fwd+bwd at least 1.5x faster than torch.nn.GRU (aim 2x), float32 and float64",
+                     1.5, 2.0),
+    "mingru_vs_pytorch": ("MinGRULayer fwd+bwd at least 5x faster than minGRU-pytorch, float32 and float64",
+                          5.0, None),
+    "mingru_numba_vs_numpy": ("MinGRULayer on numba at least 2x faster than on numpy, float32 and float64",
+                              2.0, None),
+    "hybrid_step": ("hybrid train step (b=64, L=60, hidden 64, N=16, float64): numba at least 5x numpy",
+                    5.0, None),
+    "train_end_to_end": ("cli.py train --model hybrid, 4 epochs, warm cache, whole process: numba at least 4x "
+                         "numpy", 4.0, None),
+    "step_floor": ("every numba train step at most 2x its machine floor (aim 1.5x)", 2.0, 1.5),
+    "compile_wait": ("compile wait of a first cli.py train --backend numba at most 15 s", 15.0, None),
+    "scan_single": ("earlier target: single long series (b=1, L=512, d=32): scan kernels >= 20x numpy", 20.0, None),
+    "scan_exp_floor": ("earlier target: scan forward within 2x of the exp floor (fraction >= 0.5)", 0.5, None),
+}
+
+
+def _x(v) -> str:
+    return f"{v:.1f}x" if v >= 10 else f"{v:.2f}x"
+
+
+def _ms(v) -> str:
+    return f"{v * 1e3:.1f} ms" if v >= 0.01 else f"{v * 1e3:.2f} ms"
+
+
+def _layer_target(report, layer: str, key: str) -> tuple[str, list]:
+    """Text and values of one layer ratio (``speedup_vs_peer`` or ``numba_vs_numpy``) per dtype."""
+    rows = [r for r in report.torch if r["layer"] == layer and r.get(key)]
+    if key == "numba_vs_numpy":
+        parts = [f"{r['dtype']}: {_x(r[key])} (numpy {_ms(r['numpy'])}, numba {_ms(r['numba'])})" for r in rows]
+    else:
+        parts = [f"{r['dtype']}: {_x(r[key])} ({r['peer_name']} {_ms(r['peer'])}, ours {_ms(r['numba'])})"
+                 for r in rows]
+    return "; ".join(parts), [r[key] for r in rows]
+
+
+def evaluate_targets(report) -> list[dict]:
+    """Every target of :data:`TARGETS`, judged.
+
+    Returns
+    -------
+    list of dict
+        ``id``, ``target``, ``measured`` (text), ``status`` ("met", "NOT met", "not
+        measured", or "n/a (smoke shapes)") and ``aim`` ("reached", "not reached", "-").
+    """
+    judged = {}
+
+    def judge(tid, measured, values, higher_is_better=True):
+        _, bar, aim = TARGETS[tid]
+        if not values:
+            judged[tid] = ("-", "not measured", "-")
+            return
+        worst = min(values) if higher_is_better else max(values)
+        ok = worst >= bar if higher_is_better else worst <= bar
+        aim_ok = None if aim is None else (worst >= aim if higher_is_better else worst <= aim)
+        status = "met" if ok else "NOT met"
+        aim_text = "-" if aim_ok is None else ("reached" if aim_ok else "not reached")
+        if report.smoke:
+            status, aim_text = "n/a (smoke shapes)", "-"
+        judged[tid] = (measured, status, aim_text)
+
+    judge("mamba_vs_mambapy", *_layer_target(report, "MambaBlock", "speedup_vs_peer"))
+    judge("gru_vs_torch", *_layer_target(report, "GRULayer", "speedup_vs_peer"))
+    judge("mingru_vs_pytorch", *_layer_target(report, "MinGRULayer", "speedup_vs_peer"))
+    judge("mingru_numba_vs_numpy", *_layer_target(report, "MinGRULayer", "numba_vs_numpy"))
+
+    hyb = [r for r in report.train if r["model"] == HYBRID and r.get("speedup")]
+    main = [r for r in hyb if r.get("size_name") == "default" and r["dtype"] == "float64"]
+    text = "; ".join(f"{r['size_name']} {r['dtype']}: {_x(r['speedup'])} (numpy {_ms(r['numpy'])}, "
+                     f"numba {_ms(r['numba'])})" for r in hyb)
+    judge("hybrid_step", text + ("; judged on default float64" if hyb else ""), [r["speedup"] for r in main])
+
+    e2e = {r["backend"]: r["wall"] for r in report.e2e}
+    if "numpy" in e2e and "numba" in e2e:
+        s = e2e["numpy"] / e2e["numba"]
+        judge("train_end_to_end", f"{_x(s)} (numpy {e2e['numpy']:.1f} s, numba {e2e['numba']:.1f} s)", [s])
+    else:
+        judge("train_end_to_end", "-", [])
+
+    fl = [r for r in report.train if r.get("numba_vs_floor")]
+    text = "; ".join(f"{r['model']} {r['size_name']} {r['dtype']}: {_x(r['numba_vs_floor'])}" for r in fl)
+    judge("step_floor", text, [r["numba_vs_floor"] for r in fl], higher_is_better=False)
+
+    wait = [r for r in report.compile if r["what"] == "first train: compile wait"]
+    judge("compile_wait", "; ".join(f"{r['wall']:.1f} s" for r in wait), [r["wall"] for r in wait],
+          higher_is_better=False)
+
+    single = [r for r in report.kernels if r["kernel"].startswith("selective_scan")
+              and r["size"].startswith("single") and r.get("speedup")]
+    judge("scan_single", ", ".join(f"{r['kernel'].replace('selective_scan_', '')} {r['dtype']}: "
+                                   f"{_x(r['speedup'])}" for r in single), [r["speedup"] for r in single])
+    fwd = [r for r in report.kernels if r["kernel"] == "selective_scan_fwd" and r.get("floor_fraction")]
+    judge("scan_exp_floor", ", ".join(f"{r['size'].split()[0]} {r['dtype']}: {r['floor_fraction']:.2f}"
+                                      for r in fwd), [r["floor_fraction"] for r in fwd])
+
+    return [{"id": tid, "target": TARGETS[tid][0], "measured": judged[tid][0], "status": judged[tid][1],
+             "aim": judged[tid][2]} for tid in TARGETS]
+
+
+def load_bounds(path=BOUNDS_FILE) -> dict:
+    """The explanations in ``path``: ``{target id: Markdown text}`` from its ``### <id>`` sections."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    notes, current = {}, None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("### "):
+            current = line[4:].strip()
+            notes[current] = []
+        elif current is not None:
+            notes[current].append(line)
+    return {k: "\n".join(v).strip() for k, v in notes.items() if "\n".join(v).strip()}

@@ -1,0 +1,93 @@
+"""Whole ``python cli.py train`` processes, timed from outside: what a user waits for.
+
+* end to end: ``cli.py train --model hybrid --epochs 4 --patience 0`` on each backend,
+  start-up, data, training and evaluation included, with a warm Numba cache;
+* first-run compile wait: ``cli.py train --backend numba`` with an empty
+  ``NUMBA_CACHE_DIR`` minus the same run once that directory is filled.
+
+Each run is a fresh process with a clean environment (:func:`bench.harness.client.clean_env`)
+and its own output folder; its wall time is measured by this process around the whole
+child. Bench does not import the application: it runs ``cli.py`` as a user does.
+"""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from bench.harness.client import REPO_ROOT, clean_env
+
+__all__ = ["E2E_ARGS", "SMOKE_ARGS", "train_command", "run_train_process", "train_end_to_end", "compile_wait"]
+
+#: Issue 9's end-to-end run (model and epochs); the rest are cli.py's defaults.
+E2E_ARGS = ("--model", "hybrid", "--epochs", "4", "--patience", "0")
+#: Tiny model and window for smoke runs: checks the plumbing in seconds.
+SMOKE_ARGS = ("--hidden", "4", "--d-state", "4", "--seq-len", "10")
+
+
+def train_command(backend: str, args=E2E_ARGS, out_dir: str = "OUT") -> list[str]:
+    """The ``cli.py train`` command line (after the interpreter) for ``backend``."""
+    return ["cli.py", "train", *args, "--backend", backend, "--quiet", "--out", out_dir]
+
+
+def run_train_process(backend: str, args=E2E_ARGS, cache_dir=None, timeout: float = 1800.0) -> float:
+    """Run one ``cli.py train`` process and return its wall time in seconds.
+
+    Parameters
+    ----------
+    backend : str
+    args : sequence of str
+        Options before ``--backend``.
+    cache_dir : path, optional
+        ``NUMBA_CACHE_DIR`` of the child (default: inherited).
+    timeout : float
+        Seconds before the child is killed.
+
+    Raises
+    ------
+    RuntimeError
+        If the run fails (with the end of its stderr).
+    """
+    import time
+
+    env = clean_env()
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as out:
+        cmd = [sys.executable] + train_command(backend, args, out)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=str(REPO_ROOT), env=env, capture_output=True, text=True, timeout=timeout)
+        wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[1:])} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return wall
+
+
+def train_end_to_end(backends=("numpy", "numba"), rounds: int = 2, args=E2E_ARGS, warm: bool = True) -> dict:
+    """Wall times of whole ``cli.py train`` runs, backends alternating round by round.
+
+    ``warm`` first makes one untimed run per backend (it fills the Numba cache, if it is
+    not warm already, and the file-system cache). Returns ``{backend: [seconds, ...]}``.
+    """
+    if warm:
+        for backend in backends:
+            run_train_process(backend, args)
+    walls: dict = {b: [] for b in backends}
+    for _ in range(rounds):
+        for backend in backends:
+            walls[backend].append(run_train_process(backend, args))
+    return walls
+
+
+def compile_wait(args=("--epochs", "1", "--patience", "0"), warm_rounds: int = 2) -> dict:
+    """The compile wait of a first ``cli.py train --backend numba``.
+
+    One run with an empty ``NUMBA_CACHE_DIR`` (every kernel it uses compiles), then
+    ``warm_rounds`` runs on that filled directory. Returns ``cold``, ``warm`` (median)
+    and ``wait = cold - warm`` in seconds.
+    """
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
+        cold = run_train_process("numba", args, cache_dir=cache)
+        warm = statistics.median(run_train_process("numba", args, cache_dir=cache) for _ in range(warm_rounds))
+    return {"cold": cold, "warm": warm, "wait": cold - warm}
