@@ -84,8 +84,8 @@ def test_clean_env_drops_thread_settings_only():
 def test_cpu_seconds_and_wait_quiet_on_an_idle_process():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert cpu_seconds(proc.pid) is not None
-        waited = wait_quiet([proc.pid], interval=0.02, timeout=2.0)
+        assert cpu_seconds(proc.pid) is not None and cpu_seconds(0) is not None
+        waited = wait_quiet([proc.pid, 0], interval=0.02, timeout=2.0)
         assert waited < 2.0            # a sleeping process is quiet after a few polls
     finally:
         proc.kill()

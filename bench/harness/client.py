@@ -20,6 +20,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -45,19 +46,36 @@ def clean_env(base=None) -> dict:
     return env
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time (user + system, all threads) of a process so far; None where /proc is missing."""
+def _stat_cpu(path: str) -> float | None:
     try:
-        with open(f"/proc/{pid}/stat") as fh:
+        with open(path) as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) of a process so far; None where /proc is missing.
+
+    ``pid == 0`` means this process's threads other than the calling one: the thread
+    pools the harness itself started (BLAS, Numba) while it measured kernels.
+    """
+    if pid != 0:
+        return _stat_cpu(f"/proc/{pid}/stat")
+    try:
+        tids = [t for t in os.listdir("/proc/self/task") if int(t) != threading.get_native_id()]
+    except OSError:
+        return None
+    return sum(_stat_cpu(f"/proc/self/task/{t}/stat") or 0.0 for t in tids)
+
+
 def wait_quiet(pids, interval: float = 0.03, quiet_polls: int = 2, timeout: float = 2.0,
                fallback: float = 0.25) -> float:
     """Wait until the processes ``pids`` use no CPU, e.g. between two workers' turns.
+
+    ``0`` in ``pids`` stands for this process's threads other than the caller's
+    (see :func:`cpu_seconds`).
 
     Thread pools keep spinning after a call (OpenBLAS up to ~0.1 s, libgomp a while):
     timed right after another worker, a worker would share the cores with those
@@ -239,10 +257,11 @@ class WorkerPool:
             worker.close()
 
     def others_quiet(self, worker: Worker | None = None) -> float:
-        """Wait until every live worker but ``worker`` is idle; returns seconds waited."""
+        """Wait until every live worker but ``worker``, and this process's own thread
+        pools, are idle; returns seconds waited."""
         pids = [w.pid for w in self._live + list(self._shared.values())
                 if w is not worker and w.proc.poll() is None]
-        return wait_quiet(pids) if pids else 0.0
+        return wait_quiet(pids + [0])
 
     def close(self) -> None:
         """End every worker of the pool."""

@@ -17,6 +17,8 @@ The engine, models and torch are imported only by the subjects that use them.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from bench.harness.sizes import Size, layer_data
@@ -27,8 +29,10 @@ KINDS = ("layer", "train", "floor")
 
 
 def _threads_info() -> dict:
-    import numba
-
+    # Only if the subject loaded Numba: a NumPy-backend worker must not import it for a report.
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return {}
     return {"numba threads": numba.get_num_threads(), "numba threading layer": _threading_layer(numba)}
 
 

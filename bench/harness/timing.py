@@ -108,7 +108,7 @@ def time_workers(contenders: dict, budget: float = 5.0, min_rounds: int = 3, max
     """
     from bench.harness.client import wait_quiet
 
-    pids = [w.pid for w, _ in contenders.values()]
+    pids = [w.pid for w, _ in contenders.values()] + [0]     # 0: this process's own pools
     burst = {name: 1 for name in contenders}
     rounds = min_rounds
     if probe:
