@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from bench.harness import floor as F
-from bench.harness.client import REPO_ROOT, Worker, clean_env, cpu_seconds, wait_quiet
+from bench.harness.client import REPO_ROOT, OtherLoad, Worker, clean_env, cpu_seconds, wait_quiet
 from bench.harness.protocol import WorkerError, failure, ok, parse_reply
 from bench.harness.run import Report
 from bench.harness.sizes import CLI_TRAIN_SIZE, Size
@@ -81,6 +81,23 @@ def test_clean_env_drops_thread_settings_only():
     assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO_ROOT), "/elsewhere"]
 
 
+def test_other_load_counts_a_busy_neighbour_unless_it_is_ours():
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 20: pass"])
+    try:
+        time.sleep(0.3)
+        cpu0 = cpu_seconds(busy.pid)
+        # the same interval, the spinner counted as another process, then as ours
+        with OtherLoad([]) as foreign, OtherLoad([busy.pid]) as ours:
+            time.sleep(0.6)
+        spun = (cpu_seconds(busy.pid) - cpu0) / (0.6 * len(os.sched_getaffinity(0)))
+        assert spun > 0.05
+        # whatever else runs on this shared machine counts in both alike
+        assert foreign.share - ours.share == pytest.approx(spun, abs=0.1)
+    finally:
+        busy.kill()
+        busy.wait(timeout=10)
+
+
 def test_cpu_seconds_and_wait_quiet_on_an_idle_process():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
@@ -112,6 +129,7 @@ def test_worker_builds_steps_measures_and_reports(worker):
     assert len(samples) == 3 and all(s > 0 for s in samples)
     timings = time_workers({"gru": (worker, case)}, probe=False, min_rounds=2)
     assert timings["gru"].samples == 2 and timings["gru"].median > 0
+    assert 0 <= timings["gru"].other_load <= 1
 
 
 def test_worker_reports_failures_and_stays_usable(worker):

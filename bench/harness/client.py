@@ -26,7 +26,8 @@ from pathlib import Path
 
 from bench.harness.protocol import WorkerError, parse_reply, receive, send
 
-__all__ = ["REPO_ROOT", "THREAD_ENV", "clean_env", "cpu_seconds", "wait_quiet", "Worker", "WorkerPool"]
+__all__ = ["REPO_ROOT", "THREAD_ENV", "clean_env", "cpu_seconds", "machine_busy_seconds", "OtherLoad", "wait_quiet",
+           "Worker", "WorkerPool"]
 
 #: The project root: workers import the engine and the harness from here.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +69,47 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return sum(_stat_cpu(f"/proc/self/task/{t}/stat") or 0.0 for t in tids)
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all cores have spent busy since boot (not idle, not waiting for I/O); None without /proc."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    # guest time is already counted in user time
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class OtherLoad:
+    """How much of the machine other processes used while ``pids`` were measured.
+
+    ``with OtherLoad(pids) as load: ...`` then ``load.share``: CPU time all processes
+    but ``pids`` (and this one) spent busy, over the wall time times the cores; 0 on a
+    quiet machine, 0.5 when others kept half the cores busy. None without /proc. A
+    figure measured beside a large share is disturbed, whatever the statistics say.
+    """
+
+    def __init__(self, pids):
+        self.pids = list(pids) + [os.getpid()]
+        self.share = None
+
+    def _ours(self) -> float | None:
+        own = [cpu_seconds(p) for p in self.pids]
+        return None if any(c is None for c in own) else sum(own)
+
+    def __enter__(self):
+        self._t0, self._busy0, self._ours0 = time.perf_counter(), machine_busy_seconds(), self._ours()
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self._t0
+        busy, ours = machine_busy_seconds(), self._ours()
+        if None not in (busy, ours, self._busy0, self._ours0) and wall > 0:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            self.share = max(0.0, (busy - self._busy0) - (ours - self._ours0)) / (wall * cores)
 
 
 def wait_quiet(pids, interval: float = 0.03, quiet_polls: int = 2, timeout: float = 2.0,

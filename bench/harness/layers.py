@@ -97,7 +97,7 @@ def start_impl(pool, layer: str, impl: str, dtype, size: Size, ref: PairReferenc
 def run_layer_pairs(report, pool, size: Size, dtypes, timer: dict, log) -> None:
     """The "torch" section of ``cli.py bench``: one row per pair and dtype in ``report.torch``."""
     from bench.harness.protocol import WorkerError
-    from bench.harness.timing import time_workers
+    from bench.harness.timing import time_workers, worst_other_load
 
     has_numba, why = numba_available()
     impls = IMPLS if has_numba else IMPLS[:2]
@@ -135,6 +135,7 @@ def run_layer_pairs(report, pool, size: Size, dtypes, timer: dict, log) -> None:
                 for worker, _ in started.values():
                     pool.release(worker)
             row.update({impl.split()[-1]: timings[impl].median for impl in impls})
+            row["other_load"] = worst_other_load(timings)
             row["numba"] = row.get("numba")
             row["speedup_vs_peer"] = row["peer"] / row["numba"] if row["numba"] else None
             row["numba_vs_numpy"] = row["numpy"] / row["numba"] if row["numba"] else None

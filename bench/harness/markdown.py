@@ -48,20 +48,20 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
             "Kernels (median ms per call, in the harness's process; floor fraction = exp floor / numba "
             "time; the exp floor is one np.exp over b*L*d*n values, single-threaded)",
             ["kernel", "size", "dtype", "numpy ms", "numba ms", "speed-up", "numba 1-thread ms",
-             "exp floor ms", "floor fraction", "parity err"],
+             "exp floor ms", "floor fraction", "parity err", "other load"],
             [[r["kernel"], r["size"], r["dtype"], _ms(r["numpy"]), _ms(r["numba"]), _x(r["speedup"]),
-              _ms(r.get("numba_1t")), _ms(r["floor"]), _f(r["floor_fraction"]), _err(r["parity"])]
-             for r in report.kernels]))
+              _ms(r.get("numba_1t")), _ms(r["floor"]), _f(r["floor_fraction"]), _err(r["parity"]),
+              _pct(r.get("other_load"))] for r in report.kernels]))
     if report.train:
         tables.append((
             "Train step: forward + MSE backward + Adam step, 1 feature, each backend in a process of its "
             "own. Kernel share = time inside the time-loop kernels; ceiling = 1 / (1 - numpy kernel share), "
             "the speed-up if the kernels took no time at all",
             ["model", "size", "dtype", "numpy ms", "numba ms", "speed-up", "kernel share numpy",
-             "kernel share numba", "ceiling", "parity err"],
+             "kernel share numba", "ceiling", "parity err", "other load"],
             [[r["model"], f"{r['size_name']} ({r['size']})", r["dtype"], _ms(r["numpy"]), _ms(r["numba"]),
               _x(r["speedup"]), _pct(r.get("share_numpy")), _pct(r.get("share_numba")), _x(r.get("ceiling")),
-              _err(r["parity"])] for r in report.train]))
+              _err(r["parity"]), _pct(r.get("other_load"))] for r in report.train]))
         tables.append((
             "Machine floor of each train step: its matrix products (every forward product and both backward "
             "products, read from the model, BLAS on all cores) plus the exponentials it must evaluate (the "
@@ -78,11 +78,11 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
             "in a fresh process of its own with its library's defaults; PyTorch gets torch.set_num_threads "
             "equal to our thread count, nothing else is set",
             ["layer", "peer", "dtype", "threads (ours / peer; peer default)", "peer ms", "ours numpy ms",
-             "ours numba ms", "numba vs peer", "numba vs numpy", "parity err"],
+             "ours numba ms", "numba vs peer", "numba vs numpy", "parity err", "other load"],
             [[r["layer"], r["peer_impl"], r["dtype"],
               f"{report.machine.get('numba threads')} / {r['threads']}; {r.get('peer_default_threads')}",
               _ms(r["peer"]), _ms(r["numpy"]), _ms(r["numba"]), _x(r["speedup_vs_peer"]),
-              _x(r["numba_vs_numpy"]), _err(r["parity"])] for r in report.torch]))
+              _x(r["numba_vs_numpy"]), _err(r["parity"]), _pct(r.get("other_load"))] for r in report.torch]))
     if report.e2e:
         walls = {r["backend"]: r["wall"] for r in report.e2e}
         ratio = walls["numpy"] / walls["numba"] if {"numpy", "numba"} <= set(walls) else None
@@ -182,7 +182,10 @@ def to_markdown(report: Report, bounds_file=BOUNDS_FILE) -> str:
               "and `torch.set_num_threads(N)`, N our thread count. Workers take turns in interleaved rounds; "
               "before each turn the harness waits until no worker uses CPU (thread pools spin after a call), "
               "and each turn is one untimed step then a burst of steps timed inside the worker with "
-              "`time.perf_counter`. Tables show medians.", "",
+              "`time.perf_counter`. Tables show medians. `other load` is the share of the machine's CPU "
+              "that other processes used while a row was measured (the worst of its contenders, from "
+              "/proc/stat): near 0% on a quiet machine; a row measured beside a large share is disturbed, "
+              "and its figures say more about the neighbours than about the code.", "",
               "Before anything is timed, each pair is checked for agreement: our layers load the peer's "
               "weights and must give the same outputs, input gradients and weight gradients; the numba "
               "train step must give the numpy step's prediction and gradients. `parity err` is the largest "

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from bench.harness.cases import KERNELS, make_exp_floor, make_kernel_args, numba_available, numba_threads
-from bench.harness.client import THREAD_ENV, WorkerPool
+from bench.harness.client import THREAD_ENV, OtherLoad, WorkerPool
 from bench.harness.compile_cost import compile_run
 from bench.harness.layers import run_layer_pairs
 from bench.harness.peers import default_threads
@@ -98,9 +98,9 @@ def machine_info() -> dict:
         "usable cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "numba threads": numba_threads(),
         "threads given to PyTorch peers": default_threads(),
-        "thread variables removed from workers' environment": ", ".join(
+        "thread variables set when the bench started (workers start without them)": ", ".join(
             sorted(k for k in os.environ if any(k.startswith(p) if p.endswith("_") else k == p
-                                                 for p in THREAD_ENV))) or "none set",
+                                                 for p in THREAD_ENV))) or "none",
         "os": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -214,6 +214,11 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
                 RUNNERS[name](report, settings)
     report.seconds = time.perf_counter() - started
     report.machine["load average at end (1/5/15 min)"] = _loadavg()
+    loads = [r["other_load"] for r in report.kernels + report.train + report.torch
+             if r.get("other_load") is not None]
+    if loads:
+        report.machine["other processes' CPU share while rows were measured (median / worst row)"] = (
+            f"{100 * statistics.median(loads):.0f}% / {100 * max(loads):.0f}%")
     return report
 
 
@@ -298,8 +303,11 @@ def _run_kernels(report, sizes, dtypes, has_numba, timer, log):
                     fns["numba"] = lambda: getattr(jit, kernel)(*args)
                 if kernel.startswith("selective_scan"):
                     fns["floor"] = floor_fn
-                for name, timing in time_medians(fns, **timer).items():
+                with OtherLoad([]) as load:
+                    timings = time_medians(fns, **timer)
+                for name, timing in timings.items():
                     row[name] = timing.median
+                row["other_load"] = load.share
                 if jit is not None:
                     row["speedup"] = row["numpy"] / row["numba"]
                     row["numba_1t"] = _one_thread(lambda: time_median(fns["numba"], **timer).median)

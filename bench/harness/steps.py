@@ -89,7 +89,7 @@ def start_floor(pool, model: str, dtype, size: Size):
 
 def run_train_steps(report, pool, sizes, timer: dict, log, shares: bool = True) -> None:
     """The "train" section of ``cli.py bench``: one row per train case in ``report.train``."""
-    from bench.harness.timing import time_workers
+    from bench.harness.timing import time_workers, worst_other_load
 
     has_numba, why = numba_available()
     backends = ("numpy", "numba") if has_numba else ("numpy",)
@@ -121,6 +121,7 @@ def run_train_steps(report, pool, sizes, timer: dict, log, shares: bool = True) 
                 pool.release(worker)
         for name, timing in timings.items():
             row[name.replace(" ", "_")] = timing.median
+        row["other_load"] = worst_other_load(timings)
         row.update(gemms=account["gemms"], macs=account["macs"], exps=account["exps"],
                    floor=row["floor_gemm"] + row["floor_exp"])
         row["speedup"] = row["numpy"] / row["numba"] if row["numba"] else None

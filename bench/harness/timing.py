@@ -12,16 +12,21 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Timing", "time_medians", "time_median", "time_workers", "benchmark_worker"]
+__all__ = ["Timing", "time_medians", "time_median", "time_workers", "worst_other_load", "benchmark_worker"]
 
 
 @dataclass
 class Timing:
-    """Median seconds per call and how it was measured."""
+    """Median seconds per call and how it was measured.
+
+    ``other_load`` (workers only): the median share of the machine's CPU that other
+    processes used during the samples (:class:`bench.harness.client.OtherLoad`).
+    """
 
     median: float
     samples: int
     loops: int
+    other_load: float | None = None
 
     def __float__(self) -> float:
         return self.median
@@ -106,7 +111,7 @@ def time_workers(contenders: dict, budget: float = 5.0, min_rounds: int = 3, max
     dict of str to Timing
         ``samples`` is the number of timed steps, ``loops`` the burst length.
     """
-    from bench.harness.client import wait_quiet
+    from bench.harness.client import OtherLoad, wait_quiet
 
     pids = [w.pid for w, _ in contenders.values()] + [0]     # 0: this process's own pools
     burst = {name: 1 for name in contenders}
@@ -121,11 +126,23 @@ def time_workers(contenders: dict, budget: float = 5.0, min_rounds: int = 3, max
         round_cost = sum(cost[n] * burst[n] for n in contenders)
         rounds = int(np.clip(budget / round_cost, min_rounds, max_rounds))
     samples: dict = {name: [] for name in contenders}
+    loads: dict = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, (worker, case) in contenders.items():
-            samples[name] += worker.measure(case, calls=burst[name], warmup=1)
+            with OtherLoad([worker.pid]) as load:
+                samples[name] += worker.measure(case, calls=burst[name], warmup=1)
+            if load.share is not None:
+                loads[name].append(load.share)
             wait_quiet(pids)
-    return {name: Timing(statistics.median(ts), len(ts), burst[name]) for name, ts in samples.items()}
+    return {name: Timing(statistics.median(ts), len(ts), burst[name],
+                         statistics.median(loads[name]) if loads[name] else None)
+            for name, ts in samples.items()}
+
+
+def worst_other_load(timings: dict) -> float | None:
+    """The largest ``other_load`` of a set of timings (None if none was measured)."""
+    loads = [t.other_load for t in timings.values() if t.other_load is not None]
+    return max(loads) if loads else None
 
 
 def benchmark_worker(benchmark, pool, worker, cases) -> list:
@@ -134,18 +151,23 @@ def benchmark_worker(benchmark, pool, worker, cases) -> list:
     The timed call is the round trip of ``step`` requests for every case in ``cases``
     (one case, or the parts of a floor, in order): microseconds of pipe against
     milliseconds of work. The worker's own time of each call goes to
-    ``benchmark.extra_info["inside_median_s"]``, so the pipe's share can be checked.
+    ``benchmark.extra_info["inside_median_s"]``, so the pipe's share can be checked, and
+    the share of the machine other processes used meanwhile to ``"other_load"``.
 
     Returns
     -------
     list of float
         The inside times of every timed call.
     """
+    from bench.harness.client import OtherLoad
+
     cases = [cases] if isinstance(cases, str) else list(cases)
     for case in cases:
         worker.warmup(case, 2)
     pool.others_quiet(worker)
     inside = []
-    benchmark(lambda: inside.append(sum(worker.step(case) for case in cases)))
+    with OtherLoad([worker.pid]) as load:
+        benchmark(lambda: inside.append(sum(worker.step(case) for case in cases)))
     benchmark.extra_info["inside_median_s"] = statistics.median(inside)
+    benchmark.extra_info["other_load"] = load.share
     return inside
