@@ -9,7 +9,9 @@ Train steps, layers and PyTorch peers run in worker processes (:mod:`bench.harne
 a fresh one per timed implementation when measuring, one shared worker per side in a
 smoke run (so it imports torch once). Parity references are computed once per session.
 At the end a summary prints the ratios pytest-benchmark's own tables cannot show:
-numba against numpy, against the PyTorch peer and against the machine floor.
+numba against numpy, against the PyTorch peer and against the machine floor (for
+workers, from the step times the workers measured themselves; pytest-benchmark's
+columns are request round trips, 0.1-0.5 ms more).
 """
 from __future__ import annotations
 
@@ -99,11 +101,15 @@ class Record:
         self.floor: dict = {}      # kernel group -> exp floor median seconds
 
     def add(self, benchmark, group: str, label: str) -> float | None:
-        """Store the median of a finished benchmark (None when benchmarks are disabled)."""
+        """Store the median of a finished benchmark (None when benchmarks are disabled).
+
+        For a worker, the median of its own step times (``inside_median_s``): the ratios
+        of the summary carry no pipe round trip, as in ``cli.py bench``.
+        """
         stats = getattr(benchmark, "stats", None)
         if stats is None:
             return None
-        median = stats.stats.median
+        median = benchmark.extra_info.get("inside_median_s", stats.stats.median)
         self.times[(group, label)] = median
         return median
 

@@ -2,8 +2,8 @@
 
 Each round is a whole ``python cli.py compare`` process (see
 :mod:`bench.harness.study_rate`); ``extra_info`` keeps the study's own training time and
-the runs per minute. A round takes tens of seconds, so these run only when benchmarks
-are measured, not in the smoke run.
+the runs per minute. A round takes tens of seconds, so these are marked ``bench_slow``:
+they exist only when benchmarks are measured (a smoke run deselects them).
 """
 from __future__ import annotations
 
@@ -13,16 +13,11 @@ from bench.harness.cases import numba_available
 from bench.harness.study_rate import EXECUTORS, STUDY, time_study
 
 pytest.importorskip("distributed")
-
-
-@pytest.fixture
-def measured_only(smoke):
-    if smoke:
-        pytest.skip("study throughput runs only with --benchmark-only / --benchmark-enable")
+pytestmark = pytest.mark.bench_slow
 
 
 @pytest.mark.parametrize("executor", list(EXECUTORS), ids=["pool", "dask-local"])
-def test_study_rate(benchmark, measured_only, executor):
+def test_study_rate(benchmark, executor):
     backend = "numba" if numba_available()[0] else "numpy"
     runs = []
 

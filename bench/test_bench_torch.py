@@ -56,6 +56,8 @@ def test_layer_pair(benchmark, record, pool, session_cache, layer, dtype, impl, 
     ref = _reference(session_cache, pool, layer, dtype, layer_size)
     worker, case, err = B.start_impl(pool, layer, impl, dtype, layer_size, ref)
     try:
+        if impl == "peer":      # the peer's process holds its own library, not ours
+            assert worker.cases[case]["engine modules loaded"] == []
         benchmark.group = f"layers {layer} {dtype.name}"
         benchmark.extra_info.update({"layer": layer, "impl": impl, "peer": B.PAIRS[layer].label,
                                      "dtype": dtype.name, "parity_rel_err": err, "worker": worker.cases[case],

@@ -93,6 +93,9 @@ def test_other_load_counts_a_busy_neighbour_unless_it_is_ours():
         assert spun > 0.05
         # whatever else runs on this shared machine counts in both alike
         assert foreign.share - ours.share == pytest.approx(spun, abs=0.1)
+        with OtherLoad([]) as short:
+            pass
+        assert short.other_cpu is not None and short.share is None     # too short to say
     finally:
         busy.kill()
         busy.wait(timeout=10)
@@ -129,7 +132,8 @@ def test_worker_builds_steps_measures_and_reports(worker):
     assert len(samples) == 3 and all(s > 0 for s in samples)
     timings = time_workers({"gru": (worker, case)}, probe=False, min_rounds=2)
     assert timings["gru"].samples == 2 and timings["gru"].median > 0
-    assert 0 <= timings["gru"].other_load <= 1
+    # two bursts of a tiny layer: too short for the 10 ms ticks of /proc/stat
+    assert timings["gru"].other_load is None
 
 
 def test_worker_reports_failures_and_stays_usable(worker):

@@ -88,13 +88,19 @@ class OtherLoad:
 
     ``with OtherLoad(pids) as load: ...`` then ``load.share``: CPU time all processes
     but ``pids`` (and this one) spent busy, over the wall time times the cores; 0 on a
-    quiet machine, 0.5 when others kept half the cores busy. None without /proc. A
+    quiet machine, 0.5 when others kept half the cores busy. The kernel counts CPU time
+    in ticks (10 ms), so an interval shorter than :attr:`MIN_WALL` has no share (None),
+    and several short ones are best added up (:meth:`combined`). None without /proc. A
     figure measured beside a large share is disturbed, whatever the statistics say.
     """
 
+    MIN_WALL = 0.25
+
     def __init__(self, pids):
         self.pids = list(pids) + [os.getpid()]
-        self.share = None
+        self.other_cpu = None
+        self.wall = 0.0
+        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     def _ours(self) -> float | None:
         own = [cpu_seconds(p) for p in self.pids]
@@ -105,11 +111,23 @@ class OtherLoad:
         return self
 
     def __exit__(self, *exc):
-        wall = time.perf_counter() - self._t0
+        self.wall = time.perf_counter() - self._t0
         busy, ours = machine_busy_seconds(), self._ours()
-        if None not in (busy, ours, self._busy0, self._ours0) and wall > 0:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            self.share = max(0.0, (busy - self._busy0) - (ours - self._ours0)) / (wall * cores)
+        if None not in (busy, ours, self._busy0, self._ours0):
+            self.other_cpu = max(0.0, (busy - self._busy0) - (ours - self._ours0))
+
+    @property
+    def share(self) -> float | None:
+        return OtherLoad.combined([self])
+
+    @staticmethod
+    def combined(loads) -> float | None:
+        """The share over several intervals together (None if too short or not measured)."""
+        loads = [x for x in loads if x.other_cpu is not None]
+        wall = sum(x.wall for x in loads)
+        if not loads or wall < OtherLoad.MIN_WALL:
+            return None
+        return min(1.0, sum(x.other_cpu for x in loads) / sum(x.wall * x.cores for x in loads))
 
 
 def wait_quiet(pids, interval: float = 0.03, quiet_polls: int = 2, timeout: float = 2.0,

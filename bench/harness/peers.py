@@ -31,6 +31,7 @@ Module-level imports are NumPy and this package's sizes only.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,7 +164,9 @@ class PeerLayer:
         self.dy = torch.from_numpy(dy)
         self.info = {"impl": self.pair.label, "torch": torch.__version__,
                      "torch default threads": default, "torch threads": torch.get_num_threads(),
-                     "torch interop threads": torch.get_num_interop_threads()}
+                     "torch interop threads": torch.get_num_interop_threads(),
+                     # a peer's process must hold its own library only (checked by the bench)
+                     "engine modules loaded": sorted(m for m in ("engine", "models", "numba") if m in sys.modules)}
 
     def step(self) -> None:
         """One forward and backward (parameter and input gradients), as a training loop does."""

@@ -15,7 +15,6 @@ shows; the executor's start-up is a fixed cost per study, shown on its own.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness.compile_cost import REPO_ROOT
+from bench.harness.client import REPO_ROOT, clean_env
 
 __all__ = ["STUDY", "SMOKE_STUDY", "EXECUTORS", "study_command", "time_study", "measure_study_rate"]
 
@@ -54,8 +53,8 @@ def time_study(study, executor_args, backend: str, timeout: float = 1800.0) -> d
         ``wall`` (the whole command, s), ``training`` (the study's ``wall_seconds``),
         ``start`` (its ``executor_start_seconds``), ``runs`` (runs trained).
     """
-    env = dict(os.environ, MPLBACKEND="Agg")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    # As every benchmarked process: no thread or wait-policy variables of the harness's own
+    env = dict(clean_env(), MPLBACKEND="Agg")
     with tempfile.TemporaryDirectory(prefix="bench-study-") as tmp:
         out = Path(tmp) / "study"
         t0 = time.perf_counter()

@@ -19,8 +19,8 @@ __all__ = ["Timing", "time_medians", "time_median", "time_workers", "worst_other
 class Timing:
     """Median seconds per call and how it was measured.
 
-    ``other_load`` (workers only): the median share of the machine's CPU that other
-    processes used during the samples (:class:`bench.harness.client.OtherLoad`).
+    ``other_load`` (workers only): the share of the machine's CPU that other processes
+    used during the samples, all bursts together (:class:`bench.harness.client.OtherLoad`).
     """
 
     median: float
@@ -131,11 +131,9 @@ def time_workers(contenders: dict, budget: float = 5.0, min_rounds: int = 3, max
         for name, (worker, case) in contenders.items():
             with OtherLoad([worker.pid]) as load:
                 samples[name] += worker.measure(case, calls=burst[name], warmup=1)
-            if load.share is not None:
-                loads[name].append(load.share)
+            loads[name].append(load)
             wait_quiet(pids)
-    return {name: Timing(statistics.median(ts), len(ts), burst[name],
-                         statistics.median(loads[name]) if loads[name] else None)
+    return {name: Timing(statistics.median(ts), len(ts), burst[name], OtherLoad.combined(loads[name]))
             for name, ts in samples.items()}
 
 
@@ -157,7 +155,7 @@ def benchmark_worker(benchmark, pool, worker, cases) -> list:
     Returns
     -------
     list of float
-        The inside times of every timed call.
+        The inside times of the timed calls.
     """
     from bench.harness.client import OtherLoad
 
@@ -168,6 +166,10 @@ def benchmark_worker(benchmark, pool, worker, cases) -> list:
     inside = []
     with OtherLoad([worker.pid]) as load:
         benchmark(lambda: inside.append(sum(worker.step(case) for case in cases)))
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:
+        # pytest-benchmark also calls while it calibrates: keep the timed rounds only
+        inside = inside[-stats.stats.rounds * stats.iterations:]
     benchmark.extra_info["inside_median_s"] = statistics.median(inside)
     benchmark.extra_info["other_load"] = load.share
     return inside
