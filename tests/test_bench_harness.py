@@ -208,8 +208,9 @@ def test_stand_alone_command_prints_a_median():
 
 def test_whole_train_runs_are_timed_from_outside():
     args = ("--model", "mingru", "--epochs", "1", "--patience", "0") + SMOKE_ARGS
-    walls = train_end_to_end(("numpy",), rounds=1, args=args, warm=False)
-    assert len(walls["numpy"]) == 1 and walls["numpy"][0] > 0
+    runs = train_end_to_end(("numpy",), rounds=1, args=args, warm=False)
+    (wall, load), = runs["numpy"]
+    assert wall > 0 and (load is None or 0 <= load <= 1)
     with pytest.raises(RuntimeError, match="--epochs"):
         run_train_process("numpy", ("--epochs", "0"), timeout=120)
 
@@ -298,7 +299,7 @@ def _report(smoke=False) -> Report:
         {"model": "hybrid", "dtype": "float64", "size_name": "cli", "numpy": 0.2, "numba": 0.1,
          "speedup": 2.0, "numba_vs_floor": 1.4},
     ]
-    rep.e2e = [{"backend": "numpy", "wall": 20.0}, {"backend": "numba", "wall": 8.0}]
+    rep.e2e = [{"backend": "numpy", "wall": 20.0, "other_load": 0.01}, {"backend": "numba", "wall": 8.0}]
     return rep
 
 
@@ -313,6 +314,15 @@ def test_targets_are_judged_from_measured_rows():
     assert t["train_end_to_end"]["status"] == "NOT met" and "2.50x" in t["train_end_to_end"]["measured"]
     assert (t["step_floor"]["status"], t["step_floor"]["aim"]) == ("met", "not reached")
     assert t["compile_wait"]["status"] == "not measured"
+    assert t["train_end_to_end"]["other_load"] == 0.01
+
+
+def test_a_verdict_from_a_busy_machine_is_marked_disturbed():
+    rep = _report()
+    rep.torch[2]["other_load"] = 0.4          # torch.nn.GRU's row, measured beside a busy neighbour
+    t = {x["id"]: x for x in evaluate_targets(rep)}
+    assert t["gru_vs_torch"]["status"] == "NOT met (disturbed)" and t["gru_vs_torch"]["other_load"] == 0.4
+    assert t["mamba_vs_mambapy"]["status"] == "met"
 
 
 def test_smoke_rows_judge_nothing():

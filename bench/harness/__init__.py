@@ -10,8 +10,8 @@
 * :mod:`bench.harness.timing` - interleaved medians, in this process or across workers;
 * :mod:`bench.harness.layers`, :mod:`bench.harness.steps` - the layer pairs and the
   train steps, each implementation in its own process;
-* :mod:`bench.harness.wholeprocess`, :mod:`bench.harness.compile_cost` - whole
-  ``cli.py`` runs and compile cost;
+* :mod:`bench.harness.wholeprocess`, :mod:`bench.harness.compile_cost`,
+  :mod:`bench.harness.study_rate` - whole ``cli.py`` runs, compile cost, study throughput;
 * :mod:`bench.harness.run` - one measurement of everything (:func:`run_benchmarks`);
 * :mod:`bench.harness.targets`, :mod:`bench.harness.markdown` - targets judged, the report;
 * :mod:`bench.harness.cli` - the ``bench`` sub-command.
@@ -37,8 +37,8 @@ _HOMES = {
     "bench.harness.specs": ("layer_spec", "train_spec", "floor_spec", "command_for"),
     "bench.harness.steps": ("train_cases", "train_reference", "check_train_parity", "start_step", "start_floor"),
     "bench.harness.timing": ("time_median", "time_medians", "time_workers", "benchmark_worker"),
-    "bench.harness.wholeprocess": ("E2E_ARGS", "train_command", "run_train_process", "train_end_to_end",
-                                   "compile_wait"),
+    "bench.harness.wholeprocess": ("E2E_ARGS", "train_command", "run_train_process", "measure_train_process",
+                                   "train_end_to_end", "compile_wait"),
     "engine.backend": ("get_kernels",),
     "engine.parity": ("assert_parity",),
 }

@@ -2,9 +2,10 @@
 
 Sections (``--only``): ``kernels`` (NumPy against Numba kernels, in this process),
 ``train`` (train steps on both backends and their machine floor), ``torch`` (our
-layers against their PyTorch peers), ``e2e`` (whole ``cli.py train`` runs) and
-``compile`` (compile cost); all but ``kernels`` run each implementation in a process
-of its own.
+layers against their PyTorch peers), ``e2e`` (whole ``cli.py train`` runs),
+``compile`` (compile cost) and ``study`` (runs per minute of a small ``compare`` on the
+local pool and on Dask); all but ``kernels`` run each implementation in a process of
+its own.
 """
 from __future__ import annotations
 

@@ -87,7 +87,8 @@ class OtherLoad:
     """How much of the machine other processes used while ``pids`` were measured.
 
     ``with OtherLoad(pids) as load: ...`` then ``load.share``: CPU time all processes
-    but ``pids`` (and this one) spent busy, over the wall time times the cores; 0 on a
+    but ``pids``, this one and its finished children spent busy, over the wall time
+    times the cores; 0 on a
     quiet machine, 0.5 when others kept half the cores busy. The kernel counts CPU time
     in ticks (10 ms), so an interval shorter than :attr:`MIN_WALL` has no share (None),
     and several short ones are best added up (:meth:`combined`). None without /proc. A
@@ -104,7 +105,11 @@ class OtherLoad:
 
     def _ours(self) -> float | None:
         own = [cpu_seconds(p) for p in self.pids]
-        return None if any(c is None for c in own) else sum(own)
+        if any(c is None for c in own):
+            return None
+        # children this process has waited for (a whole cli.py run) count as ours too
+        t = os.times()
+        return sum(own) + t.children_user + t.children_system
 
     def __enter__(self):
         self._t0, self._busy0, self._ours0 = time.perf_counter(), machine_busy_seconds(), self._ours()

@@ -1,11 +1,11 @@
-"""``cli.py bench``: measure kernels, train steps, layer pairs, whole runs and compile cost.
+"""``cli.py bench``: measure kernels, train steps, layer pairs, whole runs, compile cost, studies.
 
 :func:`run_benchmarks` measures the same work as the pytest-benchmark files in ``bench/``
 and returns a :class:`Report` that :mod:`bench.harness.markdown` prints or writes.
 Kernels are timed in this process (:mod:`bench.harness.timing`); every train step, layer
 and PyTorch peer runs in a worker process of its own (:mod:`bench.harness.steps`,
 :mod:`bench.harness.layers`), and whole ``cli.py`` runs are timed from outside
-(:mod:`bench.harness.wholeprocess`). Every timed pair is first checked for agreement
+(:mod:`bench.harness.wholeprocess`, :mod:`bench.harness.study_rate`). Every timed pair is first checked for agreement
 between the two implementations (:mod:`engine.parity`), so a fast implementation that
 computes something else cannot look good.
 
@@ -214,7 +214,7 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
                 RUNNERS[name](report, settings)
     report.seconds = time.perf_counter() - started
     report.machine["load average at end (1/5/15 min)"] = _loadavg()
-    loads = [r["other_load"] for r in report.kernels + report.train + report.torch
+    loads = [r["other_load"] for r in report.kernels + report.train + report.torch + report.e2e
              if r.get("other_load") is not None]
     if loads:
         report.machine["other processes' CPU share while rows were measured (median / worst row)"] = (
@@ -248,11 +248,14 @@ def _section_e2e(report, st: Settings) -> None:
         args = ("--model", "hybrid", "--epochs", "1", "--patience", "0") + SMOKE_ARGS
     backends = ("numpy", "numba") if st.has_numba else ("numpy",)
     st.log(f"whole runs: python {' '.join(train_command('BACKEND', args))} ...")
-    walls = train_end_to_end(backends, rounds=1 if (st.quick or st.smoke) else 2, args=args, warm=not st.smoke)
-    for backend, runs in walls.items():
-        report.e2e.append({"backend": backend, "wall": statistics.median(runs), "runs": runs,
+    measured = train_end_to_end(backends, rounds=1 if (st.quick or st.smoke) else 2, args=args, warm=not st.smoke)
+    for backend, runs in measured.items():
+        walls = [w for w, _ in runs]
+        loads = [x for _, x in runs if x is not None]
+        report.e2e.append({"backend": backend, "wall": statistics.median(walls), "runs": walls,
+                           "other_load": max(loads) if loads else None,
                            "command": "python " + " ".join(train_command(backend, args, "OUT"))})
-        st.log(f"cli.py train ({backend}): {statistics.median(runs):.1f} s")
+        st.log(f"cli.py train ({backend}): {statistics.median(walls):.1f} s")
 
 
 def _section_compile(report, st: Settings) -> None:
@@ -268,7 +271,8 @@ def _section_compile(report, st: Settings) -> None:
                 ("first train: empty cache", "cold", "cli.py train --backend numba --epochs 1, fresh NUMBA_CACHE_DIR"),
                 ("first train: warm cache", "warm", "the same run on the filled directory (median of 2)"),
                 ("first train: compile wait", "wait", "empty cache minus warm cache, whole process")):
-            report.compile.append({"what": what, "wall": w[key], "in_process": None, "rounds": 1, "note": note})
+            report.compile.append({"what": what, "wall": w[key], "in_process": None, "rounds": 1, "note": note,
+                                   "other_load": w["other_load"]})
         st.log(f"first-train compile wait: {w['wait']:.1f} s (cold {w['cold']:.1f} s, warm {w['warm']:.1f} s)")
     else:
         report.skipped.append("first-train compile wait: skipped in quick/smoke mode (a cold compile takes "

@@ -1,7 +1,8 @@
 """Issue 9's speed targets, judged from a report's measured rows, and what bounds the unmet ones.
 
 A target is met, NOT met, or not measured (no row it can be judged from). Rows measured
-on smoke shapes never judge anything. Each target has an id; ``bench/bounds.md`` holds,
+on smoke shapes never judge anything, and a verdict from rows measured while other
+processes used much of the machine is marked disturbed. Each target has an id; ``bench/bounds.md`` holds,
 under ``### <id>``, the explanation of what bounds a target that is not met, with the
 measurement that shows it, and BENCHMARKS.md prints it beside the verdict.
 """
@@ -11,10 +12,14 @@ from pathlib import Path
 
 from models.names import HYBRID
 
-__all__ = ["BOUNDS_FILE", "TARGETS", "evaluate_targets", "load_bounds"]
+__all__ = ["BOUNDS_FILE", "DISTURBED", "TARGETS", "evaluate_targets", "load_bounds"]
 
 #: Hand-written explanations, one ``### <target id>`` section each (kept across regenerations).
 BOUNDS_FILE = Path(__file__).resolve().parents[1] / "bounds.md"
+
+#: Above this share of the machine used by other processes while its rows were measured,
+#: a verdict is marked "(disturbed)": it says more about the neighbours than the code.
+DISTURBED = 0.15
 
 #: id -> (what is promised, bar, aim or None)
 TARGETS = {
@@ -45,15 +50,15 @@ def _ms(v) -> str:
     return f"{v * 1e3:.1f} ms" if v >= 0.01 else f"{v * 1e3:.2f} ms"
 
 
-def _layer_target(report, layer: str, key: str) -> tuple[str, list]:
-    """Text and values of one layer ratio (``speedup_vs_peer`` or ``numba_vs_numpy``) per dtype."""
+def _layer_target(report, layer: str, key: str) -> tuple[str, list, list]:
+    """Text, values and rows of one layer ratio (``speedup_vs_peer`` or ``numba_vs_numpy``) per dtype."""
     rows = [r for r in report.torch if r["layer"] == layer and r.get(key)]
     if key == "numba_vs_numpy":
         parts = [f"{r['dtype']}: {_x(r[key])} (numpy {_ms(r['numpy'])}, numba {_ms(r['numba'])})" for r in rows]
     else:
         parts = [f"{r['dtype']}: {_x(r[key])} ({r['peer_name']} {_ms(r['peer'])}, ours {_ms(r['numba'])})"
                  for r in rows]
-    return "; ".join(parts), [r[key] for r in rows]
+    return "; ".join(parts), [r[key] for r in rows], rows
 
 
 def evaluate_targets(report) -> list[dict]:
@@ -62,24 +67,30 @@ def evaluate_targets(report) -> list[dict]:
     Returns
     -------
     list of dict
-        ``id``, ``target``, ``measured`` (text), ``status`` ("met", "NOT met", "not
-        measured", or "n/a (smoke shapes)") and ``aim`` ("reached", "not reached", "-").
+        ``id``, ``target``, ``measured`` (text), ``status`` ("met", "NOT met", either
+        followed by " (disturbed)" when a row behind it was measured beside more than
+        :data:`DISTURBED` other load, "not measured", or "n/a (smoke shapes)"), ``aim``
+        ("reached", "not reached", "-") and ``other_load`` (the worst of those rows).
     """
     judged = {}
 
-    def judge(tid, measured, values, higher_is_better=True):
+    def judge(tid, measured, values, rows, higher_is_better=True):
         _, bar, aim = TARGETS[tid]
         if not values:
-            judged[tid] = ("-", "not measured", "-")
+            judged[tid] = ("-", "not measured", "-", None)
             return
         worst = min(values) if higher_is_better else max(values)
         ok = worst >= bar if higher_is_better else worst <= bar
         aim_ok = None if aim is None else (worst >= aim if higher_is_better else worst <= aim)
         status = "met" if ok else "NOT met"
         aim_text = "-" if aim_ok is None else ("reached" if aim_ok else "not reached")
+        loads = [r["other_load"] for r in rows if r.get("other_load") is not None]
+        load = max(loads) if loads else None
+        if load is not None and load > DISTURBED:
+            status += " (disturbed)"
         if report.smoke:
             status, aim_text = "n/a (smoke shapes)", "-"
-        judged[tid] = (measured, status, aim_text)
+        judged[tid] = (measured, status, aim_text, load)
 
     judge("mamba_vs_mambapy", *_layer_target(report, "MambaBlock", "speedup_vs_peer"))
     judge("gru_vs_torch", *_layer_target(report, "GRULayer", "speedup_vs_peer"))
@@ -90,33 +101,34 @@ def evaluate_targets(report) -> list[dict]:
     main = [r for r in hyb if r.get("size_name") == "default" and r["dtype"] == "float64"]
     text = "; ".join(f"{r['size_name']} {r['dtype']}: {_x(r['speedup'])} (numpy {_ms(r['numpy'])}, "
                      f"numba {_ms(r['numba'])})" for r in hyb)
-    judge("hybrid_step", text + ("; judged on default float64" if hyb else ""), [r["speedup"] for r in main])
+    judge("hybrid_step", text + ("; judged on default float64" if hyb else ""), [r["speedup"] for r in main], main)
 
-    e2e = {r["backend"]: r["wall"] for r in report.e2e}
+    e2e = {r["backend"]: r for r in report.e2e}
     if "numpy" in e2e and "numba" in e2e:
-        s = e2e["numpy"] / e2e["numba"]
-        judge("train_end_to_end", f"{_x(s)} (numpy {e2e['numpy']:.1f} s, numba {e2e['numba']:.1f} s)", [s])
+        s = e2e["numpy"]["wall"] / e2e["numba"]["wall"]
+        judge("train_end_to_end", f"{_x(s)} (numpy {e2e['numpy']['wall']:.1f} s, numba {e2e['numba']['wall']:.1f} s)",
+              [s], list(e2e.values()))
     else:
-        judge("train_end_to_end", "-", [])
+        judge("train_end_to_end", "-", [], [])
 
     fl = [r for r in report.train if r.get("numba_vs_floor")]
     text = "; ".join(f"{r['model']} {r['size_name']} {r['dtype']}: {_x(r['numba_vs_floor'])}" for r in fl)
-    judge("step_floor", text, [r["numba_vs_floor"] for r in fl], higher_is_better=False)
+    judge("step_floor", text, [r["numba_vs_floor"] for r in fl], fl, higher_is_better=False)
 
     wait = [r for r in report.compile if r["what"] == "first train: compile wait"]
-    judge("compile_wait", "; ".join(f"{r['wall']:.1f} s" for r in wait), [r["wall"] for r in wait],
+    judge("compile_wait", "; ".join(f"{r['wall']:.1f} s" for r in wait), [r["wall"] for r in wait], wait,
           higher_is_better=False)
 
     single = [r for r in report.kernels if r["kernel"].startswith("selective_scan")
               and r["size"].startswith("single") and r.get("speedup")]
     judge("scan_single", ", ".join(f"{r['kernel'].replace('selective_scan_', '')} {r['dtype']}: "
-                                   f"{_x(r['speedup'])}" for r in single), [r["speedup"] for r in single])
+                                   f"{_x(r['speedup'])}" for r in single), [r["speedup"] for r in single], single)
     fwd = [r for r in report.kernels if r["kernel"] == "selective_scan_fwd" and r.get("floor_fraction")]
     judge("scan_exp_floor", ", ".join(f"{r['size'].split()[0]} {r['dtype']}: {r['floor_fraction']:.2f}"
-                                      for r in fwd), [r["floor_fraction"] for r in fwd])
+                                      for r in fwd), [r["floor_fraction"] for r in fwd], fwd)
 
     return [{"id": tid, "target": TARGETS[tid][0], "measured": judged[tid][0], "status": judged[tid][1],
-             "aim": judged[tid][2]} for tid in TARGETS]
+             "aim": judged[tid][2], "other_load": judged[tid][3]} for tid in TARGETS]
 
 
 def load_bounds(path=BOUNDS_FILE) -> dict:

@@ -16,9 +16,10 @@ import subprocess
 import sys
 import tempfile
 
-from bench.harness.client import REPO_ROOT, clean_env
+from bench.harness.client import REPO_ROOT, OtherLoad, clean_env
 
-__all__ = ["E2E_ARGS", "SMOKE_ARGS", "train_command", "run_train_process", "train_end_to_end", "compile_wait"]
+__all__ = ["E2E_ARGS", "SMOKE_ARGS", "train_command", "run_train_process", "measure_train_process",
+           "train_end_to_end", "compile_wait"]
 
 #: Issue 9's end-to-end run (model and epochs); the rest are cli.py's defaults.
 E2E_ARGS = ("--model", "hybrid", "--epochs", "4", "--patience", "0")
@@ -34,6 +35,15 @@ def train_command(backend: str, args=E2E_ARGS, out_dir: str = "OUT") -> list[str
 def run_train_process(backend: str, args=E2E_ARGS, cache_dir=None, timeout: float = 1800.0) -> float:
     """Run one ``cli.py train`` process and return its wall time in seconds.
 
+    See :func:`measure_train_process`, which also says how busy the machine was.
+    """
+    return measure_train_process(backend, args, cache_dir, timeout)[0]
+
+
+def measure_train_process(backend: str, args=E2E_ARGS, cache_dir=None,
+                          timeout: float = 1800.0) -> tuple[float, float | None]:
+    """Run one ``cli.py train`` process; return its wall time in seconds and the other load.
+
     Parameters
     ----------
     backend : str
@@ -43,6 +53,12 @@ def run_train_process(backend: str, args=E2E_ARGS, cache_dir=None, timeout: floa
         ``NUMBA_CACHE_DIR`` of the child (default: inherited).
     timeout : float
         Seconds before the child is killed.
+
+    Returns
+    -------
+    float, float or None
+        Seconds, and the share of the machine other processes used meanwhile
+        (:class:`bench.harness.client.OtherLoad`).
 
     Raises
     ------
@@ -56,28 +72,31 @@ def run_train_process(backend: str, args=E2E_ARGS, cache_dir=None, timeout: floa
         env["NUMBA_CACHE_DIR"] = str(cache_dir)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as out:
         cmd = [sys.executable] + train_command(backend, args, out)
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=str(REPO_ROOT), env=env, capture_output=True, text=True, timeout=timeout)
-        wall = time.perf_counter() - t0
+        with OtherLoad([]) as load:
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=str(REPO_ROOT), env=env, capture_output=True, text=True,
+                                  timeout=timeout)
+            wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[1:])} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return wall
+    return wall, load.share
 
 
 def train_end_to_end(backends=("numpy", "numba"), rounds: int = 2, args=E2E_ARGS, warm: bool = True) -> dict:
     """Wall times of whole ``cli.py train`` runs, backends alternating round by round.
 
     ``warm`` first makes one untimed run per backend (it fills the Numba cache, if it is
-    not warm already, and the file-system cache). Returns ``{backend: [seconds, ...]}``.
+    not warm already, and the file-system cache). Returns ``{backend: [(seconds, other
+    load), ...]}``.
     """
     if warm:
         for backend in backends:
             run_train_process(backend, args)
-    walls: dict = {b: [] for b in backends}
+    runs: dict = {b: [] for b in backends}
     for _ in range(rounds):
         for backend in backends:
-            walls[backend].append(run_train_process(backend, args))
-    return walls
+            runs[backend].append(measure_train_process(backend, args))
+    return runs
 
 
 def compile_wait(args=("--epochs", "1", "--patience", "0"), warm_rounds: int = 2) -> dict:
@@ -85,9 +104,12 @@ def compile_wait(args=("--epochs", "1", "--patience", "0"), warm_rounds: int = 2
 
     One run with an empty ``NUMBA_CACHE_DIR`` (every kernel it uses compiles), then
     ``warm_rounds`` runs on that filled directory. Returns ``cold``, ``warm`` (median)
-    and ``wait = cold - warm`` in seconds.
+    and ``wait = cold - warm`` in seconds, and ``other_load`` (the worst of the runs).
     """
     with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
-        cold = run_train_process("numba", args, cache_dir=cache)
-        warm = statistics.median(run_train_process("numba", args, cache_dir=cache) for _ in range(warm_rounds))
-    return {"cold": cold, "warm": warm, "wait": cold - warm}
+        cold, load = measure_train_process("numba", args, cache_dir=cache)
+        warm = [measure_train_process("numba", args, cache_dir=cache) for _ in range(warm_rounds)]
+    loads = [x for x in [load] + [w[1] for w in warm] if x is not None]
+    median_warm = statistics.median(w[0] for w in warm)
+    return {"cold": cold, "warm": median_warm, "wait": cold - median_warm,
+            "other_load": max(loads) if loads else None}
