@@ -211,6 +211,14 @@ def softplus(x, zero, one):
 
 
 @njit(inline="always", error_model="numpy")
+def softplus_sigmoid(x, zero, one):
+    """``(softplus(x), sigmoid(x))`` from one exponential (sigmoid is softplus's derivative)."""
+    e = exp(-abs(x))
+    sp = (x if x > zero else zero) + log1p01(e)
+    return sp, (one if x >= zero else e) / (one + e)
+
+
+@njit(inline="always", error_model="numpy")
 def dot(a, b, n, zero):
     """``sum(a[:n] * b[:n])`` in four interleaved partial sums.
 

@@ -4,229 +4,349 @@ Mirrors the scan section of :mod:`engine.kernels.numpy_ref`. ``gated`` switches 
 fused variant: ``dt`` then holds the step sizes before the softplus and ``z`` the gate
 branch before the SiLU.
 
-The backward keeps no ``(b, L, d, n)`` array. It walks time backwards in blocks of
-``tb`` steps; per (batch row, channel) it recomputes the block's hidden states from a
-checkpoint into a small local ``(tb + 1, n)`` buffer. Its memory grows like the inputs
-(plus checkpoints of ``L / tb`` states), not like inputs x ``n``.
+Layout: channels are the vector axis
+------------------------------------
+A task is one batch row and a chunk of ``CW`` channels. Its states are held as
+``(n, CW)``: for each state ``k`` the innermost loop runs over ``CW`` contiguous
+channels, so every sum over states (``y``; in the backward the step-size and input
+gradients) is an elementwise accumulation across ``k``. No loop carries a horizontal
+reduction, which LLVM would not vectorise without reassociating float sums. Only ``dB``
+and ``dC`` sum over channels; :func:`_fold` does that once per (step, state).
+
+Each task first copies its slice of every input into zero-padded ``CW``-wide rows of
+small work arrays, and copies its results out at the end of each step. The inner loops
+then have a constant trip count and touch few distinct arrays at constant distances,
+which is what lets LLVM vectorise them with cheap (or no) runtime alias checks; a
+padded lane decays from a zero state and stays 0.
+
+Memory of the backward
+----------------------
+No ``(b, L, d, n)`` array is ever held. Time is walked backwards in blocks of ``tb``
+steps (one block for a training window of up to 64 steps with ``n = 16``). For each
+block every task recomputes the block's states and decays from a checkpoint into a
+``(tb + 1, n, CW)`` buffer, then runs the block backwards. The checkpoints (the state
+entering each block) come from one forward pass, made only when there is more than one
+block. Memory grows like the inputs plus ``L / tb`` states per task and a few block
+buffers per thread, not like inputs x ``n``.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, prange
 
-from engine.kernels.numba._jit import JIT_SCAN, as_float_arrays, check_ndim, check_shape, n_chunks
-from engine.kernels.numba._math import dot, exp, sigmoid, softplus
+from engine.kernels.numba._jit import JIT_SCAN, as_float_arrays, check_ndim, check_shape
+from engine.kernels.numba._math import exp, sigmoid, softplus, softplus_sigmoid
+
+#: Channels per task: the length of every inner loop (4 AVX2 vectors of float64).
+CW = 32
+# Elements of one backward block buffer ((tb + 1) * n * 2 * CW): 512 KiB in float64, so
+# a task's buffers stay in a 2 MiB L2 cache.
+_SCAN_BLOCK_ELEMS = 65536
+
+# Rows of the per-step channel vectors SV[s, row, :]: the task's inputs, zero-padded to
+# CW channels, and what is derived from them.
+_U, _DT, _Z, _DY, _DL, _DBU, _DYV, _YS, _SDT, _SZ = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+_NSV = 10
+# Rows of the per-step accumulators and outputs ACC[row, :].
+_GB, _GAA, _TB, _TC, _DD, _DU, _DDT, _DZ, _D = 0, 1, 2, 3, 4, 5, 6, 7, 8
 
 
-# Elements of one backward block buffer (tb * n): two such buffers per task (states
-# and decays) stay in the L2 cache.
-_SCAN_BLOCK_ELEMS = 16384
+@njit(inline="always", error_model="numpy")
+def _fold(t):
+    """``sum(t[:CW])`` by halving in place (t's entries past the task's width are 0).
+
+    The order of the additions is fixed by ``CW``; each halving is a short loop over
+    contiguous memory that vectorises without reassociation.
+    """
+    h = CW // 2
+    while h >= 4:
+        for c in range(h):
+            t[c] += t[c + h]
+        h //= 2
+    return (t[0] + t[1]) + (t[2] + t[3])
+
+
+@njit(inline="always", error_model="numpy")
+def _load_chunk(dst, src, c0, w):
+    """``dst[:w] = src[c0:c0 + w]``; the rest of ``dst`` keeps its zeros."""
+    # Slice first: an index c0 + c could be negative as far as the compiler knows, and
+    # the wraparound it would add turns the copy into gathers.
+    part = src[c0:c0 + w]
+    for c in range(w):
+        dst[c] = part[c]
+
+
+@njit(inline="always", error_model="numpy")
+def _store_chunk(dst, src, c0, w):
+    """``dst[c0:c0 + w] = src[:w]``."""
+    part = dst[c0:c0 + w]
+    for c in range(w):
+        part[c] = src[c]
+
+
+@njit(inline="always", error_model="numpy")
+def _task_A(AT, c0, w):
+    """The task's columns of ``A.T``, zero-padded to ``(n, CW)`` (padded lanes then
+    decay by exp(0) = 1 from a zero state and stay 0)."""
+    n = AT.shape[0]
+    Ap = np.zeros((n, CW), dtype=AT.dtype)
+    for k in range(n):
+        _load_chunk(Ap[k], AT[k], c0, w)
+    return Ap
+
+
+@njit(inline="always", error_model="numpy")
+def _step_inputs(sv, u, dt, bi, t, c0, w, gated, with_sigmoid, zero, one):
+    """``delta`` and ``delta * u`` of one step into ``sv`` (all CW lanes), and
+    ``sigmoid(dt)`` (the softplus's derivative) if ``gated and with_sigmoid``."""
+    _load_chunk(sv[_U], u[bi, t], c0, w)
+    _load_chunk(sv[_DT], dt[bi, t], c0, w)
+    if gated and with_sigmoid:
+        for c in range(CW):
+            sp, sg = softplus_sigmoid(sv[_DT, c], zero, one)
+            sv[_DL, c] = sp
+            sv[_SDT, c] = sg
+    elif gated:
+        for c in range(CW):
+            sv[_DL, c] = softplus(sv[_DT, c], zero, one)
+    else:
+        for c in range(CW):
+            sv[_DL, c] = sv[_DT, c]
+    for c in range(CW):
+        sv[_DBU, c] = sv[_DL, c] * sv[_U, c]
 
 
 @njit(**JIT_SCAN)
-def _scan_fwd_kernel(u, dt, A, B, C, D, z, gated, nck, y):
+def _scan_fwd_kernel(u, dt, AT, B, C, D, z, gated, y):
     b, L, d = u.shape
-    n = A.shape[1]
+    n = AT.shape[0]
     zero = u.dtype.type(0)
     one = u.dtype.type(1)
+    nck = (d + CW - 1) // CW
     for task in prange(b * nck):
         bi = task // nck
-        ci = task - bi * nck
-        c0 = ci * d // nck
-        c1 = (ci + 1) * d // nck
-        h = np.zeros((c1 - c0, n), dtype=u.dtype)        # only the running state
-        dl = np.empty(c1 - c0, dtype=u.dtype)            # delta of this step, per channel
-        gate = np.empty(c1 - c0, dtype=u.dtype)
+        c0 = (task - bi * nck) * CW
+        w = min(d, c0 + CW) - c0
+        Ap = _task_A(AT, c0, w)
+        h = np.zeros((n, CW), dtype=u.dtype)               # the running state
+        sv = np.zeros((_NSV, CW), dtype=u.dtype)
+        Dp = np.zeros(CW, dtype=u.dtype)
+        _load_chunk(Dp, D, c0, w)
         for t in range(L):
-            # The softplus and the gate run over contiguous channels, so they vectorise.
-            dtr = dt[bi, t]
-            if gated:
-                zr = z[bi, t]
-                for c in range(c0, c1):
-                    dl[c - c0] = softplus(dtr[c], zero, one)
-                    gate[c - c0] = zr[c] * sigmoid(zr[c], one)
-            else:
-                for c in range(c0, c1):
-                    dl[c - c0] = dtr[c]
+            _step_inputs(sv, u, dt, bi, t, c0, w, gated, False, zero, one)
+            for c in range(CW):
+                sv[_YS, c] = zero
             Bt = B[bi, t]
             Ct = C[bi, t]
-            for c in range(c0, c1):
-                dlt = dl[c - c0]
-                dbu = dlt * u[bi, t, c]
-                hc = h[c - c0]
-                Ac = A[c]
-                # Separate from the sum below so that this loop vectorises.
-                for k in range(n):
-                    hc[k] = exp(dlt * Ac[k]) * hc[k] + dbu * Bt[k]
-                yv = dot(Ct, hc, n, zero) + D[c] * u[bi, t, c]
-                y[bi, t, c] = yv * gate[c - c0] if gated else yv
+            for k in range(n):
+                Bk = Bt[k]
+                Ck = Ct[k]
+                hk = h[k]
+                Ak = Ap[k]
+                for c in range(CW):
+                    hv = exp(sv[_DL, c] * Ak[c]) * hk[c] + sv[_DBU, c] * Bk
+                    hk[c] = hv
+                    sv[_YS, c] += Ck * hv
+            for c in range(CW):
+                sv[_YS, c] += Dp[c] * sv[_U, c]
+            if gated:
+                _load_chunk(sv[_Z], z[bi, t], c0, w)
+                for c in range(CW):
+                    zc = sv[_Z, c]
+                    sv[_YS, c] *= zc * sigmoid(zc, one)
+            _store_chunk(y[bi, t], sv[_YS], c0, w)
 
 
 @njit(**JIT_SCAN)
-def _scan_checkpoints(u, dt, A, B, gated, nck, tb, ck):
-    """``ck[m, b, c] = h[m * tb - 1]``: the state entering block ``m`` (``ck[0] = 0``)."""
+def _scan_checkpoints_kernel(u, dt, AT, B, gated, tb, ck):
+    """``ck[m, task] = h[m * tb - 1]``: the state entering block ``m`` (``ck[0] = 0``)."""
     b, L, d = u.shape
-    n = A.shape[1]
+    n = AT.shape[0]
     zero = u.dtype.type(0)
     one = u.dtype.type(1)
+    nblk = ck.shape[0]
+    nck = (d + CW - 1) // CW
+    for task in prange(b * nck):
+        bi = task // nck
+        c0 = (task - bi * nck) * CW
+        w = min(d, c0 + CW) - c0
+        Ap = _task_A(AT, c0, w)
+        h = np.zeros((n, CW), dtype=u.dtype)
+        sv = np.zeros((_NSV, CW), dtype=u.dtype)
+        for k in range(n):
+            for c in range(CW):
+                ck[0, task, k, c] = zero
+        for t in range((nblk - 1) * tb):
+            _step_inputs(sv, u, dt, bi, t, c0, w, gated, False, zero, one)
+            Bt = B[bi, t]
+            for k in range(n):
+                Bk = Bt[k]
+                hk = h[k]
+                Ak = Ap[k]
+                for c in range(CW):
+                    hk[c] = exp(sv[_DL, c] * Ak[c]) * hk[c] + sv[_DBU, c] * Bk
+            if (t + 1) % tb == 0:
+                ckm = ck[(t + 1) // tb, task]
+                for k in range(n):
+                    for c in range(CW):
+                        ckm[k, c] = h[k, c]
+
+
+@njit(**JIT_SCAN)
+def _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, G, DA, DD, du, ddt, dz, pB, pC):
+    """Steps ``t0 .. t0 + tl - 1`` backwards, every task in parallel.
+
+    ``h0 (ntask, n, CW)`` holds the state entering the block. Carried from block to block
+    (later blocks first): ``G`` (dLoss/dh) and the task's sums ``DA (ntask, n, CW)``
+    (dA.T) and ``DD (ntask, CW)`` (dD). The block's sums over channels go to one slot per
+    chunk, ``pB, pC (nck, b, tl, n)``, added in order by :func:`_scan_merge_bc_kernel`.
+    """
+    b, L, d = u.shape
+    n = AT.shape[0]
+    zero = u.dtype.type(0)
+    one = u.dtype.type(1)
+    nck = (d + CW - 1) // CW
     for task in prange(b * nck):
         bi = task // nck
         ci = task - bi * nck
-        c0 = ci * d // nck
-        c1 = (ci + 1) * d // nck
-        h = np.zeros((c1 - c0, n), dtype=u.dtype)
-        dl = np.empty(c1 - c0, dtype=u.dtype)
-        for t in range(L):
-            if t > 0 and t % tb == 0:
-                for c in range(c0, c1):
-                    for k in range(n):
-                        ck[t // tb, bi, c, k] = h[c - c0, k]
-            dtr = dt[bi, t]
+        c0 = ci * CW
+        w = min(d, c0 + CW) - c0
+        Ap = _task_A(AT, c0, w)
+        HS = np.empty((tl + 1, n, CW), dtype=u.dtype)      # HS[s] = h[t0 + s - 1]
+        AA = np.empty((tl, n, CW), dtype=u.dtype)          # AA[s] = exp(delta[t0 + s] * A)
+        SV = np.zeros((tl, _NSV, CW), dtype=u.dtype)       # per-step channel vectors
+        ACC = np.zeros((9, CW), dtype=u.dtype)             # per-step sums and outputs
+        _load_chunk(ACC[_D], D, c0, w)
+        for c in range(CW):
+            ACC[_DD, c] = DD[task, c]
+        Gt = G[task]                                       # dLoss/dh, carried back in time
+        DAt = DA[task]
+
+        # Channel vectors of the block: delta, delta * u, sigmoid(dt) and the gradient
+        # reaching the ungated y (through the gate when gated).
+        for s in range(tl):
+            t = t0 + s
+            sv = SV[s]
+            _step_inputs(sv, u, dt, bi, t, c0, w, gated, True, zero, one)
+            _load_chunk(sv[_DY], dy[bi, t], c0, w)
             if gated:
-                for c in range(c0, c1):
-                    dl[c - c0] = softplus(dtr[c], zero, one)
+                _load_chunk(sv[_Z], z[bi, t], c0, w)
+                for c in range(CW):
+                    zc = sv[_Z, c]
+                    sg = sigmoid(zc, one)
+                    sv[_SZ, c] = sg
+                    sv[_DYV, c] = sv[_DY, c] * (zc * sg)
             else:
-                for c in range(c0, c1):
-                    dl[c - c0] = dtr[c]
+                for c in range(CW):
+                    sv[_DYV, c] = sv[_DY, c]
+        # The block's states and decays, from its checkpoint; y before the gate.
+        h0t = h0[task]
+        for k in range(n):
+            for c in range(CW):
+                HS[0, k, c] = h0t[k, c]
+        for s in range(tl):
+            t = t0 + s
             Bt = B[bi, t]
-            for c in range(c0, c1):
-                dlt = dl[c - c0]
-                dbu = dlt * u[bi, t, c]
-                hc = h[c - c0]
-                Ac = A[c]
-                for k in range(n):
-                    hc[k] = exp(dlt * Ac[k]) * hc[k] + dbu * Bt[k]
+            Ct = C[bi, t]
+            sv = SV[s]
+            for k in range(n):
+                Bk = Bt[k]
+                Ck = Ct[k]
+                Ak = Ap[k]
+                hp = HS[s, k]
+                hn = HS[s + 1, k]
+                ak = AA[s, k]
+                for c in range(CW):
+                    a = exp(sv[_DL, c] * Ak[c])
+                    ak[c] = a
+                    hv = a * hp[c] + sv[_DBU, c] * Bk
+                    hn[c] = hv
+                    sv[_YS, c] += Ck * hv
+        # Backwards through the block.
+        for s in range(tl - 1, -1, -1):
+            t = t0 + s
+            Bt = B[bi, t]
+            Ct = C[bi, t]
+            sv = SV[s]
+            for c in range(CW):
+                ACC[_GB, c] = zero
+                ACC[_GAA, c] = zero
+            for k in range(n):
+                Bk = Bt[k]
+                Ck = Ct[k]
+                Ak = Ap[k]
+                g = Gt[k]
+                da = DAt[k]
+                hp = HS[s, k]
+                hn = HS[s + 1, k]
+                ak = AA[s, k]
+                for c in range(CW):
+                    # h[t] = a * h[t-1] + delta * B * u with a = exp(delta * A)
+                    gk = g[c] + sv[_DYV, c] * Ck               # dLoss/dh[t]
+                    a = ak[c]
+                    ga = gk * hp[c] * a                        # dLoss/da * a
+                    ACC[_GAA, c] += ga * Ak[c]
+                    da[c] += ga * sv[_DL, c]
+                    ACC[_GB, c] += gk * Bk
+                    ACC[_TB, c] = gk * sv[_DBU, c]
+                    ACC[_TC, c] = sv[_DYV, c] * hn[c]
+                    g[c] = gk * a                              # carried to h[t-1]
+                pB[ci, bi, s, k] = _fold(ACC[_TB])
+                pC[ci, bi, s, k] = _fold(ACC[_TC])
+            for c in range(CW):
+                ACC[_DDT, c] = ACC[_GAA, c] + ACC[_GB, c] * sv[_U, c]
+                ACC[_DU, c] = sv[_DYV, c] * ACC[_D, c] + ACC[_GB, c] * sv[_DL, c]
+                ACC[_DD, c] += sv[_DYV, c] * sv[_U, c]
+            if gated:
+                for c in range(CW):
+                    zc = sv[_Z, c]
+                    sg = sv[_SZ, c]
+                    yv = sv[_YS, c] + ACC[_D, c] * sv[_U, c]
+                    ACC[_DZ, c] = sv[_DY, c] * yv * (sg * (one + zc * (one - sg)))
+                    ACC[_DDT, c] *= sv[_SDT, c]
+                _store_chunk(dz[bi, t], ACC[_DZ], c0, w)
+            _store_chunk(ddt[bi, t], ACC[_DDT], c0, w)
+            _store_chunk(du[bi, t], ACC[_DU], c0, w)
+        for c in range(CW):
+            DD[task, c] = ACC[_DD, c]
 
 
 @njit(**JIT_SCAN)
-def _scan_bwd_kernel(u, dt, A, B, C, D, z, dy, gated, nck, tb, du, ddt, dA, dB, dC, dD, dz):
-    b, L, d = u.shape
-    n = A.shape[1]
-    zero = u.dtype.type(0)
-    one = u.dtype.type(1)
-    nblk = (L + tb - 1) // tb
-    ck = np.zeros((max(nblk, 1), b, d, n), dtype=u.dtype)
-    if nblk > 1:
-        _scan_checkpoints(u, dt, A, B, gated, nck, tb, ck)
-    g = np.zeros((b, d, n), dtype=u.dtype)              # dLoss/dh, carried across blocks
-    dA_b = np.zeros((b, d, n), dtype=u.dtype)           # per batch row, summed at the end
-    dD_b = np.zeros((b, d), dtype=u.dtype)
-    tbl = min(tb, L)
-    pB = np.empty((nck, b, tbl, n), dtype=u.dtype)      # per channel chunk, for one block
-    pC = np.empty((nck, b, tbl, n), dtype=u.dtype)
-    for blk in range(nblk - 1, -1, -1):
-        t0 = blk * tb
-        tl = min(L, t0 + tb) - t0
-        for task in prange(b * nck):
-            bi = task // nck
-            ci = task - bi * nck
-            c0 = ci * d // nck
-            c1 = (ci + 1) * d // nck
-            hs = np.empty((tl + 1, n), dtype=u.dtype)   # hs[s] = h[t0 + s - 1]
-            aa = np.empty((tl, n), dtype=u.dtype)       # aa[s] = exp(delta[t0 + s] * A)
-            ys = np.empty(tl, dtype=u.dtype)            # y[t0 + s] before the gate
-            # delta, sigmoid(dt) and sigmoid(z) of the block for the chunk's channels,
-            # computed over contiguous channels so that they vectorise
-            cw = c1 - c0
-            dlb = np.empty((tl, cw), dtype=u.dtype)
-            sdb = np.empty((tl, cw) if gated else (0, 0), dtype=u.dtype)
-            szb = np.empty((tl, cw) if gated else (0, 0), dtype=u.dtype)
-            for s in range(tl):
-                dtr = dt[bi, t0 + s]
-                dls = dlb[s]
-                if gated:
-                    zr = z[bi, t0 + s]
-                    sds = sdb[s]
-                    szs = szb[s]
-                    for c in range(c0, c1):
-                        dls[c - c0] = softplus(dtr[c], zero, one)
-                        sds[c - c0] = sigmoid(dtr[c], one)
-                        szs[c - c0] = sigmoid(zr[c], one)
-                else:
-                    for c in range(c0, c1):
-                        dls[c - c0] = dtr[c]
-            pBt = pB[ci, bi]
-            pCt = pC[ci, bi]
-            for s in range(tl):
-                for k in range(n):
-                    pBt[s, k] = zero
-                    pCt[s, k] = zero
-            for c in range(c0, c1):
-                Ac = A[c]
-                gc = g[bi, c]
-                dAc = dA_b[bi, c]
-                for k in range(n):
-                    hs[0, k] = ck[blk, bi, c, k]
-                for s in range(tl):
-                    t = t0 + s
-                    dlt = dlb[s, c - c0]
-                    dbu = dlt * u[bi, t, c]
-                    Bt = B[bi, t]
-                    hp = hs[s]
-                    hn = hs[s + 1]
-                    a_s = aa[s]
-                    for k in range(n):
-                        a = exp(dlt * Ac[k])
-                        a_s[k] = a
-                        hn[k] = a * hp[k] + dbu * Bt[k]
-                    if gated:
-                        ys[s] = dot(C[bi, t], hn, n, zero) + D[c] * u[bi, t, c]
-                for s in range(tl - 1, -1, -1):
-                    t = t0 + s
-                    dlt = dlb[s, c - c0]
-                    uu = u[bi, t, c]
-                    dbu = dlt * uu
-                    if gated:
-                        zv = z[bi, t, c]
-                        sg = szb[s, c - c0]
-                        dov = dy[bi, t, c]
-                        dz[bi, t, c] = dov * ys[s] * (sg * (one + zv * (one - sg)))
-                        dyv = dov * (zv * sg)
-                    else:
-                        dyv = dy[bi, t, c]
-                    Bt = B[bi, t]
-                    Ct = C[bi, t]
-                    hp = hs[s]
-                    hn = hs[s + 1]
-                    a_s = aa[s]
-                    pBs = pBt[s]
-                    pCs = pCt[s]
-                    gB = zero
-                    gaA = zero
-                    for k in range(n):
-                        gk = gc[k] + dyv * Ct[k]
-                        ga = gk * hp[k] * a_s[k]
-                        gaA += ga * Ac[k]
-                        dAc[k] += ga * dlt
-                        gB += gk * Bt[k]
-                        pBs[k] += gk * dbu
-                        pCs[k] += dyv * hn[k]
-                        gc[k] = gk * a_s[k]
-                    ddv = gaA + gB * uu
-                    if gated:
-                        ddv = ddv * sdb[s, c - c0]
-                    ddt[bi, t, c] = ddv
-                    du[bi, t, c] = dyv * D[c] + gB * dlt
-                    dD_b[bi, c] += dyv * uu
-        for bi in prange(b):
-            for s in range(tl):
-                for k in range(n):
-                    accB = pB[0, bi, s, k]
-                    accC = pC[0, bi, s, k]
-                    for ci in range(1, nck):
-                        accB += pB[ci, bi, s, k]
-                        accC += pC[ci, bi, s, k]
-                    dB[bi, t0 + s, k] = accB
-                    dC[bi, t0 + s, k] = accC
+def _scan_merge_bc_kernel(pB, pC, t0, dB, dC):
+    """``dB[:, t0 + s] = sum over chunks of pB[:, :, s]`` in chunk order (and dC)."""
+    nck, b, tl, n = pB.shape
+    for bi in prange(b):
+        for s in range(tl):
+            for k in range(n):
+                sB = pB[0, bi, s, k]
+                sC = pC[0, bi, s, k]
+                for ci in range(1, nck):
+                    sB += pB[ci, bi, s, k]
+                    sC += pC[ci, bi, s, k]
+                dB[bi, t0 + s, k] = sB
+                dC[bi, t0 + s, k] = sC
+
+
+@njit(**JIT_SCAN)
+def _scan_merge_ad_kernel(DA, DD, b, dA, dD):
+    """``dA[c, k] = sum over batch rows of DA[task, k, c]`` in row order (and dD)."""
+    ntask, n, _ = DA.shape
+    d = dA.shape[0]
+    nck = ntask // b
+    zero = dA.dtype.type(0)
     for c in prange(d):
+        ci = c // CW
+        cc = c - ci * CW
         for k in range(n):
             acc = zero
             for bi in range(b):
-                acc += dA_b[bi, c, k]
+                acc += DA[bi * nck + ci, k, cc]
             dA[c, k] = acc
         acc = zero
         for bi in range(b):
-            acc += dD_b[bi, c]
+            acc += DD[bi * nck + ci, cc]
         dD[c] = acc
 
 
@@ -249,28 +369,47 @@ def _scan_inputs(names, arrays):
 
 
 def _scan_block_len(L, n):
-    """Steps per backward block: two (tb, n) buffers per task stay cache-sized."""
-    return max(1, min(max(L, 1), max(16, _SCAN_BLOCK_ELEMS // max(n, 1))))
+    """Steps per backward block: the block buffer stays cache-sized, and for long series
+    at least sqrt(L) steps, so that the checkpoints (L / tb states per task) stay small too."""
+    return max(1, min(max(L, 1), max(16, _SCAN_BLOCK_ELEMS // (2 * CW * max(n, 1)), math.isqrt(L))))
 
 
 def _scan_fwd(u, dt, A, B, C, D, z, gated):
-    b, _, d = u.shape
     y = np.empty_like(u)
-    _scan_fwd_kernel(u, dt, A, B, C, D, z, gated, n_chunks(b, d), y)
+    _scan_fwd_kernel(u, dt, np.ascontiguousarray(A.T), B, C, D, z, gated, y)
     return y
 
 
 def _scan_bwd(u, dt, A, B, C, D, z, dy, gated):
     b, L, d = u.shape
+    n = A.shape[1]
+    nck = -(-d // CW)
+    ntask = b * nck
+    AT = np.ascontiguousarray(A.T)
+    tb = _scan_block_len(L, n)
+    nblk = -(-L // tb)
+    ck = np.zeros((max(nblk, 1), ntask, n, CW), dtype=u.dtype)
+    if nblk > 1:
+        _scan_checkpoints_kernel(u, dt, AT, B, gated, tb, ck)
     du = np.empty_like(u)
     ddt = np.empty_like(u)
-    dA = np.empty_like(A)
+    dz = np.empty_like(u) if gated else np.empty((1, 1, 1), dtype=u.dtype)
     dB = np.empty_like(B)
     dC = np.empty_like(C)
+    G = np.zeros((ntask, n, CW), dtype=u.dtype)
+    DA = np.zeros((ntask, n, CW), dtype=u.dtype)
+    DD = np.zeros((ntask, CW), dtype=u.dtype)
+    for blk in range(nblk - 1, -1, -1):
+        t0 = blk * tb
+        tl = min(L, t0 + tb) - t0
+        pB = np.empty((nck, b, tl, n), dtype=u.dtype)     # the block's sums, per chunk
+        pC = np.empty_like(pB)
+        _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, ck[blk], G, DA, DD,
+                               du, ddt, dz, pB, pC)
+        _scan_merge_bc_kernel(pB, pC, t0, dB, dC)
+    dA = np.empty_like(A)
     dD = np.empty_like(D)
-    dz = np.empty_like(u) if gated else np.empty((1, 1, 1), dtype=u.dtype)
-    _scan_bwd_kernel(u, dt, A, B, C, D, z, dy, gated, n_chunks(b, d), _scan_block_len(L, A.shape[1]),
-                     du, ddt, dA, dB, dC, dD, dz)
+    _scan_merge_ad_kernel(DA, DD, b, dA, dD)
     return du, ddt, dA, dB, dC, dD, dz
 
 
@@ -309,7 +448,7 @@ def selective_scan_fwd(u, delta, A, B, C, D):
 def selective_scan_bwd(u, delta, A, B, C, D, dy):
     """Selective scan backward: gradients of ``sum(dy * y)`` (compiled twin).
 
-    Hidden states are recomputed block by block per (batch row, channel); no
+    Hidden states are recomputed block by block per (batch row, channel chunk); no
     ``(b, L, d, n)`` array is ever held.
 
     Parameters
