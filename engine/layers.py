@@ -55,11 +55,10 @@ class Linear(Module):
         """Apply the map. ``x (..., in) -> y (..., out)``."""
         x = self._as_input(x)
         self._x = x
-        # One 2-D GEMM: a 3-D ``@`` would run one small BLAS call per batch row.
+        # One 2-D product over all leading axes (a 3-D ``@`` would run one small product
+        # per batch row).
         x2 = x.reshape(-1, self.in_features)                            # (N, in)
-        y = x2 @ self.p("weight").T                                      # (N, out)
-        if self.use_bias:
-            y += self.p("bias")
+        y = self.kernels.linear_fwd(x2, self.p("weight"), self.p("bias") if self.use_bias else None)
         return y.reshape(*x.shape[:-1], self.out_features)              # (..., out)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -67,10 +66,11 @@ class Linear(Module):
         dy = self._as_input(dy)
         x2 = self._x.reshape(-1, self.in_features)                      # (N, in)
         dy2 = dy.reshape(-1, self.out_features)                         # (N, out)
-        self.g("weight")[...] += dy2.T @ x2                             # (out, in)
+        dx, dw, db = self.kernels.linear_bwd(x2, self.p("weight"), dy2)
+        self.g("weight")[...] += dw                                     # (out, in)
         if self.use_bias:
-            self.g("bias")[...] += dy2.sum(axis=0)
-        return (dy2 @ self.p("weight")).reshape(self._x.shape)          # (..., in)
+            self.g("bias")[...] += db
+        return dx.reshape(self._x.shape)                                # (..., in)
 
 
 # ----------------------------------------------------------------------------------
@@ -98,26 +98,23 @@ class RMSNorm(Module):
         self.d = int(d)
         self.eps = float(eps)
         self.add_param("weight", np.ones(self.d))
-        self._xhat = None
+        self._x = None
         self._rstd = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x (..., d) -> y (..., d)``."""
         x = self._as_input(x)
-        rstd = 1 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.eps)   # (..., 1)
-        xhat = x * rstd                                                   # (..., d)
-        self._xhat, self._rstd = xhat, rstd
-        return xhat * self.p("weight")
+        x2 = x.reshape(-1, self.d)                                        # (N, d)
+        y, self._rstd = self.kernels.rmsnorm_fwd(x2, self.p("weight"), self.eps)
+        self._x = x2
+        return y.reshape(x.shape)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """``dy (..., d) -> dx (..., d)``; accumulates the ``weight`` grad."""
         dy = self._as_input(dy)
-        xhat, rstd = self._xhat, self._rstd
-        self.g("weight")[...] += (dy * xhat).reshape(-1, self.d).sum(axis=0)
-        dxhat = dy * self.p("weight")                                     # (..., d)
-        # xhat = x * rstd(x): the second term is the path through the mean square.
-        proj = np.mean(dxhat * xhat, axis=-1, keepdims=True)              # (..., 1)
-        return rstd * (dxhat - xhat * proj)
+        dx, dw = self.kernels.rmsnorm_bwd(self._x, self.p("weight"), self._rstd, dy.reshape(-1, self.d))
+        self.g("weight")[...] += dw
+        return dx.reshape(dy.shape)
 
 
 # ----------------------------------------------------------------------------------

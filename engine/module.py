@@ -6,16 +6,21 @@ same shape and dtype each, and named child modules. Full names join the path wit
 move between this engine and PyTorch code.
 
 Subclasses implement ``forward(x)`` (caching what ``backward`` needs) and
-``backward(dy) -> dx``, which *accumulates* into the parameter gradients.
+``backward(dy) -> dx``, which *accumulates* into the parameter gradients. On a
+numba-backend module both run inside :func:`engine.backend.exclusive_cores` (every
+subclass's ``forward`` and ``backward`` are wrapped when the class is defined), so a model
+called from a plain script gets the cores to itself for the whole call, the same speed
+the training pipeline gets, and leaves the BLAS thread limits as it found them.
 """
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from typing import Iterator
 
 import numpy as np
 
-from engine.backend import get_kernels, resolve_backend
+from engine.backend import exclusive_cores, get_kernels, resolve_backend
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -60,19 +65,40 @@ def derive_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(stream)]).generate_state(1)[0] >> 1)
 
 
+def _owning_cores(method):
+    """Run ``method`` inside :func:`engine.backend.exclusive_cores` on numba modules."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.backend != "numba":
+            return method(self, *args, **kwargs)
+        with exclusive_cores():
+            return method(self, *args, **kwargs)
+
+    wrapper._owns_cores = True
+    return wrapper
+
+
 class Module:
     """Base class: parameters, gradients, children, state dicts.
 
     Parameters
     ----------
     backend : {"numpy", "numba"} or None
-        Kernel set for the time loops; ``None`` takes the process default
-        (environment variable ``MAMBA_GRU_BACKEND``, else ``"numpy"``).
+        Kernel set for the time loops; ``None`` takes the process default (see
+        :func:`engine.backend.default_backend`: ``MAMBA_GRU_BACKEND``, else ``"numba"``
+        when Numba imports).
     dtype : numpy dtype
         float64 (default) or float32; parameters, outputs and gradients keep it.
     seed : int
         Seed of this module's parameter initialisation.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("forward", "backward"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_owns_cores", False):
+                setattr(cls, name, _owning_cores(method))
 
     def __init__(self, backend=None, dtype=np.float64, seed: int = 0):
         self.backend = resolve_backend(backend)

@@ -40,10 +40,10 @@ def test_get_kernels_by_name(numba_kernels):
     assert backend.BACKENDS == ("numpy", "numba")
 
 
-def test_default_is_numpy_without_env():
-    assert backend.default_backend() == "numpy"
-    assert get_kernels() is numpy_ref
-    assert get_kernels(None) is numpy_ref
+def test_default_is_numba_when_it_imports(numba_jit):
+    assert backend.default_backend() == "numba"
+    assert get_kernels() is numba_jit
+    assert get_kernels(None) is numba_jit
 
 
 def test_env_var_sets_default(monkeypatch, numba_kernels):
@@ -52,8 +52,8 @@ def test_env_var_sets_default(monkeypatch, numba_kernels):
     assert get_kernels() is numba_kernels
     monkeypatch.setenv(backend.ENV_VAR, " Numpy ")
     assert get_kernels() is numpy_ref
-    monkeypatch.setenv(backend.ENV_VAR, "")
-    assert backend.default_backend() == "numpy"
+    monkeypatch.setenv(backend.ENV_VAR, "")                 # empty counts as unset
+    assert backend.default_backend() == "numba"
 
 
 def test_env_var_reaches_modules(monkeypatch, numba_kernels):
@@ -71,6 +71,8 @@ def test_set_default_overrides_env(monkeypatch):
     assert backend.default_backend() == "numpy"
     backend.set_default_backend(None)
     assert backend.default_backend() == "numba"
+    monkeypatch.setenv(backend.ENV_VAR, "numpy")
+    assert backend.default_backend() == "numpy"
 
 
 def test_bad_env_var_raises(monkeypatch):
@@ -112,7 +114,10 @@ def test_missing_numba_gives_clear_error(monkeypatch):
     with pytest.raises(BackendUnavailableError, match="pip install numba") as info:
         get_kernels("numba")
     assert isinstance(info.value.__cause__, ImportError)
-    # The NumPy backend keeps working, and layers asking for numba fail the same way.
+    # Without Numba the default falls back to the reference; the NumPy backend keeps
+    # working, and layers asking for numba fail the same way.
+    assert backend.default_backend() == "numpy"
+    assert get_kernels() is numpy_ref
     assert get_kernels("numpy") is numpy_ref
     from engine.module import Module
 

@@ -70,18 +70,25 @@ def make_inputs(shape, dtype, seed=0):
     gru = dict(gi=r(b, L, 3 * H), W_hh=r(3 * H, H, scale=H ** -0.5), b_hh=r(3 * H, scale=0.3),
                dh=r(b, L, H))
     conv = dict(x=r(b, L, d), weight=r(d, k), bias=r(d), dy=r(b, L, d))
-    return sc, mg, gru, conv
+    lin = dict(x=r(b * L, d), weight=r(H, d, scale=d ** -0.5), bias=r(H), dy=r(b * L, H),
+               gain=1 + r(d, scale=0.1), dy_norm=r(b * L, d))
+    return sc, mg, gru, conv, lin
 
 
 def run_all(kernels, inputs):
     """Every kernel of ``kernels`` on ``inputs``; backward kernels get the reference forward."""
-    sc, mg, gru, conv = inputs
+    sc, mg, gru, conv, lin = inputs
     scan = (sc["u"], sc["delta"], sc["A"], sc["B"], sc["C"], sc["D"])
     gated = (sc["u"], sc["dt"], sc["A"], sc["B"], sc["C"], sc["D"], sc["z"])
     h_mg = ref.mingru_fwd(mg["z"], mg["h_tilde"])
     h_lg = ref.mingru_logits_fwd(mg["z_logit"], mg["h_tilde"])
     h_gru, gates = ref.gru_fwd(gru["gi"], gru["W_hh"], gru["b_hh"])
     return {
+        "linear_fwd": kernels.linear_fwd(lin["x"], lin["weight"], lin["bias"]),
+        "linear_bwd": kernels.linear_bwd(lin["x"], lin["weight"], lin["dy"]),
+        "rmsnorm_fwd": kernels.rmsnorm_fwd(lin["x"], lin["gain"], 1e-5),
+        "rmsnorm_bwd": kernels.rmsnorm_bwd(lin["x"], lin["gain"], ref.rmsnorm_fwd(lin["x"], lin["gain"], 1e-5)[1],
+                                           lin["dy_norm"]),
         "selective_scan_fwd": kernels.selective_scan_fwd(*scan),
         "selective_scan_bwd": kernels.selective_scan_bwd(*scan, sc["dy"]),
         "selective_scan_gated_fwd": kernels.selective_scan_gated_fwd(*gated),
@@ -114,6 +121,18 @@ def test_kernel_parity(nb, shape, dtype):
         assert_close(got[name], want[name], dtype, name)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("rows", [1, 63, 64, 1000, 1100])
+def test_linear_without_bias_and_row_splits(nb, rows, dtype):
+    # Row counts below, at and above one block, and one that does not divide evenly.
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, 5)).astype(dtype)
+    w = rng.standard_normal((3, 5)).astype(dtype)
+    dy = rng.standard_normal((rows, 3)).astype(dtype)
+    assert_close(nb.linear_fwd(x, w), ref.linear_fwd(x, w), dtype, "linear_fwd without bias")
+    assert_close(nb.linear_bwd(x, w, dy), ref.linear_bwd(x, w, dy), dtype, "linear_bwd")
+
+
 def test_parity_check_can_fail(nb):
     # The tolerance catches a real error: a wrong D shows in y.
     sc, *_ = make_inputs(SHAPES["small"], np.float64)
@@ -125,7 +144,7 @@ def test_parity_check_can_fail(nb):
 
 def test_mixed_and_strided_inputs(nb):
     # float32 mixed with float64 computes in float64; non-contiguous views are accepted.
-    sc, mg, gru, conv = make_inputs(SHAPES["odd"], np.float64, seed=3)
+    sc, mg, gru, conv, lin = make_inputs(SHAPES["odd"], np.float64, seed=3)
     u_wide = np.repeat(sc["u"], 2, axis=2)[:, :, ::2]                  # a strided view
     assert not u_wide.flags.c_contiguous
     args = (u_wide, sc["delta"].astype(np.float32), np.asfortranarray(sc["A"]), sc["B"], sc["C"], sc["D"])

@@ -16,7 +16,7 @@ TIME_LOOPS = (
     "gru_fwd",
     "gru_bwd",
 )
-#: The time loops, the convolution and the fused variants the layers call.
+#: The time loops, the convolution, the fused variants and the layer kernels the layers call.
 KERNELS = TIME_LOOPS + (
     "causal_conv1d_fwd",
     "causal_conv1d_bwd",
@@ -26,6 +26,12 @@ KERNELS = TIME_LOOPS + (
     "mingru_logits_bwd",
     "causal_conv1d_silu_fwd",
     "causal_conv1d_silu_bwd",
+    # The layers' matrix products and normalisation, so that a kernel set owns all of
+    # a layer's parallel work.
+    "linear_fwd",
+    "linear_bwd",
+    "rmsnorm_fwd",
+    "rmsnorm_bwd",
 )
 #: Everything a kernel set exports: the kernels, and ``warmup`` (compile ahead of use;
 #: a no-op for the reference).

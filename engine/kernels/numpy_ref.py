@@ -20,6 +20,98 @@ __all__ = list(API)
 
 
 # ----------------------------------------------------------------------------------
+# Affine map over the last axis (the layers' matrix products)
+#   y = x @ weight.T + bias
+# ----------------------------------------------------------------------------------
+def linear_fwd(x, weight, bias=None):
+    """Affine map forward.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, in)
+    weight : ndarray, shape (out, in)
+    bias : ndarray, shape (out,), or None
+
+    Returns
+    -------
+    y : ndarray, shape (N, out)
+        ``x @ weight.T + bias``.
+    """
+    y = x @ weight.T
+    if bias is not None:
+        y += bias
+    return y
+
+
+def linear_bwd(x, weight, dy):
+    """Affine map backward.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, in)
+        Forward input.
+    weight : ndarray, shape (out, in)
+    dy : ndarray, shape (N, out)
+        Gradient with respect to the output.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, in)
+    dweight : ndarray, shape (out, in)
+    dbias : ndarray, shape (out,)
+    """
+    return dy @ weight, dy.T @ x, dy.sum(axis=0)
+
+
+# ----------------------------------------------------------------------------------
+# RMS normalisation over the last axis
+#   y = x * rstd * weight,   rstd = 1 / sqrt(mean(x^2) + eps)
+# ----------------------------------------------------------------------------------
+def rmsnorm_fwd(x, weight, eps):
+    """RMS normalisation forward.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, d)
+    weight : ndarray, shape (d,)
+        Gain.
+    eps : float
+        Added to the mean square before the square root.
+
+    Returns
+    -------
+    y : ndarray, shape (N, d)
+    rstd : ndarray, shape (N,)
+        ``1 / sqrt(mean(x**2, axis=-1) + eps)``, kept for the backward.
+    """
+    rstd = 1 / np.sqrt(np.mean(x * x, axis=-1) + eps)                 # (N,)
+    return x * rstd[:, None] * weight, rstd.astype(x.dtype, copy=False)
+
+
+def rmsnorm_bwd(x, weight, rstd, dy):
+    """RMS normalisation backward.
+
+    Parameters
+    ----------
+    x, weight
+        As in :func:`rmsnorm_fwd`.
+    rstd : ndarray, shape (N,)
+        From :func:`rmsnorm_fwd`.
+    dy : ndarray, shape (N, d)
+
+    Returns
+    -------
+    dx : ndarray, shape (N, d)
+    dweight : ndarray, shape (d,)
+    """
+    xhat = x * rstd[:, None]                                           # (N, d)
+    dxhat = dy * weight
+    # xhat = x * rstd(x): the second term is the path through the mean square.
+    proj = np.mean(dxhat * xhat, axis=-1, keepdims=True)              # (N, 1)
+    return rstd[:, None] * (dxhat - xhat * proj), (dy * xhat).sum(axis=0)
+
+
+# ----------------------------------------------------------------------------------
 # Selective scan (Mamba's S6 recurrence)
 #   h[t] = exp(delta[t] * A) * h[t-1] + delta[t] * B[t] * u[t],   h[-1] = 0
 #   y[t] = sum_n C[t, n] * h[t, n] + D * u[t]

@@ -8,34 +8,27 @@ C-contiguous) and hands them to a private ``_*_kernel`` compiled with
 ``njit(parallel=True, cache=True)``.
 
 The kernels live by family, each file mirroring its part of the reference:
-``scan`` (selective scan), ``mingru``, ``gru``, ``conv`` (causal depthwise
-convolution); ``_jit`` holds the jit options, input checks and task split they share
+``linear`` (the layers' matrix products), ``norm`` (RMSNorm), ``scan`` (selective scan), ``mingru``, ``gru``,
+``conv`` (causal depthwise convolution); ``_jit`` holds the jit options, input checks and task split they share
 (and explains why results do not depend on the thread count), ``_math`` the
 vectorisable exp, log1p, tanh, sigmoid and softplus.
 """
 from __future__ import annotations
 
-import os
 import time
 
-# Numba's OpenMP thread pool spins between parallel regions by default. On a machine
-# shared with other busy processes (2 cores here) the spinning workers steal the time
-# slices the working ones need, and a 3 ms kernel took 40 ms; sleeping workers cost a
-# few microseconds per region instead. Set before the pool starts; a value given in the
-# environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from engine.kernels.api import API  # noqa: E402
-from engine.kernels.numba._jit import FLOATS  # noqa: E402
-from engine.kernels.numba.conv import (causal_conv1d_bwd, causal_conv1d_fwd,  # noqa: E402
-                                       causal_conv1d_silu_bwd, causal_conv1d_silu_fwd)
-from engine.kernels.numba.gru import gru_bwd, gru_fwd  # noqa: E402
-from engine.kernels.numba.mingru import (mingru_bwd, mingru_fwd, mingru_logits_bwd,  # noqa: E402
-                                         mingru_logits_fwd)
-from engine.kernels.numba.scan import (selective_scan_bwd, selective_scan_fwd,  # noqa: E402
-                                       selective_scan_gated_bwd, selective_scan_gated_fwd)
+from engine.kernels.api import API
+from engine.kernels.numba._jit import FLOATS
+from engine.kernels.numba.conv import (causal_conv1d_bwd, causal_conv1d_fwd, causal_conv1d_silu_bwd,
+                                       causal_conv1d_silu_fwd)
+from engine.kernels.numba.gru import gru_bwd, gru_fwd
+from engine.kernels.numba.linear import linear_bwd, linear_fwd
+from engine.kernels.numba.norm import rmsnorm_bwd, rmsnorm_fwd
+from engine.kernels.numba.mingru import mingru_bwd, mingru_fwd, mingru_logits_bwd, mingru_logits_fwd
+from engine.kernels.numba.scan import (selective_scan_bwd, selective_scan_fwd, selective_scan_gated_bwd,
+                                       selective_scan_gated_fwd)
 
 __all__ = list(API)
 
@@ -80,6 +73,10 @@ def warmup(dtypes=(np.float64, np.float32)):
         gi, W_hh, b_hh = r(b, L, 3 * H), r(3 * H, H), r(3 * H)
         h, gates = gru_fwd(gi, W_hh, b_hh)
         gru_bwd(gi, W_hh, b_hh, h, gates, dh)
+        x2, W2, b2 = r(b * L, d), r(H, d), r(H)
+        linear_bwd(x2, W2, linear_fwd(x2, W2, b2))
+        y2, rstd = rmsnorm_fwd(x2, D, 1e-5)
+        rmsnorm_bwd(x2, D, rstd, y2)
         w, bias = r(d, k), r(d)
         causal_conv1d_fwd(u, w, bias)
         causal_conv1d_bwd(u, w, dy)

@@ -19,6 +19,30 @@ from engine.kernels.numba._jit import JIT_SCAN, as_float_arrays
 
 
 # ----------------------------------------------------------------------------------
+# Vector width
+# ----------------------------------------------------------------------------------
+@intrinsic
+def wide_vectors(typingctx):
+    """Let LLVM vectorise the calling function with 512-bit registers where it can.
+
+    On AVX-512 CPUs LLVM prefers 256-bit vectors unless told otherwise; for the
+    exponential-heavy loops here 512 bits are about 1.5x faster. This marks the function
+    being compiled (for a ``prange`` body: the outlined parallel body) with LLVM's
+    ``prefer-vector-width`` attribute, the per-function form of clang's
+    ``-mprefer-vector-width=512``. Only the width of the vector instructions changes: the
+    same operations run in the same order on each element, so results are bit-identical
+    to the 256-bit code, and a CPU without AVX-512 simply keeps its widest vectors.
+    """
+    def codegen(context, builder, signature, args):
+        # llvmlite only accepts its list of enum attributes through .add(); a string
+        # attribute is written into the function header verbatim.
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+# ----------------------------------------------------------------------------------
 # exp(x) = 2**k * e**r with k = round(x / ln 2), |r| <= ln(2) / 2, e**r by its Taylor
 # polynomial (degree 13 for float64, 7 for float32: truncation below half an ulp), 2**k
 # assembled in the exponent bits. Within 2 ulp of libm; NaN stays NaN, overflow gives

@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine.kernels.numba._jit import JIT_SCAN, as_float_arrays, check_ndim, check_shape
-from engine.kernels.numba._math import exp, sigmoid, softplus, softplus_sigmoid
+from engine.kernels.numba._math import exp, sigmoid, softplus, softplus_sigmoid, wide_vectors
 
 #: Channels per task: the length of every inner loop (4 AVX2 vectors of float64).
 CW = 32
@@ -55,17 +55,14 @@ _GB, _GAA, _TB, _TC, _DD, _DU, _DDT, _DZ, _D = 0, 1, 2, 3, 4, 5, 6, 7, 8
 
 @njit(inline="always", error_model="numpy")
 def _fold(t):
-    """``sum(t[:CW])`` by halving in place (t's entries past the task's width are 0).
-
-    The order of the additions is fixed by ``CW``; each halving is a short loop over
-    contiguous memory that vectorises without reassociation.
-    """
-    h = CW // 2
-    while h >= 4:
-        for c in range(h):
-            t[c] += t[c + h]
-        h //= 2
-    return (t[0] + t[1]) + (t[2] + t[3])
+    """``sum(t[:CW])`` in a fixed order (t's entries past the task's width are 0):
+    eight lane sums ``t[c] + t[c + 8] + ...``, then those eight as a balanced tree."""
+    for c in range(8):
+        acc = t[c]
+        for j in range(8, CW, 8):
+            acc += t[c + j]
+        t[c] = acc
+    return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]))
 
 
 @njit(inline="always", error_model="numpy")
@@ -126,6 +123,7 @@ def _scan_fwd_kernel(u, dt, AT, B, C, D, z, gated, y):
     one = u.dtype.type(1)
     nck = (d + CW - 1) // CW
     for task in prange(b * nck):
+        wide_vectors()
         bi = task // nck
         c0 = (task - bi * nck) * CW
         w = min(d, c0 + CW) - c0
@@ -169,6 +167,7 @@ def _scan_checkpoints_kernel(u, dt, AT, B, gated, tb, ck):
     nblk = ck.shape[0]
     nck = (d + CW - 1) // CW
     for task in prange(b * nck):
+        wide_vectors()
         bi = task // nck
         c0 = (task - bi * nck) * CW
         w = min(d, c0 + CW) - c0
@@ -209,6 +208,7 @@ def _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, G, DA, 
     one = u.dtype.type(1)
     nck = (d + CW - 1) // CW
     for task in prange(b * nck):
+        wide_vectors()
         bi = task // nck
         ci = task - bi * nck
         c0 = ci * CW
@@ -221,8 +221,10 @@ def _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, G, DA, 
         _load_chunk(ACC[_D], D, c0, w)
         for c in range(CW):
             ACC[_DD, c] = DD[task, c]
-        Gt = G[task]                                       # dLoss/dh, carried back in time
-        DAt = DA[task]
+        # Local copies of the carried state: arrays allocated here are known not to
+        # overlap, so the hot loops vectorise without runtime alias checks.
+        Gt = G[task].copy()                                # dLoss/dh, carried back in time
+        DAt = DA[task].copy()
 
         # Channel vectors of the block: delta, delta * u, sigmoid(dt) and the gradient
         # reaching the ungated y (through the gate when gated).
@@ -290,8 +292,8 @@ def _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, G, DA, 
                     ACC[_GAA, c] += ga * Ak[c]
                     da[c] += ga * sv[_DL, c]
                     ACC[_GB, c] += gk * Bk
-                    ACC[_TB, c] = gk * sv[_DBU, c]
-                    ACC[_TC, c] = sv[_DYV, c] * hn[c]
+                    ACC[_TB, c] = gk * sv[_DBU, c]             # summed over c into dB
+                    ACC[_TC, c] = sv[_DYV, c] * hn[c]          # ... and into dC
                     g[c] = gk * a                              # carried to h[t-1]
                 pB[ci, bi, s, k] = _fold(ACC[_TB])
                 pC[ci, bi, s, k] = _fold(ACC[_TC])
@@ -311,6 +313,8 @@ def _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, G, DA, 
             _store_chunk(du[bi, t], ACC[_DU], c0, w)
         for c in range(CW):
             DD[task, c] = ACC[_DD, c]
+        G[task] = Gt
+        DA[task] = DAt
 
 
 @njit(**JIT_SCAN)

@@ -1,0 +1,164 @@
+"""Affine maps ``y = x @ weight.T + bias`` and their gradients, compiled.
+
+Mirrors the linear section of :mod:`engine.kernels.numpy_ref`. The products run inside
+Numba's thread pool: the rows of ``x`` are cut into blocks and each task hands its block
+to a single-threaded BLAS (``np.dot``, SciPy's BLAS), the pattern scikit-learn's KMeans
+uses. One pool then does all the parallel work of a layer, so no BLAS thread pool
+spins on the cores while Numba's threads compute (see :mod:`engine.backend`).
+
+The weight gradient sums over rows: each block writes its own partial product and the
+partials are added in block order, so the result does not depend on the thread count.
+The cut depends only on the number of rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from engine.backend import exclusive_cores
+from engine.kernels.numba._jit import JIT, as_float_arrays, check_ndim
+
+# At most this many row blocks (and weight-gradient partials), each of at least
+# _MIN_ROWS rows, so that a block's product is big enough for BLAS to run at speed.
+_MAX_BLOCKS = 16
+_MIN_ROWS = 64
+
+
+def _row_blocks(N):
+    """``(blocks, rows per block)`` for ``N`` rows: a function of ``N`` only."""
+    nb = max(1, min(_MAX_BLOCKS, N // _MIN_ROWS))
+    return nb, -(-N // nb) if N else 0
+
+
+@njit(**JIT)
+def _linear_fwd_kernel(x, weight, bias, has_bias, nb, rb, y):
+    N = x.shape[0]
+    wT = weight.T                                       # (in, out), a transposed view
+    for blk in prange(nb):
+        r0 = blk * rb
+        r1 = min(N, r0 + rb)
+        if r1 <= r0:
+            continue
+        yb = y[r0:r1]
+        np.dot(x[r0:r1], wT, yb)                        # (rows, in) @ (in, out)
+        if has_bias:
+            for i in range(r1 - r0):
+                row = yb[i]
+                for j in range(row.shape[0]):
+                    row[j] += bias[j]
+
+
+@njit(**JIT)
+def _linear_bwd_kernel(x, weight, dy, nb, rb, dx, pW, pb):
+    """``dx`` by row blocks; block ``blk``'s share of ``dW`` and ``db`` into ``pW[blk]``, ``pb[blk]``."""
+    N = x.shape[0]
+    zero = x.dtype.type(0)
+    for blk in prange(nb):
+        r0 = blk * rb
+        r1 = min(N, r0 + rb)
+        pWb = pW[blk]
+        pbb = pb[blk]
+        for j in range(pbb.shape[0]):
+            pbb[j] = zero
+        if r1 <= r0:
+            for j in range(pWb.shape[0]):
+                for k in range(pWb.shape[1]):
+                    pWb[j, k] = zero
+            continue
+        dyb = dy[r0:r1]
+        np.dot(dyb, weight, dx[r0:r1])                  # (rows, out) @ (out, in)
+        np.dot(dyb.T, x[r0:r1], pWb)                    # (out, rows) @ (rows, in)
+        for i in range(r1 - r0):
+            row = dyb[i]
+            for j in range(row.shape[0]):
+                pbb[j] += row[j]
+
+
+@njit(**JIT)
+def _sum_blocks_kernel(pW, pb, dW, db):
+    """``dW = pW[0] + pW[1] + ...`` in block order (and ``db``), rows of ``dW`` in parallel."""
+    nb, n_out, n_in = pW.shape
+    for j in prange(n_out):
+        for k in range(n_in):
+            acc = pW[0, j, k]
+            for blk in range(1, nb):
+                acc += pW[blk, j, k]
+            dW[j, k] = acc
+        acc = pb[0, j]
+        for blk in range(1, nb):
+            acc += pb[blk, j]
+        db[j] = acc
+
+
+def _linear_check(x, weight):
+    check_ndim("x", x, 2)
+    check_ndim("weight", weight, 2)
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(f"weight must have shape (out, {x.shape[1]}), got {weight.shape}")
+
+
+def linear_fwd(x, weight, bias=None):
+    """Affine map forward (compiled twin).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, in)
+    weight : ndarray, shape (out, in)
+    bias : ndarray, shape (out,), or None
+
+    Returns
+    -------
+    y : ndarray, shape (N, out)
+        ``x @ weight.T + bias``.
+    """
+    if bias is None:
+        x, weight = as_float_arrays(["x", "weight"], [x, weight])
+        bias_arr = np.zeros(1, dtype=x.dtype)
+    else:
+        x, weight, bias_arr = as_float_arrays(["x", "weight", "bias"], [x, weight, bias])
+    _linear_check(x, weight)
+    if bias is not None and bias_arr.shape != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias_arr.shape}")
+    y = np.empty((x.shape[0], weight.shape[0]), dtype=x.dtype)
+    nb, rb = _row_blocks(x.shape[0])
+    with exclusive_cores():
+        _linear_fwd_kernel(x, weight, bias_arr, bias is not None, nb, rb, y)
+    return y
+
+
+def linear_bwd(x, weight, dy):
+    """Affine map backward (compiled twin).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, in)
+        Forward input.
+    weight : ndarray, shape (out, in)
+    dy : ndarray, shape (N, out)
+        Gradient with respect to the output.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, in)
+        ``dy @ weight``.
+    dweight : ndarray, shape (out, in)
+        ``dy.T @ x``.
+    dbias : ndarray, shape (out,)
+        ``dy.sum(axis=0)``.
+    """
+    x, weight, dy = as_float_arrays(["x", "weight", "dy"], [x, weight, dy])
+    _linear_check(x, weight)
+    if dy.shape != (x.shape[0], weight.shape[0]):
+        raise ValueError(f"dy must have shape {(x.shape[0], weight.shape[0])}, got {dy.shape}")
+    N = x.shape[0]
+    n_out, n_in = weight.shape
+    nb, rb = _row_blocks(N)
+    dx = np.empty_like(x)
+    pW = np.empty((nb, n_out, n_in), dtype=x.dtype)
+    pb = np.empty((nb, n_out), dtype=x.dtype)
+    dW = np.empty_like(weight)
+    db = np.empty(n_out, dtype=x.dtype)
+    with exclusive_cores():
+        _linear_bwd_kernel(x, weight, dy, nb, rb, dx, pW, pb)
+        _sum_blocks_kernel(pW, pb, dW, db)
+    return dx, dW, db
