@@ -63,4 +63,6 @@ class PreNormResidual(Module):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """The skip path passes ``dy`` through unchanged; the mixer path adds to it."""
-        return dy + self.norm.backward(self.mixer.backward(dy))
+        dx = self.norm.backward(self.mixer.backward(dy))                  # a fresh array
+        dx += dy
+        return dx

@@ -95,10 +95,16 @@ class MambaBlock(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x (b, L, d_model) -> out (b, L, d_model)``."""
         x = self._as_input(x)
+        b, L, _ = x.shape
         E, R, N = self.d_inner, self.dt_rank, self.d_state
+        K = self.kernels
 
-        xz = self.in_proj.forward(x)                                      # (b, L, 2E)
-        xs, z = xz[..., :E], xz[..., E:]                                  # (b, L, E) each
+        # in_proj's two halves as two products, so that x and z come out contiguous
+        # (slicing one (b, L, 2E) product would cost a copy of each half).
+        x2 = x.reshape(-1, self.d_model)                                  # (bL, d_model)
+        W_in = self.in_proj.p("weight")                                   # (2E, d_model)
+        xs = K.linear_fwd(x2, W_in[:E]).reshape(b, L, E)                  # (b, L, E)
+        z = K.linear_fwd(x2, W_in[E:]).reshape(b, L, E)                   # (b, L, E)
         u = self.conv1d.forward(xs)                                       # (b, L, E), silu fused
 
         dtBC = self.x_proj.forward(u)                                     # (b, L, R + 2N)
@@ -108,28 +114,37 @@ class MambaBlock(Module):
         C = np.ascontiguousarray(dtBC[..., R + N:])                       # (b, L, N)
         dt_pre = self.dt_proj.forward(dt)                                 # (b, L, E), pre-softplus
         A = -np.exp(self.p("A_log"))                                      # (E, N)
-        z = np.ascontiguousarray(z)                                       # (b, L, E), fwd and bwd
 
         # yg = selective_scan(u, delta = softplus(dt_pre), A, B, C, D) * silu(z), one kernel
-        yg = self.kernels.selective_scan_gated_fwd(u, dt_pre, A, B, C, self.p("D"), z)
+        yg = K.selective_scan_gated_fwd(u, dt_pre, A, B, C, self.p("D"), z)
         out = self.out_proj.forward(yg)                                   # (b, L, d_model)
 
-        self._cache = (u, z, dt_pre, A, B, C)
+        self._cache = (x2, u, z, dt_pre, A, B, C)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """``dout (b, L, d_model) -> dx (b, L, d_model)``; accumulates every parameter grad."""
         dout = self._as_input(dout)
-        u, z, dt_pre, A, B, C = self._cache
+        x2, u, z, dt_pre, A, B, C = self._cache
+        E = self.d_inner
+        K = self.kernels
 
         dyg = self.out_proj.backward(dout)                                # (b, L, E), d yg
         # Through the gate, the scan and the softplus; ddt_pre = ddelta * sigmoid(dt_pre).
-        du, ddt_pre, dA, dB, dC, dD, dz = self.kernels.selective_scan_gated_bwd(
+        du, ddt_pre, dA, dB, dC, dD, dz = K.selective_scan_gated_bwd(
             u, dt_pre, A, B, C, self.p("D"), z, dyg)
         self.g("D")[...] += dD
         self.g("A_log")[...] += dA * A                                    # dA/dA_log = -exp(A_log) = A
 
         ddt = self.dt_proj.backward(ddt_pre)                              # (b, L, R)
-        du = du + self.x_proj.backward(np.concatenate([ddt, dB, dC], axis=-1))
+        du += self.x_proj.backward(np.concatenate([ddt, dB, dC], axis=-1))
         dxs = self.conv1d.backward(du)                                    # (b, L, E), via silu
-        return self.in_proj.backward(np.concatenate([dxs, dz], axis=-1))  # (b, L, d_model)
+
+        W_in = self.in_proj.p("weight")
+        gW_in = self.in_proj.g("weight")
+        dx, dWx, _ = K.linear_bwd(x2, W_in[:E], dxs.reshape(-1, E))
+        dxz, dWz, _ = K.linear_bwd(x2, W_in[E:], dz.reshape(-1, E))
+        gW_in[:E] += dWx
+        gW_in[E:] += dWz
+        dx += dxz
+        return dx.reshape(dout.shape[:-1] + (self.d_model,))             # (b, L, d_model)

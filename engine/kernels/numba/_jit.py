@@ -2,8 +2,9 @@
 
 How the work is split
 ---------------------
-* Batch rows and channel chunks run in parallel (``prange``); the recurrence over time
-  stays sequential inside each task.
+* Every kernel is a serial ``nogil`` function over a range of tasks, run on the
+  backend's own thread pool (:mod:`engine.kernels.numba._threads`). Batch rows and
+  channel chunks are the tasks; the recurrence over time stays sequential inside each.
 * A sum across the parallel axis is never a shared ``+=``: each task writes its own
   slot of a buffer indexed by task (not by thread), and the slots are added afterwards
   in a fixed order, or the task owns the output outright. How the work is cut into
@@ -17,11 +18,16 @@ arithmetic to float64 inside a kernel).
 """
 from __future__ import annotations
 
+import sys
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 # error_model="numpy": a float division by zero gives inf/NaN instead of raising, as in
-# NumPy. nogil lets other Python threads run while a kernel works.
-JIT = dict(parallel=True, cache=True, error_model="numpy", nogil=True)
+# NumPy. nogil lets the pool's threads run kernels side by side. No parallel=True: the
+# parallelism is the pool's (see _threads.py).
+JIT = dict(cache=True, error_model="numpy", nogil=True)
 # The selective scan may fuse multiply-adds (FMA): "contract" changes rounding by at
 # most an ulp and never touches NaN/inf handling, unlike the other fast-math flags.
 JIT_SCAN = dict(JIT, fastmath={"contract"})
@@ -68,3 +74,69 @@ def n_chunks(b, d):
     if b <= 0 or d <= 0:
         return 1
     return max(1, min(d, -(-MIN_TASKS // b)))
+
+
+# ----------------------------------------------------------------------------------
+# Output arrays
+# ----------------------------------------------------------------------------------
+class _OutputPool:
+    """Large kernel outputs, handed out again once nothing references them.
+
+    A training step allocates the same few dozen multi-megabyte arrays every step. glibc
+    returns the freed top of its heap to the system and maps it back on the next step,
+    so every page of those arrays faulted again (about 4,400 page faults and 12 ms of
+    system time per hybrid float64 step). The pool keeps each such array; when the
+    kernel asks for one of the same shape and dtype and the pool's reference is the only
+    one left (the caller dropped it, and no view of it is alive: a view holds a
+    reference to its base), the array is reused instead. Kernels overwrite every element
+    of their outputs, so a reused array behaves exactly like ``np.empty``.
+
+    Bounded: at most ``MAX_PER_KEY`` arrays per (shape, dtype) and ``MAX_KEYS`` shapes,
+    the least recently used shapes forgotten first (arrays still in use stay with their
+    users). Arrays under ``MIN_BYTES`` come from ``np.empty`` directly.
+    """
+
+    MIN_BYTES = 1 << 18
+    MAX_PER_KEY = 16
+    MAX_KEYS = 64
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._buckets: OrderedDict = OrderedDict()
+
+    def empty(self, shape, dtype):
+        shape = tuple(int(n) for n in shape)
+        dtype = np.dtype(dtype)
+        if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize < self.MIN_BYTES:
+            return np.empty(shape, dtype=dtype)
+        key = (shape, dtype.str)
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = []
+                while len(self._buckets) > self.MAX_KEYS:
+                    self._buckets.popitem(last=False)
+            else:
+                self._buckets.move_to_end(key)
+            for arr in bucket:
+                # References: the bucket, the loop variable and getrefcount's argument.
+                if sys.getrefcount(arr) == 3:
+                    return arr
+            arr = np.empty(shape, dtype=dtype)
+            if len(bucket) < self.MAX_PER_KEY:
+                bucket.append(arr)
+            return arr
+
+
+_POOL = _OutputPool()
+
+
+def empty(shape, dtype):
+    """An uninitialised output array, like ``np.empty`` (large ones are recycled,
+    see :class:`_OutputPool`); the kernel must write every element."""
+    return _POOL.empty(shape, dtype)
+
+
+def empty_like(a):
+    """:func:`empty` with the shape and dtype of ``a``."""
+    return _POOL.empty(a.shape, a.dtype)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange
+from numba import njit
 from numba.core import types
 from numba.extending import intrinsic, overload
 
@@ -27,7 +27,7 @@ def wide_vectors(typingctx):
 
     On AVX-512 CPUs LLVM prefers 256-bit vectors unless told otherwise; for the
     exponential-heavy loops here 512 bits are about 1.5x faster. This marks the function
-    being compiled (for a ``prange`` body: the outlined parallel body) with LLVM's
+    being compiled with LLVM's
     ``prefer-vector-width`` attribute, the per-function form of clang's
     ``-mprefer-vector-width=512``. Only the width of the vector instructions changes: the
     same operations run in the same order on each element, so results are bit-identical
@@ -269,7 +269,7 @@ def dot(a, b, n, zero):
 def _elementwise_kernel(x, which, out):
     zero = x.dtype.type(0)
     one = x.dtype.type(1)
-    for i in prange(x.size):
+    for i in range(x.size):
         if which == 0:
             out[i] = exp(x[i])
         elif which == 1:

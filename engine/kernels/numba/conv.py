@@ -6,22 +6,24 @@ tasks are (batch row, time chunk).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from engine.kernels.numba._jit import JIT, as_float_arrays, check_ndim, check_shape
+from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
+                                       empty_like)
 from engine.kernels.numba._math import sigmoid
+from engine.kernels.numba._threads import parallel_for
 
 
 _CONV_TIME_CHUNK = 64
 
 
 @njit(**JIT)
-def _conv_fwd_kernel(x, wT, bias, silu, tc, y):
+def _conv_fwd_tasks(x, wT, bias, silu, tc, y, lo, hi):
     b, L, d = x.shape
     k = wT.shape[0]
     one = x.dtype.type(1)
     ntc = (L + tc - 1) // tc
-    for task in prange(b * ntc):
+    for task in range(lo, hi):
         bi = task // ntc
         t0 = (task - bi * ntc) * tc
         t1 = min(L, t0 + tc)
@@ -43,62 +45,66 @@ def _conv_fwd_kernel(x, wT, bias, silu, tc, y):
 
 
 @njit(**JIT)
-def _silu_grad_kernel(pre, dy, g):
-    """``g = dy * silu'(pre)`` elementwise, rows in parallel."""
-    b, L, d = pre.shape
-    one = pre.dtype.type(1)
-    for row in prange(b * L):
-        bi = row // L
-        t = row - bi * L
-        pr = pre[bi, t]
-        dyr = dy[bi, t]
-        gr = g[bi, t]
-        for c in range(d):
-            s = sigmoid(pr[c], one)
-            gr[c] = dyr[c] * (s * (one + pr[c] * (one - s)))
+def _conv_bwd_tasks(x, wT, bias, dy, silu, tc, dx, part, lo, hi):
+    """``dx`` and per-task partial sums ``part[task] = [dweight.T; dbias]`` (task = batch
+    row x time chunk), for the convolution alone or followed by SiLU.
 
-
-@njit(**JIT)
-def _conv_dx_kernel(wT, dy, tc, dx):
-    b, L, d = dy.shape
+    With ``silu`` the gradient through the SiLU, ``g = dy * silu'(conv(x))``, is
+    recomputed for the task's rows plus the ``k - 1`` after them (``dx[t]`` reads
+    ``g[t .. t + k - 1]``) into a task-local buffer, instead of two full-size arrays.
+    """
+    b, L, d = x.shape
     k = wT.shape[0]
+    one = x.dtype.type(1)
+    zero = x.dtype.type(0)
     ntc = (L + tc - 1) // tc
-    for task in prange(b * ntc):
+    for task in range(lo, hi):
         bi = task // ntc
         t0 = (task - bi * ntc) * tc
         t1 = min(L, t0 + tc)
+        te = min(L, t1 + k - 1)                          # g is needed on [t0, te)
+        g = np.empty((te - t0, d), dtype=x.dtype)
+        for t in range(t0, te):
+            gt = g[t - t0]
+            dyt = dy[bi, t]
+            if silu:
+                for c in range(d):
+                    gt[c] = bias[c]
+                for j in range(k):
+                    src = t - (k - 1) + j
+                    if src < 0:
+                        continue
+                    xs = x[bi, src]
+                    wj = wT[j]
+                    for c in range(d):
+                        gt[c] += wj[c] * xs[c]
+                for c in range(d):
+                    pre = gt[c]
+                    sg = sigmoid(pre, one)
+                    gt[c] = dyt[c] * (sg * (one + pre * (one - sg)))
+            else:
+                for c in range(d):
+                    gt[c] = dyt[c]
+        pt = part[task]
+        pb = pt[k]
+        for j in range(k + 1):
+            for c in range(d):
+                pt[j, c] = zero
         for t in range(t0, t1):
             dxt = dx[bi, t]
             for c in range(d):
-                dxt[c] = 0
+                dxt[c] = zero
             for j in range(k):
-                src = t + (k - 1) - j
-                if src >= L:
+                dst = t + (k - 1) - j                    # output row that reads x[t] with weight j
+                if dst >= L:
                     continue
-                dys = dy[bi, src]
+                gs = g[dst - t0]
                 wj = wT[j]
                 for c in range(d):
-                    dxt[c] += wj[c] * dys[c]
-
-
-@njit(**JIT)
-def _conv_dw_kernel(x, dy, k, tc, dwT, dbias):
-    """Per-task partial sums (task = batch row x time chunk), added in task order."""
-    b, L, d = x.shape
-    zero = x.dtype.type(0)
-    ntc = (L + tc - 1) // tc
-    ntask = b * ntc
-    part = np.zeros((ntask, k + 1, d), dtype=x.dtype)   # rows 0..k-1: dweight.T, row k: dbias
-    for task in prange(ntask):
-        bi = task // ntc
-        t0 = (task - bi * ntc) * tc
-        t1 = min(L, t0 + tc)
-        pt = part[task]
-        pb = pt[k]
-        for t in range(t0, t1):
-            dyt = dy[bi, t]
+                    dxt[c] += wj[c] * gs[c]
+            gt = g[t - t0]
             for c in range(d):
-                pb[c] += dyt[c]
+                pb[c] += gt[c]
             for j in range(k):
                 src = t - (k - 1) + j
                 if src < 0:
@@ -106,8 +112,16 @@ def _conv_dw_kernel(x, dy, k, tc, dwT, dbias):
                 xs = x[bi, src]
                 pj = pt[j]
                 for c in range(d):
-                    pj[c] += dyt[c] * xs[c]
-    for c in prange(d):
+                    pj[c] += gt[c] * xs[c]
+
+
+@njit(**JIT)
+def _sum_parts_tasks(part, dwT, dbias, lo, hi):
+    """Add the per-task partial sums in task order."""
+    ntask, k1, d = part.shape
+    k = k1 - 1
+    zero = part.dtype.type(0)
+    for c in range(lo, hi):
         for j in range(k + 1):
             acc = zero
             for task in range(ntask):
@@ -132,18 +146,24 @@ def _conv_inputs(names, arrays):
 
 
 def _conv_fwd(x, weight, bias, silu):
-    y = np.empty_like(x)
-    _conv_fwd_kernel(x, np.ascontiguousarray(weight.T), bias, silu, _CONV_TIME_CHUNK, y)
+    y = empty_like(x)
+    b, L, _ = x.shape
+    parallel_for(_conv_fwd_tasks, b * -(-L // _CONV_TIME_CHUNK),
+                 (x, np.ascontiguousarray(weight.T), bias, silu, _CONV_TIME_CHUNK, y))
     return y
 
 
-def _conv_bwd(x, weight, dy):
+def _conv_bwd(x, weight, bias, dy, silu):
+    b, L, d = x.shape
+    k = weight.shape[1]
     wT = np.ascontiguousarray(weight.T)
-    dx = np.empty_like(x)
-    _conv_dx_kernel(wT, dy, _CONV_TIME_CHUNK, dx)
-    dwT = np.empty_like(wT)
-    dbias = np.empty(x.shape[2], dtype=x.dtype)
-    _conv_dw_kernel(x, dy, weight.shape[1], _CONV_TIME_CHUNK, dwT, dbias)
+    dx = empty_like(x)
+    ntask = b * (-(-L // _CONV_TIME_CHUNK))
+    part = empty((ntask, k + 1, d), x.dtype)    # rows 0..k-1: dweight.T, row k: dbias
+    parallel_for(_conv_bwd_tasks, ntask, (x, wT, bias, dy, silu, _CONV_TIME_CHUNK, dx, part))
+    dwT = empty_like(wT)
+    dbias = np.empty(d, dtype=x.dtype)
+    parallel_for(_sum_parts_tasks, d, (part, dwT, dbias))
     return dx, np.ascontiguousarray(dwT.T), dbias
 
 
@@ -182,7 +202,7 @@ def causal_conv1d_bwd(x, weight, dy):
     dbias : ndarray, shape (d,)
     """
     x, weight, dy = _conv_inputs(["x", "weight", "dy"], [x, weight, dy])
-    return _conv_bwd(x, weight, dy)
+    return _conv_bwd(x, weight, np.zeros(x.shape[2], dtype=x.dtype), dy, False)
 
 
 def causal_conv1d_silu_fwd(x, weight, bias):
@@ -220,8 +240,4 @@ def causal_conv1d_silu_bwd(x, weight, bias, dy):
     dbias : ndarray, shape (d,)
     """
     x, weight, bias, dy = _conv_inputs(["x", "weight", "bias", "dy"], [x, weight, bias, dy])
-    pre = _conv_fwd(x, weight, bias, False)
-    # A separate output: in place, LLVM's overlap check would pick the scalar loop.
-    g = np.empty_like(pre)
-    _silu_grad_kernel(pre, dy, g)
-    return _conv_bwd(x, weight, g)
+    return _conv_bwd(x, weight, bias, dy, True)

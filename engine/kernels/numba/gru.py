@@ -7,18 +7,20 @@ Numba's np.dot would need SciPy at run time.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from engine.kernels.numba._jit import JIT, as_float_arrays, check_ndim, check_shape
+from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
+                                       empty_like)
 from engine.kernels.numba._math import sigmoid, tanh
+from engine.kernels.numba._threads import parallel_for
 
 
 @njit(**JIT)
-def _gru_fwd_kernel(gi, W_hhT, b_hh, h, gates):
+def _gru_fwd_tasks(gi, W_hhT, b_hh, h, gates, lo, hi):
     b, L, H3 = gi.shape
     H = H3 // 3
     one = gi.dtype.type(1)
-    for bi in prange(b):
+    for bi in range(lo, hi):
         prev = np.zeros(H, dtype=gi.dtype)
         gh = np.empty(H3, dtype=gi.dtype)
         for t in range(L):
@@ -49,12 +51,12 @@ def _gru_fwd_kernel(gi, W_hhT, b_hh, h, gates):
 
 
 @njit(**JIT)
-def _gru_bwd_kernel(W_hh, h, gates, dh, dgi, dgh):
+def _gru_bwd_tasks(W_hh, h, gates, dh, dgi, dgh, lo, hi):
     b, L, H = h.shape
     H3 = 3 * H
     one = h.dtype.type(1)
     zeros = np.zeros(H, dtype=h.dtype)                  # h[-1]
-    for bi in prange(b):
+    for bi in range(lo, hi):
         g = np.zeros(H, dtype=h.dtype)
         acc = np.empty(H, dtype=h.dtype)
         for t in range(L - 1, -1, -1):
@@ -91,7 +93,7 @@ def _gru_bwd_kernel(W_hh, h, gates, dh, dgi, dgh):
 
 
 @njit(**JIT)
-def _gru_param_grads_kernel(h, dgh, nrow, dW_hh, db_hh):
+def _gru_param_grads_tasks(h, dgh, nrow, dW_hh, db_hh, lo, hi):
     """``dW_hh = sum_{b,t} dgh[b,t]^T h[b,t-1]``, ``db_hh = sum_{b,t} dgh[b,t]``.
 
     Each task owns ``nrow`` rows of the output, so the sum over (b, t) runs in one
@@ -100,7 +102,7 @@ def _gru_param_grads_kernel(h, dgh, nrow, dW_hh, db_hh):
     b, L, H = h.shape
     H3 = 3 * H
     ntask = (H3 + nrow - 1) // nrow
-    for task in prange(ntask):
+    for task in range(lo, hi):
         j0 = task * nrow
         j1 = min(H3, j0 + nrow)
         accW = np.zeros((j1 - j0, H), dtype=h.dtype)
@@ -155,9 +157,9 @@ def gru_fwd(gi, W_hh, b_hh):
     gi, W_hh, b_hh = as_float_arrays(["gi", "W_hh", "b_hh"], [gi, W_hh, b_hh])
     H = _gru_check(gi, W_hh, b_hh)
     b, L, _ = gi.shape
-    h = np.empty((b, L, H), dtype=gi.dtype)
-    gates = np.empty((b, L, 4 * H), dtype=gi.dtype)
-    _gru_fwd_kernel(gi, np.ascontiguousarray(W_hh.T), b_hh, h, gates)
+    h = empty((b, L, H), gi.dtype)
+    gates = empty((b, L, 4 * H), gi.dtype)
+    parallel_for(_gru_fwd_tasks, b, (gi, np.ascontiguousarray(W_hh.T), b_hh, h, gates))
     return h, gates
 
 
@@ -186,10 +188,10 @@ def gru_bwd(gi, W_hh, b_hh, h, gates, dh):
     check_shape("h", h, (b, L, H))
     check_shape("gates", gates, (b, L, 4 * H))
     check_shape("dh", dh, (b, L, H))
-    dgi = np.empty_like(gi)
-    dgh = np.empty_like(gi)
-    _gru_bwd_kernel(W_hh, h, gates, dh, dgi, dgh)
-    dW_hh = np.empty_like(W_hh)
-    db_hh = np.empty_like(b_hh)
-    _gru_param_grads_kernel(h, dgh, 16, dW_hh, db_hh)
+    dgi = empty_like(gi)
+    dgh = empty_like(gi)
+    parallel_for(_gru_bwd_tasks, b, (W_hh, h, gates, dh, dgi, dgh))
+    dW_hh = empty_like(W_hh)
+    db_hh = empty_like(b_hh)
+    parallel_for(_gru_param_grads_tasks, -(-3 * H // 16), (h, dgh, 16, dW_hh, db_hh))
     return dgi, dW_hh, db_hh

@@ -1,10 +1,10 @@
 """Affine maps ``y = x @ weight.T + bias`` and their gradients, compiled.
 
-Mirrors the linear section of :mod:`engine.kernels.numpy_ref`. The products run inside
-Numba's thread pool: the rows of ``x`` are cut into blocks and each task hands its block
-to a single-threaded BLAS (``np.dot``, SciPy's BLAS), the pattern scikit-learn's KMeans
-uses. One pool then does all the parallel work of a layer, so no BLAS thread pool
-spins on the cores while Numba's threads compute (see :mod:`engine.backend`).
+Mirrors the linear section of :mod:`engine.kernels.numpy_ref`. The products run on the
+backend's thread pool: the rows of ``x`` are cut into blocks and each task hands its
+block to a single-threaded BLAS (``np.dot``, SciPy's BLAS), the pattern scikit-learn's
+KMeans uses. One pool then does all the parallel work of a layer, so no BLAS thread pool
+spins on the cores while the kernels compute (see :mod:`engine.backend`).
 
 The weight gradient sums over rows: each block writes its own partial product and the
 partials are added in block order, so the result does not depend on the thread count.
@@ -13,10 +13,11 @@ The cut depends only on the number of rows.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from engine.backend import exclusive_cores
-from engine.kernels.numba._jit import JIT, as_float_arrays, check_ndim
+from engine.kernels.numba._jit import JIT, as_float_arrays, check_ndim, empty, empty_like
+from engine.kernels.numba._threads import parallel_for
 
 # At most this many row blocks (and weight-gradient partials), each of at least
 # _MIN_ROWS rows, so that a block's product is big enough for BLAS to run at speed.
@@ -31,10 +32,10 @@ def _row_blocks(N):
 
 
 @njit(**JIT)
-def _linear_fwd_kernel(x, weight, bias, has_bias, nb, rb, y):
+def _linear_fwd_tasks(x, weight, bias, has_bias, rb, y, lo, hi):
     N = x.shape[0]
     wT = weight.T                                       # (in, out), a transposed view
-    for blk in prange(nb):
+    for blk in range(lo, hi):
         r0 = blk * rb
         r1 = min(N, r0 + rb)
         if r1 <= r0:
@@ -49,11 +50,11 @@ def _linear_fwd_kernel(x, weight, bias, has_bias, nb, rb, y):
 
 
 @njit(**JIT)
-def _linear_bwd_kernel(x, weight, dy, nb, rb, dx, pW, pb):
+def _linear_bwd_tasks(x, weight, dy, rb, dx, pW, pb, lo, hi):
     """``dx`` by row blocks; block ``blk``'s share of ``dW`` and ``db`` into ``pW[blk]``, ``pb[blk]``."""
     N = x.shape[0]
     zero = x.dtype.type(0)
-    for blk in prange(nb):
+    for blk in range(lo, hi):
         r0 = blk * rb
         r1 = min(N, r0 + rb)
         pWb = pW[blk]
@@ -75,10 +76,10 @@ def _linear_bwd_kernel(x, weight, dy, nb, rb, dx, pW, pb):
 
 
 @njit(**JIT)
-def _sum_blocks_kernel(pW, pb, dW, db):
-    """``dW = pW[0] + pW[1] + ...`` in block order (and ``db``), rows of ``dW`` in parallel."""
+def _sum_blocks_tasks(pW, pb, dW, db, lo, hi):
+    """``dW = pW[0] + pW[1] + ...`` in block order (and ``db``); a task is a row of ``dW``."""
     nb, n_out, n_in = pW.shape
-    for j in prange(n_out):
+    for j in range(lo, hi):
         for k in range(n_in):
             acc = pW[0, j, k]
             for blk in range(1, nb):
@@ -119,10 +120,10 @@ def linear_fwd(x, weight, bias=None):
     _linear_check(x, weight)
     if bias is not None and bias_arr.shape != (weight.shape[0],):
         raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias_arr.shape}")
-    y = np.empty((x.shape[0], weight.shape[0]), dtype=x.dtype)
+    y = empty((x.shape[0], weight.shape[0]), x.dtype)
     nb, rb = _row_blocks(x.shape[0])
     with exclusive_cores():
-        _linear_fwd_kernel(x, weight, bias_arr, bias is not None, nb, rb, y)
+        parallel_for(_linear_fwd_tasks, nb, (x, weight, bias_arr, bias is not None, rb, y))
     return y
 
 
@@ -153,12 +154,12 @@ def linear_bwd(x, weight, dy):
     N = x.shape[0]
     n_out, n_in = weight.shape
     nb, rb = _row_blocks(N)
-    dx = np.empty_like(x)
-    pW = np.empty((nb, n_out, n_in), dtype=x.dtype)
-    pb = np.empty((nb, n_out), dtype=x.dtype)
-    dW = np.empty_like(weight)
+    dx = empty_like(x)
+    pW = empty((nb, n_out, n_in), x.dtype)
+    pb = empty((nb, n_out), x.dtype)
+    dW = empty_like(weight)
     db = np.empty(n_out, dtype=x.dtype)
     with exclusive_cores():
-        _linear_bwd_kernel(x, weight, dy, nb, rb, dx, pW, pb)
-        _sum_blocks_kernel(pW, pb, dW, db)
+        parallel_for(_linear_bwd_tasks, nb, (x, weight, dy, rb, dx, pW, pb))
+        parallel_for(_sum_blocks_tasks, n_out, (pW, pb, dW, db))
     return dx, dW, db

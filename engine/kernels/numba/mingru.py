@@ -6,17 +6,19 @@ fused variant: ``z`` then holds the gate before its sigmoid.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from engine.kernels.numba._jit import JIT, as_float_arrays, check_ndim, check_shape, n_chunks
+from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
+                                       empty_like, n_chunks)
 from engine.kernels.numba._math import sigmoid
+from engine.kernels.numba._threads import parallel_for
 
 
 @njit(**JIT)
-def _mingru_fwd_kernel(z, h_tilde, logits, nck, h):
+def _mingru_fwd_tasks(z, h_tilde, logits, nck, h, lo, hi):
     b, L, H = z.shape
     one = z.dtype.type(1)
-    for task in prange(b * nck):
+    for task in range(lo, hi):
         bi = task // nck
         ci = task - bi * nck
         j0 = ci * H // nck
@@ -34,11 +36,11 @@ def _mingru_fwd_kernel(z, h_tilde, logits, nck, h):
 
 
 @njit(**JIT)
-def _mingru_bwd_kernel(z, h_tilde, h, dh, logits, nck, dz, dh_tilde):
+def _mingru_bwd_tasks(z, h_tilde, h, dh, logits, nck, dz, dh_tilde, lo, hi):
     b, L, H = z.shape
     one = z.dtype.type(1)
     zeros = np.zeros(H, dtype=z.dtype)                  # h[-1]
-    for task in prange(b * nck):
+    for task in range(lo, hi):
         bi = task // nck
         ci = task - bi * nck
         j0 = ci * H // nck
@@ -69,15 +71,17 @@ def _mingru_inputs(names, arrays):
 
 
 def _mingru_fwd(z, h_tilde, logits):
-    h = np.empty_like(z)
-    _mingru_fwd_kernel(z, h_tilde, logits, n_chunks(z.shape[0], z.shape[2]), h)
+    h = empty_like(z)
+    nck = n_chunks(z.shape[0], z.shape[2])
+    parallel_for(_mingru_fwd_tasks, z.shape[0] * nck, (z, h_tilde, logits, nck, h))
     return h
 
 
 def _mingru_bwd(z, h_tilde, h, dh, logits):
-    dz = np.empty_like(z)
-    dh_tilde = np.empty_like(z)
-    _mingru_bwd_kernel(z, h_tilde, h, dh, logits, n_chunks(z.shape[0], z.shape[2]), dz, dh_tilde)
+    dz = empty_like(z)
+    dh_tilde = empty_like(z)
+    nck = n_chunks(z.shape[0], z.shape[2])
+    parallel_for(_mingru_bwd_tasks, z.shape[0] * nck, (z, h_tilde, h, dh, logits, nck, dz, dh_tilde))
     return dz, dh_tilde
 
 

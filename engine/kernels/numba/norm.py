@@ -7,9 +7,11 @@ one partial per block, added in block order.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from engine.kernels.numba._jit import JIT, as_float_arrays, check_ndim, check_shape
+from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
+                                       empty_like)
+from engine.kernels.numba._threads import parallel_for
 
 _MAX_BLOCKS = 16
 _MIN_ROWS = 64
@@ -21,11 +23,11 @@ def _row_blocks(N):
 
 
 @njit(**JIT)
-def _rmsnorm_fwd_kernel(x, weight, eps, nb, rb, y, rstd):
+def _rmsnorm_fwd_tasks(x, weight, eps, rb, y, rstd, lo, hi):
     N, d = x.shape
     zero = x.dtype.type(0)
     one = x.dtype.type(1)
-    for blk in prange(nb):
+    for blk in range(lo, hi):
         for i in range(blk * rb, min(N, blk * rb + rb)):
             xi = x[i]
             ss = zero
@@ -39,10 +41,10 @@ def _rmsnorm_fwd_kernel(x, weight, eps, nb, rb, y, rstd):
 
 
 @njit(**JIT)
-def _rmsnorm_bwd_kernel(x, weight, rstd, dy, nb, rb, dx, pw):
+def _rmsnorm_bwd_tasks(x, weight, rstd, dy, rb, dx, pw, lo, hi):
     N, d = x.shape
     zero = x.dtype.type(0)
-    for blk in prange(nb):
+    for blk in range(lo, hi):
         pwb = pw[blk]
         for j in range(d):
             pwb[j] = zero
@@ -63,9 +65,9 @@ def _rmsnorm_bwd_kernel(x, weight, rstd, dy, nb, rb, dx, pw):
 
 
 @njit(**JIT)
-def _sum_rows_kernel(pw, out):
+def _sum_rows_tasks(pw, out, lo, hi):
     nb, d = pw.shape
-    for j in prange(d):
+    for j in range(lo, hi):
         acc = pw[0, j]
         for blk in range(1, nb):
             acc += pw[blk, j]
@@ -93,10 +95,10 @@ def rmsnorm_fwd(x, weight, eps):
     x, weight = as_float_arrays(["x", "weight"], [x, weight])
     check_ndim("x", x, 2)
     check_shape("weight", weight, (x.shape[1],))
-    y = np.empty_like(x)
+    y = empty_like(x)
     rstd = np.empty(x.shape[0], dtype=x.dtype)
     nb, rb = _row_blocks(x.shape[0])
-    _rmsnorm_fwd_kernel(x, weight, x.dtype.type(eps), nb, rb, y, rstd)
+    parallel_for(_rmsnorm_fwd_tasks, nb, (x, weight, x.dtype.type(eps), rb, y, rstd))
     return y, rstd
 
 
@@ -123,9 +125,9 @@ def rmsnorm_bwd(x, weight, rstd, dy):
     check_shape("rstd", rstd, (x.shape[0],))
     check_shape("dy", dy, x.shape)
     nb, rb = _row_blocks(x.shape[0])
-    dx = np.empty_like(x)
-    pw = np.empty((nb, x.shape[1]), dtype=x.dtype)
-    _rmsnorm_bwd_kernel(x, weight, rstd, dy, nb, rb, dx, pw)
-    dweight = np.empty_like(weight)
-    _sum_rows_kernel(pw, dweight)
+    dx = empty_like(x)
+    pw = empty((nb, x.shape[1]), x.dtype)
+    parallel_for(_rmsnorm_bwd_tasks, nb, (x, weight, rstd, dy, rb, dx, pw))
+    dweight = empty_like(weight)
+    parallel_for(_sum_rows_tasks, x.shape[1], (pw, dweight))
     return dx, dweight

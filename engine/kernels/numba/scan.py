@@ -34,10 +34,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from engine.kernels.numba._jit import JIT_SCAN, as_float_arrays, check_ndim, check_shape
+from engine.kernels.numba._jit import (JIT_SCAN, as_float_arrays, check_ndim, check_shape, empty,
+                                       empty_like)
 from engine.kernels.numba._math import exp, sigmoid, softplus, softplus_sigmoid, wide_vectors
+from engine.kernels.numba._threads import parallel_for
 
 #: Channels per task: the length of every inner loop (4 AVX2 vectors of float64).
 CW = 32
@@ -116,14 +118,14 @@ def _step_inputs(sv, u, dt, bi, t, c0, w, gated, with_sigmoid, zero, one):
 
 
 @njit(**JIT_SCAN)
-def _scan_fwd_kernel(u, dt, AT, B, C, D, z, gated, y):
+def _scan_fwd_tasks(u, dt, AT, B, C, D, z, gated, y, lo, hi):
     b, L, d = u.shape
     n = AT.shape[0]
     zero = u.dtype.type(0)
     one = u.dtype.type(1)
     nck = (d + CW - 1) // CW
-    for task in prange(b * nck):
-        wide_vectors()
+    wide_vectors()
+    for task in range(lo, hi):
         bi = task // nck
         c0 = (task - bi * nck) * CW
         w = min(d, c0 + CW) - c0
@@ -158,7 +160,7 @@ def _scan_fwd_kernel(u, dt, AT, B, C, D, z, gated, y):
 
 
 @njit(**JIT_SCAN)
-def _scan_checkpoints_kernel(u, dt, AT, B, gated, tb, ck):
+def _scan_checkpoints_tasks(u, dt, AT, B, gated, tb, ck, lo, hi):
     """``ck[m, task] = h[m * tb - 1]``: the state entering block ``m`` (``ck[0] = 0``)."""
     b, L, d = u.shape
     n = AT.shape[0]
@@ -166,8 +168,8 @@ def _scan_checkpoints_kernel(u, dt, AT, B, gated, tb, ck):
     one = u.dtype.type(1)
     nblk = ck.shape[0]
     nck = (d + CW - 1) // CW
-    for task in prange(b * nck):
-        wide_vectors()
+    wide_vectors()
+    for task in range(lo, hi):
         bi = task // nck
         c0 = (task - bi * nck) * CW
         w = min(d, c0 + CW) - c0
@@ -194,21 +196,24 @@ def _scan_checkpoints_kernel(u, dt, AT, B, gated, tb, ck):
 
 
 @njit(**JIT_SCAN)
-def _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, G, DA, DD, du, ddt, dz, pB, pC):
+def _scan_bwd_block_tasks(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, last, G, DA, DD, du, ddt, dz,
+                          pB, pC, lo, hi):
     """Steps ``t0 .. t0 + tl - 1`` backwards, every task in parallel.
 
-    ``h0 (ntask, n, CW)`` holds the state entering the block. Carried from block to block
-    (later blocks first): ``G`` (dLoss/dh) and the task's sums ``DA (ntask, n, CW)``
-    (dA.T) and ``DD (ntask, CW)`` (dD). The block's sums over channels go to one slot per
-    chunk, ``pB, pC (nck, b, tl, n)``, added in order by :func:`_scan_merge_bc_kernel`.
+    ``h0 (ntask, n, CW)`` holds the state entering the block (ignored for the first
+    block, ``t0 == 0``, which starts from 0). Carried from block to block (later blocks
+    first): ``G`` (dLoss/dh) and the task's sums ``DA (ntask, n, CW)`` (dA.T) and
+    ``DD (ntask, CW)`` (dD); ``last`` marks the block that ends the sequence, where they
+    start from 0. The block's sums over channels go to one slot per chunk,
+    ``pB, pC (nck, b, tl, n)``, added in order by :func:`_scan_merge_bc_tasks`.
     """
     b, L, d = u.shape
     n = AT.shape[0]
     zero = u.dtype.type(0)
     one = u.dtype.type(1)
     nck = (d + CW - 1) // CW
-    for task in prange(b * nck):
-        wide_vectors()
+    wide_vectors()
+    for task in range(lo, hi):
         bi = task // nck
         ci = task - bi * nck
         c0 = ci * CW
@@ -219,12 +224,16 @@ def _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, G, DA, 
         SV = np.zeros((tl, _NSV, CW), dtype=u.dtype)       # per-step channel vectors
         ACC = np.zeros((9, CW), dtype=u.dtype)             # per-step sums and outputs
         _load_chunk(ACC[_D], D, c0, w)
-        for c in range(CW):
-            ACC[_DD, c] = DD[task, c]
+        if not last:
+            for c in range(CW):
+                ACC[_DD, c] = DD[task, c]
         # Local copies of the carried state: arrays allocated here are known not to
         # overlap, so the hot loops vectorise without runtime alias checks.
-        Gt = G[task].copy()                                # dLoss/dh, carried back in time
-        DAt = DA[task].copy()
+        Gt = np.zeros((n, CW), dtype=u.dtype)              # dLoss/dh, carried back in time
+        DAt = np.zeros((n, CW), dtype=u.dtype)
+        if not last:
+            Gt[:] = G[task]
+            DAt[:] = DA[task]
 
         # Channel vectors of the block: delta, delta * u, sigmoid(dt) and the gradient
         # reaching the ungated y (through the gate when gated).
@@ -244,10 +253,9 @@ def _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, G, DA, 
                 for c in range(CW):
                     sv[_DYV, c] = sv[_DY, c]
         # The block's states and decays, from its checkpoint; y before the gate.
-        h0t = h0[task]
         for k in range(n):
             for c in range(CW):
-                HS[0, k, c] = h0t[k, c]
+                HS[0, k, c] = h0[task, k, c] if t0 > 0 else zero
         for s in range(tl):
             t = t0 + s
             Bt = B[bi, t]
@@ -318,10 +326,10 @@ def _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, G, DA, 
 
 
 @njit(**JIT_SCAN)
-def _scan_merge_bc_kernel(pB, pC, t0, dB, dC):
+def _scan_merge_bc_tasks(pB, pC, t0, dB, dC, lo, hi):
     """``dB[:, t0 + s] = sum over chunks of pB[:, :, s]`` in chunk order (and dC)."""
     nck, b, tl, n = pB.shape
-    for bi in prange(b):
+    for bi in range(lo, hi):
         for s in range(tl):
             for k in range(n):
                 sB = pB[0, bi, s, k]
@@ -334,13 +342,13 @@ def _scan_merge_bc_kernel(pB, pC, t0, dB, dC):
 
 
 @njit(**JIT_SCAN)
-def _scan_merge_ad_kernel(DA, DD, b, dA, dD):
+def _scan_merge_ad_tasks(DA, DD, b, dA, dD, lo, hi):
     """``dA[c, k] = sum over batch rows of DA[task, k, c]`` in row order (and dD)."""
     ntask, n, _ = DA.shape
     d = dA.shape[0]
     nck = ntask // b
     zero = dA.dtype.type(0)
-    for c in prange(d):
+    for c in range(lo, hi):
         ci = c // CW
         cc = c - ci * CW
         for k in range(n):
@@ -379,8 +387,9 @@ def _scan_block_len(L, n):
 
 
 def _scan_fwd(u, dt, A, B, C, D, z, gated):
-    y = np.empty_like(u)
-    _scan_fwd_kernel(u, dt, np.ascontiguousarray(A.T), B, C, D, z, gated, y)
+    y = empty_like(u)
+    b, _, d = u.shape
+    parallel_for(_scan_fwd_tasks, b * -(-d // CW), (u, dt, np.ascontiguousarray(A.T), B, C, D, z, gated, y))
     return y
 
 
@@ -392,28 +401,29 @@ def _scan_bwd(u, dt, A, B, C, D, z, dy, gated):
     AT = np.ascontiguousarray(A.T)
     tb = _scan_block_len(L, n)
     nblk = -(-L // tb)
-    ck = np.zeros((max(nblk, 1), ntask, n, CW), dtype=u.dtype)
+    # Checkpoints only when there is more than one block (a 1-element stand-in otherwise).
+    ck = empty((nblk, ntask, n, CW) if nblk > 1 else (1, 1, 1, 1), u.dtype)
     if nblk > 1:
-        _scan_checkpoints_kernel(u, dt, AT, B, gated, tb, ck)
-    du = np.empty_like(u)
-    ddt = np.empty_like(u)
-    dz = np.empty_like(u) if gated else np.empty((1, 1, 1), dtype=u.dtype)
-    dB = np.empty_like(B)
-    dC = np.empty_like(C)
-    G = np.zeros((ntask, n, CW), dtype=u.dtype)
-    DA = np.zeros((ntask, n, CW), dtype=u.dtype)
-    DD = np.zeros((ntask, CW), dtype=u.dtype)
+        parallel_for(_scan_checkpoints_tasks, ntask, (u, dt, AT, B, gated, tb, ck))
+    du = empty_like(u)
+    ddt = empty_like(u)
+    dz = empty_like(u) if gated else empty((1, 1, 1), u.dtype)
+    dB = empty_like(B)
+    dC = empty_like(C)
+    G = empty((ntask, n, CW), u.dtype)           # carried between blocks
+    DA = empty((ntask, n, CW), u.dtype)
+    DD = empty((ntask, CW), u.dtype)
     for blk in range(nblk - 1, -1, -1):
         t0 = blk * tb
         tl = min(L, t0 + tb) - t0
-        pB = np.empty((nck, b, tl, n), dtype=u.dtype)     # the block's sums, per chunk
-        pC = np.empty_like(pB)
-        _scan_bwd_block_kernel(u, dt, AT, B, C, D, z, dy, gated, t0, tl, ck[blk], G, DA, DD,
-                               du, ddt, dz, pB, pC)
-        _scan_merge_bc_kernel(pB, pC, t0, dB, dC)
-    dA = np.empty_like(A)
-    dD = np.empty_like(D)
-    _scan_merge_ad_kernel(DA, DD, b, dA, dD)
+        pB = empty((nck, b, tl, n), u.dtype)              # the block's sums, per chunk
+        pC = empty_like(pB)
+        parallel_for(_scan_bwd_block_tasks, ntask, (u, dt, AT, B, C, D, z, dy, gated, t0, tl, ck[blk],
+                                                     blk == nblk - 1, G, DA, DD, du, ddt, dz, pB, pC))
+        parallel_for(_scan_merge_bc_tasks, b, (pB, pC, t0, dB, dC))
+    dA = empty_like(A)
+    dD = empty_like(D)
+    parallel_for(_scan_merge_ad_tasks, d, (DA, DD, b, dA, dD))
     return du, ddt, dA, dB, dC, dD, dz
 
 
@@ -446,7 +456,7 @@ def selective_scan_fwd(u, delta, A, B, C, D):
         If an input is not real numeric.
     """
     u, delta, A, B, C, D = _scan_inputs(["u", "delta", "A", "B", "C", "D"], [u, delta, A, B, C, D])
-    return _scan_fwd(u, delta, A, B, C, D, np.empty((1, 1, 1), dtype=u.dtype), False)
+    return _scan_fwd(u, delta, A, B, C, D, empty((1, 1, 1), u.dtype), False)
 
 
 def selective_scan_bwd(u, delta, A, B, C, D, dy):
@@ -471,7 +481,7 @@ def selective_scan_bwd(u, delta, A, B, C, D, dy):
     """
     u, delta, A, B, C, D, dy = _scan_inputs(
         ["u", "delta", "A", "B", "C", "D", "dy"], [u, delta, A, B, C, D, dy])
-    return _scan_bwd(u, delta, A, B, C, D, np.empty((1, 1, 1), dtype=u.dtype), dy, False)[:6]
+    return _scan_bwd(u, delta, A, B, C, D, empty((1, 1, 1), u.dtype), dy, False)[:6]
 
 
 def selective_scan_gated_fwd(u, dt, A, B, C, D, z):
