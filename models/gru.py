@@ -52,20 +52,25 @@ class GRULayer(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x (b, L, d_in) -> h (b, L, H)``."""
         x = self._as_input(x)
-        gi = x @ self.p("weight_ih_l0").T + self.p("bias_ih_l0")         # (b, L, 3H)
+        b, L, _ = x.shape
+        x2 = x.reshape(-1, self.d_in)                                    # (bL, d_in)
+        # All input projections at once, outside the time loop.
+        gi = self.kernels.linear_fwd(x2, self.p("weight_ih_l0"), self.p("bias_ih_l0"))
+        gi = gi.reshape(b, L, 3 * self.d_hidden)                         # (b, L, 3H)
         h, gates = self.kernels.gru_fwd(gi, self.p("weight_hh_l0"), self.p("bias_hh_l0"))
-        self._cache = (x, gi, h, gates)
+        self._cache = (x2, gi, h, gates)
         return h
 
     def backward(self, dh: np.ndarray) -> np.ndarray:
         """``dh (b, L, H) -> dx (b, L, d_in)``; accumulates all four parameter grads."""
         dh = np.ascontiguousarray(self._as_input(dh))
-        x, gi, h, gates = self._cache
+        x2, gi, h, gates = self._cache
         dgi, dW_hh, db_hh = self.kernels.gru_bwd(
             gi, self.p("weight_hh_l0"), self.p("bias_hh_l0"), h, gates, dh)   # dgi (b, L, 3H)
         self.g("weight_hh_l0")[...] += dW_hh
         self.g("bias_hh_l0")[...] += db_hh
-        dgi2 = dgi.reshape(-1, 3 * self.d_hidden)                       # (b*L, 3H), one BLAS call
-        self.g("weight_ih_l0")[...] += dgi2.T @ x.reshape(-1, self.d_in)
-        self.g("bias_ih_l0")[...] += dgi2.sum(axis=0)
-        return dgi @ self.p("weight_ih_l0")                              # (b, L, d_in)
+        dx, dW_ih, db_ih = self.kernels.linear_bwd(x2, self.p("weight_ih_l0"),
+                                                   dgi.reshape(-1, 3 * self.d_hidden))
+        self.g("weight_ih_l0")[...] += dW_ih
+        self.g("bias_ih_l0")[...] += db_ih
+        return dx.reshape(dh.shape[:-1] + (self.d_in,))                  # (b, L, d_in)

@@ -7,7 +7,8 @@ For an input ``x (b, L, d_in)``::
     h[t] = (1 - z[t]) * h[t-1] + z[t] * h~[t],   h[-1] = 0
 
 Neither gate looks at ``h[t-1]``, which is what makes the recurrence a linear scan.
-The sigmoid runs inside the kernel (``mingru_logits_fwd/bwd`` take ``linear_z(x)``).
+Both linears run as one product with their weights stacked, ``zh = x @ [W_z; W_h].T``, and
+the sigmoid runs inside the kernel (``mingru_logits_fwd/bwd`` take the packed ``zh``).
 """
 from __future__ import annotations
 
@@ -46,20 +47,33 @@ class MinGRULayer(Module):
             "linear_h", Linear(self.d_in, self.d_hidden, seed=derive_seed(seed, 1), **kw))
         self._cache = None
 
+    def _stacked(self):
+        """``[W_z; W_h] (2H, d_in)`` and ``[b_z; b_h] (2H,)``: one product for both linears."""
+        lz, lh = self.linear_z, self.linear_h
+        return (np.concatenate([lz.p("weight"), lh.p("weight")]),
+                np.concatenate([lz.p("bias"), lh.p("bias")]))
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x (b, L, d_in) -> h (b, L, H)``."""
         x = self._as_input(x)
-        z_logit = self.linear_z.forward(x)                               # (b, L, H), z pre-sigmoid
-        h_tilde = self.linear_h.forward(x)                               # (b, L, H)
-        h = self.kernels.mingru_logits_fwd(z_logit, h_tilde)             # (b, L, H)
-        self._cache = (z_logit, h_tilde, h)
+        b, L, _ = x.shape
+        x2 = x.reshape(-1, self.d_in)                                    # (bL, d_in)
+        W, bias = self._stacked()
+        zh = self.kernels.linear_fwd(x2, W, bias).reshape(b, L, 2 * self.d_hidden)   # [z_logit | h~]
+        h = self.kernels.mingru_logits_fwd(zh)                           # (b, L, H)
+        self._cache = (x2, W, zh, h)
         return h
 
     def backward(self, dh: np.ndarray) -> np.ndarray:
         """``dh (b, L, H) -> dx (b, L, d_in)``; accumulates both linears' grads."""
         dh = np.ascontiguousarray(self._as_input(dh))
-        z_logit, h_tilde, h = self._cache
-        # dz_logit is already through the sigmoid (dz * z * (1 - z)); (b, L, H) each.
-        dz_logit, dh_tilde = self.kernels.mingru_logits_bwd(z_logit, h_tilde, h, dh)
-        dx = self.linear_z.backward(dz_logit)
-        return dx + self.linear_h.backward(dh_tilde)
+        x2, W, zh, h = self._cache
+        H = self.d_hidden
+        # dzh = [dz_logit | dh_tilde], dz_logit already through the sigmoid; (b, L, 2H)
+        dzh = self.kernels.mingru_logits_bwd(zh, h, dh)
+        dx, dW, db = self.kernels.linear_bwd(x2, W, dzh.reshape(-1, 2 * H))
+        self.linear_z.g("weight")[...] += dW[:H]
+        self.linear_z.g("bias")[...] += db[:H]
+        self.linear_h.g("weight")[...] += dW[H:]
+        self.linear_h.g("bias")[...] += db[H:]
+        return dx.reshape(dh.shape[:-1] + (self.d_in,))

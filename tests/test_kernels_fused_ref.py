@@ -54,15 +54,23 @@ def test_selective_scan_gated_is_the_composition(rng):
 
 
 def test_mingru_logits(rng):
-    inputs = dict(z_logit=rng.standard_normal((b, L, H)) * 2, h_tilde=rng.standard_normal((b, L, H)))
+    zh = np.concatenate([rng.standard_normal((b, L, H)) * 2, rng.standard_normal((b, L, H))], axis=-1)
+    inputs = dict(zh=zh)
     R = rng.standard_normal((b, L, H))
 
     def loss():
         return float(np.sum(K.mingru_logits_fwd(**inputs) * R))
 
     h = K.mingru_logits_fwd(**inputs)
-    dz, dht = K.mingru_logits_bwd(inputs["z_logit"], inputs["h_tilde"], h, R)
-    _check(loss, dict(z_logit=dz, h_tilde=dht), inputs)
+    dzh = K.mingru_logits_bwd(zh, h, R)
+    _check(loss, dict(zh=dzh), inputs)
+
+
+def test_mingru_logits_is_the_composition(rng):
+    z_logit, h_tilde = rng.standard_normal((b, L, H)) * 2, rng.standard_normal((b, L, H))
+    want = K.mingru_fwd(1 / (1 + np.exp(-z_logit)), h_tilde)
+    got = K.mingru_logits_fwd(np.concatenate([z_logit, h_tilde], axis=-1))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
 def test_causal_conv1d_silu(rng):

@@ -81,7 +81,8 @@ def run_all(kernels, inputs):
     scan = (sc["u"], sc["delta"], sc["A"], sc["B"], sc["C"], sc["D"])
     gated = (sc["u"], sc["dt"], sc["A"], sc["B"], sc["C"], sc["D"], sc["z"])
     h_mg = ref.mingru_fwd(mg["z"], mg["h_tilde"])
-    h_lg = ref.mingru_logits_fwd(mg["z_logit"], mg["h_tilde"])
+    zh = np.concatenate([mg["z_logit"], mg["h_tilde"]], axis=-1)
+    h_lg = ref.mingru_logits_fwd(zh)
     h_gru, gates = ref.gru_fwd(gru["gi"], gru["W_hh"], gru["b_hh"])
     return {
         "linear_fwd": kernels.linear_fwd(lin["x"], lin["weight"], lin["bias"]),
@@ -95,8 +96,8 @@ def run_all(kernels, inputs):
         "selective_scan_gated_bwd": kernels.selective_scan_gated_bwd(*gated, sc["dy"]),
         "mingru_fwd": kernels.mingru_fwd(mg["z"], mg["h_tilde"]),
         "mingru_bwd": kernels.mingru_bwd(mg["z"], mg["h_tilde"], h_mg, mg["dh"]),
-        "mingru_logits_fwd": kernels.mingru_logits_fwd(mg["z_logit"], mg["h_tilde"]),
-        "mingru_logits_bwd": kernels.mingru_logits_bwd(mg["z_logit"], mg["h_tilde"], h_lg, mg["dh"]),
+        "mingru_logits_fwd": kernels.mingru_logits_fwd(zh),
+        "mingru_logits_bwd": kernels.mingru_logits_bwd(zh, h_lg, mg["dh"]),
         "gru_fwd": kernels.gru_fwd(gru["gi"], gru["W_hh"], gru["b_hh"]),
         "gru_bwd": kernels.gru_bwd(gru["gi"], gru["W_hh"], gru["b_hh"], h_gru, gates, gru["dh"]),
         "causal_conv1d_fwd": kernels.causal_conv1d_fwd(conv["x"], conv["weight"], conv["bias"]),

@@ -437,32 +437,36 @@ def selective_scan_gated_bwd(u, dt, A, B, C, D, z, dout):
     return du, ddelta * sigmoid(dt), dA, dB, dC, dD, dz
 
 
-def mingru_logits_fwd(z_logit, h_tilde):
-    """minGRU recurrence taking the update gate before its sigmoid.
+def mingru_logits_fwd(zh):
+    """minGRU recurrence on the gate before its sigmoid and the candidate, packed.
 
     Parameters
     ----------
-    z_logit : ndarray, shape (b, L, H)
-        ``linear_z(x)``; the gate is ``sigmoid(z_logit)``.
-    h_tilde : ndarray, shape (b, L, H)
+    zh : ndarray, shape (b, L, 2H)
+        ``[z_logit | h_tilde]``, the output of one product ``x @ [W_z; W_h].T``:
+        ``zh[..., :H]`` is ``linear_z(x)`` (the gate is ``sigmoid`` of it) and
+        ``zh[..., H:]`` is ``h_tilde``.
 
     Returns
     -------
     h : ndarray, shape (b, L, H)
     """
-    return mingru_fwd(sigmoid(z_logit), h_tilde)
+    H = zh.shape[-1] // 2
+    return mingru_fwd(sigmoid(zh[..., :H]), zh[..., H:])
 
 
-def mingru_logits_bwd(z_logit, h_tilde, h, dh):
+def mingru_logits_bwd(zh, h, dh):
     """Backward of :func:`mingru_logits_fwd`.
 
     Returns
     -------
-    dz_logit, dh_tilde : ndarray, shape (b, L, H)
+    dzh : ndarray, shape (b, L, 2H)
+        ``[dz_logit | dh_tilde]``, packed like ``zh``.
     """
-    z = sigmoid(z_logit)
-    dz, dh_tilde = mingru_bwd(z, h_tilde, h, dh)
-    return dz * (z * (1 - z)), dh_tilde
+    H = zh.shape[-1] // 2
+    z = sigmoid(zh[..., :H])
+    dz, dh_tilde = mingru_bwd(z, zh[..., H:], h, dh)
+    return np.concatenate([dz * (z * (1 - z)), dh_tilde], axis=-1)
 
 
 def causal_conv1d_silu_fwd(x, weight, bias):

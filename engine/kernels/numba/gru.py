@@ -1,129 +1,155 @@
 """GRU recurrence (torch.nn.GRU equations), forward and backward, compiled.
 
-Mirrors the GRU section of :mod:`engine.kernels.numpy_ref`. The hidden matmul is written
-as loops over the transposed weight so the innermost loop runs over contiguous memory;
-Numba's np.dot would need SciPy at run time.
+Mirrors the GRU section of :mod:`engine.kernels.numpy_ref`.
+
+A task is a block of batch rows taken through every time step: rows never interact, so
+the recurrence needs no synchronisation between tasks. At each step the block's hidden
+product ``gh = h[t-1] @ W_hh.T`` (rows x 3H) is one small matrix product, handed to a
+single-threaded BLAS (its small-matrix kernels run near the core's peak, several times a
+hand loop in Numba), and the gate arithmetic follows in one fused pass over the block:
+no per-step framework overhead, no (b, 3H) temporaries. The backward walks the steps in
+reverse the same way (``dh[t-1] += dgh @ W_hh``), keeps ``dgh`` for every step, and
+after the loop forms the weight gradient from it in one product per batch row, into a
+per-task partial sum; partials are added in task order.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
+from engine.backend import exclusive_cores
 from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like)
-from engine.kernels.numba._math import sigmoid, tanh
+from engine.kernels.numba._math import sigmoid, tanh, wide_vectors
 from engine.kernels.numba._threads import parallel_for
+
+# Batch rows per task: 8-row products are already efficient, and a batch of 64 gives 8
+# tasks to share between the threads.
+_ROWS = 8
+
+
+def _row_tasks(b):
+    """``(tasks, rows per task)``: a function of the batch size only."""
+    rb = min(_ROWS, max(b, 1))
+    return -(-b // rb), rb
 
 
 @njit(**JIT)
-def _gru_fwd_tasks(gi, W_hhT, b_hh, h, gates, lo, hi):
+def _gru_fwd_tasks(gi, W_hhT, b_hh, rb, h, gates, lo, hi):
+    wide_vectors()
     b, L, H3 = gi.shape
     H = H3 // 3
     one = gi.dtype.type(1)
-    for bi in range(lo, hi):
-        prev = np.zeros(H, dtype=gi.dtype)
-        gh = np.empty(H3, dtype=gi.dtype)
+    for task in range(lo, hi):
+        r0 = task * rb
+        nr = min(b, r0 + rb) - r0
+        P = np.zeros((nr, H), dtype=gi.dtype)            # h[t-1] of the block's rows
+        GH = np.empty((nr, H3), dtype=gi.dtype)          # h[t-1] @ W_hh.T
         for t in range(L):
-            for j in range(H3):
-                gh[j] = 0
-            for k in range(H):
-                pk = prev[k]
-                Wk = W_hhT[k]
-                for j in range(H3):
-                    gh[j] += pk * Wk[j]
-            for j in range(H3):
-                gh[j] += b_hh[j]
-            git = gi[bi, t]
-            ht = h[bi, t]
-            gt = gates[bi, t]
-            for j in range(H):
-                r = sigmoid(git[j] + gh[j], one)
-                zz = sigmoid(git[H + j] + gh[H + j], one)
-                ghn = gh[2 * H + j]
-                nn = tanh(git[2 * H + j] + r * ghn)
-                p = (one - zz) * nn + zz * prev[j]
-                prev[j] = p
-                ht[j] = p
-                gt[j] = r
-                gt[H + j] = zz
-                gt[2 * H + j] = nn
-                gt[3 * H + j] = ghn
+            np.dot(P, W_hhT, GH)
+            for r in range(nr):
+                git = gi[r0 + r, t]
+                ght = GH[r]
+                pr = P[r]
+                ht = h[r0 + r, t]
+                gt = gates[r0 + r, t]
+                for j in range(H):
+                    rr = sigmoid(git[j] + (ght[j] + b_hh[j]), one)
+                    zz = sigmoid(git[H + j] + (ght[H + j] + b_hh[H + j]), one)
+                    ghn = ght[2 * H + j] + b_hh[2 * H + j]
+                    nn = tanh(git[2 * H + j] + rr * ghn)
+                    p = (one - zz) * nn + zz * pr[j]
+                    ht[j] = p
+                    gt[j] = rr
+                    gt[H + j] = zz
+                    gt[2 * H + j] = nn
+                    gt[3 * H + j] = ghn
+                for j in range(H):
+                    pr[j] = ht[j]
 
 
 @njit(**JIT)
-def _gru_bwd_tasks(W_hh, h, gates, dh, dgi, dgh, lo, hi):
+def _gru_bwd_tasks(W_hh, h, gates, dh, rb, dgi, dgh, pW, pb, lo, hi):
+    """``dgi``, ``dgh`` for the block's rows; the block's share of ``dW_hh`` and ``db_hh``
+    into ``pW[task]``, ``pb[task]``."""
+    wide_vectors()
     b, L, H = h.shape
     H3 = 3 * H
     one = h.dtype.type(1)
-    zeros = np.zeros(H, dtype=h.dtype)                  # h[-1]
-    for bi in range(lo, hi):
-        g = np.zeros(H, dtype=h.dtype)
-        acc = np.empty(H, dtype=h.dtype)
+    zero = h.dtype.type(0)
+    for task in range(lo, hi):
+        r0 = task * rb
+        nr = min(b, r0 + rb) - r0
+        G = np.zeros((nr, H), dtype=h.dtype)             # dLoss/dh[t], the future included
+        DGH = np.empty((nr, H3), dtype=h.dtype)          # dLoss/dgh at step t
+        GW = np.empty((nr, H), dtype=h.dtype)            # DGH @ W_hh
         for t in range(L - 1, -1, -1):
-            hp = h[bi, t - 1] if t > 0 else zeros
-            gt = gates[bi, t]
-            dht = dh[bi, t]
-            dgit = dgi[bi, t]
-            dght = dgh[bi, t]
-            for j in range(H):
-                gj = g[j] + dht[j]
-                g[j] = gj
-                r = gt[j]
-                zz = gt[H + j]
-                nn = gt[2 * H + j]
-                ghn = gt[3 * H + j]
-                dn = gj * (one - zz) * (one - nn * nn)
-                dz = gj * (hp[j] - nn) * zz * (one - zz)
-                dr = dn * ghn * r * (one - r)
-                dgit[j] = dr
-                dgit[H + j] = dz
-                dgit[2 * H + j] = dn
-                dght[j] = dr
-                dght[H + j] = dz
-                dght[2 * H + j] = dn * r
+            for r in range(nr):
+                gr = G[r]
+                gt = gates[r0 + r, t]
+                dht = dh[r0 + r, t]
+                dgit = dgi[r0 + r, t]
+                dgr = DGH[r]
+                for j in range(H):
+                    gj = gr[j] + dht[j]
+                    gr[j] = gj
+                    rr = gt[j]
+                    zz = gt[H + j]
+                    nn = gt[2 * H + j]
+                    ghn = gt[3 * H + j]
+                    hp = h[r0 + r, t - 1, j] if t > 0 else zero
+                    dn = gj * (one - zz) * (one - nn * nn)          # through tanh
+                    dz = gj * (hp - nn) * zz * (one - zz)           # through sigmoid
+                    dr = dn * ghn * rr * (one - rr)
+                    dgit[j] = dr
+                    dgit[H + j] = dz
+                    dgit[2 * H + j] = dn
+                    dgr[j] = dr
+                    dgr[H + j] = dz
+                    dgr[2 * H + j] = dn * rr
+                dgh[r0 + r, t] = dgr
+            np.dot(DGH, W_hh, GW)                        # (nr, 3H) @ (3H, H)
+            for r in range(nr):
+                gr = G[r]
+                gw = GW[r]
+                gt = gates[r0 + r, t]
+                for j in range(H):
+                    gr[j] = gr[j] * gt[H + j] + gw[j]
+        # Weight and bias gradients of the block: dW_hh = sum_t dgh[t].T @ h[t-1].
+        pWt = pW[task]
+        pbt = pb[task]
+        for j in range(H3):
+            pbt[j] = zero
             for k in range(H):
-                acc[k] = 0
-            for j in range(H3):
-                w = dght[j]
-                Wj = W_hh[j]
-                for k in range(H):
-                    acc[k] += w * Wj[k]
-            for k in range(H):
-                g[k] = g[k] * gt[H + k] + acc[k]
+                pWt[j, k] = zero
+        if L > 1:
+            tmp = np.empty((H3, H), dtype=h.dtype)
+            for r in range(nr):
+                np.dot(dgh[r0 + r, 1:].T, h[r0 + r, :L - 1], tmp)
+                for j in range(H3):
+                    for k in range(H):
+                        pWt[j, k] += tmp[j, k]
+        for r in range(nr):
+            for t in range(L):
+                dgt = dgh[r0 + r, t]
+                for j in range(H3):
+                    pbt[j] += dgt[j]
 
 
 @njit(**JIT)
-def _gru_param_grads_tasks(h, dgh, nrow, dW_hh, db_hh, lo, hi):
-    """``dW_hh = sum_{b,t} dgh[b,t]^T h[b,t-1]``, ``db_hh = sum_{b,t} dgh[b,t]``.
-
-    Each task owns ``nrow`` rows of the output, so the sum over (b, t) runs in one
-    fixed order per element whatever the split.
-    """
-    b, L, H = h.shape
-    H3 = 3 * H
-    ntask = (H3 + nrow - 1) // nrow
-    for task in range(lo, hi):
-        j0 = task * nrow
-        j1 = min(H3, j0 + nrow)
-        accW = np.zeros((j1 - j0, H), dtype=h.dtype)
-        accb = np.zeros(j1 - j0, dtype=h.dtype)
-        for bi in range(b):
-            for t in range(L):
-                dght = dgh[bi, t]
-                for j in range(j0, j1):
-                    accb[j - j0] += dght[j]
-                if t == 0:
-                    continue
-                hp = h[bi, t - 1]
-                for j in range(j0, j1):
-                    w = dght[j]
-                    aw = accW[j - j0]
-                    for k in range(H):
-                        aw[k] += w * hp[k]
-        for j in range(j0, j1):
-            db_hh[j] = accb[j - j0]
-            for k in range(H):
-                dW_hh[j, k] = accW[j - j0, k]
+def _sum_tasks(pW, pb, dW, db, lo, hi):
+    """``dW = pW[0] + pW[1] + ...`` in task order (and ``db``); a task here is a row of dW."""
+    ntask = pW.shape[0]
+    for j in range(lo, hi):
+        for k in range(pW.shape[2]):
+            acc = pW[0, j, k]
+            for i in range(1, ntask):
+                acc += pW[i, j, k]
+            dW[j, k] = acc
+        acc = pb[0, j]
+        for i in range(1, ntask):
+            acc += pb[i, j]
+        db[j] = acc
 
 
 def _gru_check(gi, W_hh, b_hh):
@@ -159,7 +185,9 @@ def gru_fwd(gi, W_hh, b_hh):
     b, L, _ = gi.shape
     h = empty((b, L, H), gi.dtype)
     gates = empty((b, L, 4 * H), gi.dtype)
-    parallel_for(_gru_fwd_tasks, b, (gi, np.ascontiguousarray(W_hh.T), b_hh, h, gates))
+    ntask, rb = _row_tasks(b)
+    with exclusive_cores():                               # the tasks call BLAS
+        parallel_for(_gru_fwd_tasks, ntask, (gi, np.ascontiguousarray(W_hh.T), b_hh, rb, h, gates))
     return h, gates
 
 
@@ -188,10 +216,14 @@ def gru_bwd(gi, W_hh, b_hh, h, gates, dh):
     check_shape("h", h, (b, L, H))
     check_shape("gates", gates, (b, L, 4 * H))
     check_shape("dh", dh, (b, L, H))
+    ntask, rb = _row_tasks(b)
     dgi = empty_like(gi)
     dgh = empty_like(gi)
-    parallel_for(_gru_bwd_tasks, b, (W_hh, h, gates, dh, dgi, dgh))
+    pW = empty((ntask, 3 * H, H), gi.dtype)
+    pb = empty((ntask, 3 * H), gi.dtype)
     dW_hh = empty_like(W_hh)
     db_hh = empty_like(b_hh)
-    parallel_for(_gru_param_grads_tasks, -(-3 * H // 16), (h, dgh, 16, dW_hh, db_hh))
+    with exclusive_cores():                               # the tasks call BLAS
+        parallel_for(_gru_bwd_tasks, ntask, (W_hh, h, gates, dh, rb, dgi, dgh, pW, pb))
+        parallel_for(_sum_tasks, 3 * H, (pW, pb, dW_hh, db_hh))
     return dgi, dW_hh, db_hh

@@ -1,7 +1,10 @@
 """minGRU recurrence, forward and backward, compiled.
 
-Mirrors the minGRU section of :mod:`engine.kernels.numpy_ref`. ``logits`` switches on the
-fused variant: ``z`` then holds the gate before its sigmoid.
+Mirrors the minGRU section of :mod:`engine.kernels.numpy_ref`. The fused variant
+(``mingru_logits_*``) reads the gate before its sigmoid and the candidate from one packed
+array ``zh = [z_logit | h_tilde]``, the output of a single product with both of the
+layer's weight matrices, and writes the packed gradient the same way; the kernels take
+each operand as (array, offset of its first channel) so both layouts share one kernel.
 """
 from __future__ import annotations
 
@@ -15,51 +18,62 @@ from engine.kernels.numba._threads import parallel_for
 
 
 @njit(**JIT)
-def _mingru_fwd_tasks(z, h_tilde, logits, nck, h, lo, hi):
-    b, L, H = z.shape
-    one = z.dtype.type(1)
+def _mingru_fwd_tasks(za, zo, ha, ho, logits, H, nck, h, lo, hi):
+    """``z[b, t, j] = za[b, t, zo + j]``, ``h_tilde[b, t, j] = ha[b, t, ho + j]``."""
+    b, L = za.shape[0], za.shape[1]
+    one = za.dtype.type(1)
     for task in range(lo, hi):
         bi = task // nck
         ci = task - bi * nck
         j0 = ci * H // nck
         j1 = (ci + 1) * H // nck
-        prev = np.zeros(j1 - j0, dtype=z.dtype)
+        w = j1 - j0
+        prev = np.zeros(w, dtype=za.dtype)
         for t in range(L):
-            zt = z[bi, t]
-            htt = h_tilde[bi, t]
-            ht = h[bi, t]
-            for j in range(j0, j1):
+            zt = za[bi, t, zo + j0:zo + j1]
+            htt = ha[bi, t, ho + j0:ho + j1]
+            ht = h[bi, t, j0:j1]
+            for j in range(w):
                 zj = sigmoid(zt[j], one) if logits else zt[j]
-                p = (one - zj) * prev[j - j0] + zj * htt[j]
-                prev[j - j0] = p
+                p = (one - zj) * prev[j] + zj * htt[j]
+                prev[j] = p
                 ht[j] = p
 
 
 @njit(**JIT)
-def _mingru_bwd_tasks(z, h_tilde, h, dh, logits, nck, dz, dh_tilde, lo, hi):
-    b, L, H = z.shape
-    one = z.dtype.type(1)
-    zeros = np.zeros(H, dtype=z.dtype)                  # h[-1]
+def _mingru_bwd_tasks(za, zo, ha, ho, h, dh, logits, H, nck, dza, dzo, dha, dho, lo, hi):
+    """Gradients into ``dza[b, t, dzo + j]`` (gate) and ``dha[b, t, dho + j]`` (candidate)."""
+    b, L = za.shape[0], za.shape[1]
+    one = za.dtype.type(1)
+    zero = za.dtype.type(0)
     for task in range(lo, hi):
         bi = task // nck
         ci = task - bi * nck
         j0 = ci * H // nck
         j1 = (ci + 1) * H // nck
-        g = np.zeros(j1 - j0, dtype=z.dtype)            # dLoss/dh[t] including the future
+        w = j1 - j0
+        g = np.zeros(w, dtype=za.dtype)                 # dLoss/dh[t] including the future
+        hp = np.zeros(w, dtype=za.dtype)                # h[t-1]
         for t in range(L - 1, -1, -1):
-            hp = h[bi, t - 1] if t > 0 else zeros
-            zt = z[bi, t]
-            htt = h_tilde[bi, t]
-            dht = dh[bi, t]
-            dzt = dz[bi, t]
-            dhtt = dh_tilde[bi, t]
-            for j in range(j0, j1):
-                gj = g[j - j0] + dht[j]
+            if t > 0:
+                hpr = h[bi, t - 1, j0:j1]
+                for j in range(w):
+                    hp[j] = hpr[j]
+            else:
+                for j in range(w):
+                    hp[j] = zero
+            zt = za[bi, t, zo + j0:zo + j1]
+            htt = ha[bi, t, ho + j0:ho + j1]
+            dht = dh[bi, t, j0:j1]
+            dzt = dza[bi, t, dzo + j0:dzo + j1]
+            dhtt = dha[bi, t, dho + j0:dho + j1]
+            for j in range(w):
+                gj = g[j] + dht[j]
                 zj = sigmoid(zt[j], one) if logits else zt[j]
                 dzj = gj * (htt[j] - hp[j])
                 dzt[j] = dzj * (zj * (one - zj)) if logits else dzj
                 dhtt[j] = gj * zj
-                g[j - j0] = gj * (one - zj)
+                g[j] = gj * (one - zj)
 
 
 def _mingru_inputs(names, arrays):
@@ -70,19 +84,17 @@ def _mingru_inputs(names, arrays):
     return arrs
 
 
-def _mingru_fwd(z, h_tilde, logits):
-    h = empty_like(z)
-    nck = n_chunks(z.shape[0], z.shape[2])
-    parallel_for(_mingru_fwd_tasks, z.shape[0] * nck, (z, h_tilde, logits, nck, h))
-    return h
-
-
-def _mingru_bwd(z, h_tilde, h, dh, logits):
-    dz = empty_like(z)
-    dh_tilde = empty_like(z)
-    nck = n_chunks(z.shape[0], z.shape[2])
-    parallel_for(_mingru_bwd_tasks, z.shape[0] * nck, (z, h_tilde, h, dh, logits, nck, dz, dh_tilde))
-    return dz, dh_tilde
+def _packed_inputs(zh, others):
+    """Validate a packed ``zh (b, L, 2H)`` and ``(b, L, H)`` companions."""
+    arrs = as_float_arrays(["zh"] + [n for n, _ in others], [zh] + [a for _, a in others])
+    zh = arrs[0]
+    check_ndim("zh", zh, 3)
+    if zh.shape[2] % 2:
+        raise ValueError(f"zh's last axis must be 2*H ([z_logit | h_tilde]), got {zh.shape[2]}")
+    H = zh.shape[2] // 2
+    for (name, _), a in zip(others, arrs[1:]):
+        check_shape(name, a, zh.shape[:2] + (H,))
+    return arrs, H
 
 
 def mingru_fwd(z, h_tilde):
@@ -101,7 +113,11 @@ def mingru_fwd(z, h_tilde):
         Hidden state at every step.
     """
     z, h_tilde = _mingru_inputs(["z", "h_tilde"], [z, h_tilde])
-    return _mingru_fwd(z, h_tilde, False)
+    b, _, H = z.shape
+    nck = n_chunks(b, H)
+    h = empty_like(z)
+    parallel_for(_mingru_fwd_tasks, b * nck, (z, 0, h_tilde, 0, False, H, nck, h))
+    return h
 
 
 def mingru_bwd(z, h_tilde, h, dh):
@@ -121,33 +137,55 @@ def mingru_bwd(z, h_tilde, h, dh):
     dz, dh_tilde : ndarray, shape (b, L, H)
     """
     z, h_tilde, h, dh = _mingru_inputs(["z", "h_tilde", "h", "dh"], [z, h_tilde, h, dh])
-    return _mingru_bwd(z, h_tilde, h, dh, False)
+    b, _, H = z.shape
+    nck = n_chunks(b, H)
+    dz = empty_like(z)
+    dh_tilde = empty_like(z)
+    parallel_for(_mingru_bwd_tasks, b * nck, (z, 0, h_tilde, 0, h, dh, False, H, nck, dz, 0, dh_tilde, 0))
+    return dz, dh_tilde
 
 
-def mingru_logits_fwd(z_logit, h_tilde):
-    """minGRU recurrence taking the update gate before its sigmoid (compiled twin).
+def mingru_logits_fwd(zh):
+    """minGRU recurrence on the packed gate logits and candidate (compiled twin).
 
     Parameters
     ----------
-    z_logit : ndarray, shape (b, L, H)
-        ``linear_z(x)``; the gate is ``sigmoid(z_logit)``.
-    h_tilde : ndarray, shape (b, L, H)
+    zh : ndarray, shape (b, L, 2H)
+        ``[z_logit | h_tilde]``: ``zh[..., :H]`` is ``linear_z(x)`` (the gate is its
+        sigmoid), ``zh[..., H:]`` is ``h_tilde``.
 
     Returns
     -------
     h : ndarray, shape (b, L, H)
     """
-    z_logit, h_tilde = _mingru_inputs(["z_logit", "h_tilde"], [z_logit, h_tilde])
-    return _mingru_fwd(z_logit, h_tilde, True)
+    (zh,), H = _packed_inputs(zh, [])
+    b, L, _ = zh.shape
+    nck = n_chunks(b, H)
+    h = empty((b, L, H), zh.dtype)
+    parallel_for(_mingru_fwd_tasks, b * nck, (zh, 0, zh, H, True, H, nck, h))
+    return h
 
 
-def mingru_logits_bwd(z_logit, h_tilde, h, dh):
+def mingru_logits_bwd(zh, h, dh):
     """Backward of :func:`mingru_logits_fwd` (compiled twin).
+
+    Parameters
+    ----------
+    zh : ndarray, shape (b, L, 2H)
+        As in :func:`mingru_logits_fwd`.
+    h : ndarray, shape (b, L, H)
+        Forward output.
+    dh : ndarray, shape (b, L, H)
+        Gradient with respect to every ``h[t]``.
 
     Returns
     -------
-    dz_logit, dh_tilde : ndarray, shape (b, L, H)
+    dzh : ndarray, shape (b, L, 2H)
+        ``[dz_logit | dh_tilde]``, packed like ``zh``.
     """
-    z_logit, h_tilde, h, dh = _mingru_inputs(
-        ["z_logit", "h_tilde", "h", "dh"], [z_logit, h_tilde, h, dh])
-    return _mingru_bwd(z_logit, h_tilde, h, dh, True)
+    (zh, h, dh), H = _packed_inputs(zh, [("h", h), ("dh", dh)])
+    b, _, _ = zh.shape
+    nck = n_chunks(b, H)
+    dzh = empty_like(zh)
+    parallel_for(_mingru_bwd_tasks, b * nck, (zh, 0, zh, H, h, dh, True, H, nck, dzh, 0, dzh, H))
+    return dzh
