@@ -128,11 +128,17 @@ class _ExclusiveCores:
         # so that it is limited too. A BLAS loaded later by someone else is not ours to
         # limit: we never call it.
         if self._controller is None:
+            # threadpoolctl sets KMP_DUPLICATE_LIB_OK in os.environ when first imported;
+            # we promise to leave the environment as we found it.
+            had = _KMP_VAR in os.environ
             try:
                 from threadpoolctl import ThreadpoolController
             except ImportError:                  # pragma: no cover - a declared dependency
                 self._controller = ()
                 return ()
+            finally:
+                if not had:
+                    os.environ.pop(_KMP_VAR, None)
             try:
                 importlib.import_module("scipy.linalg.cython_blas")
             except ImportError:                  # pragma: no cover - Numba's np.dot needs it
@@ -171,6 +177,7 @@ class _ExclusiveCores:
         return self._depth > 0
 
 
+_KMP_VAR = "KMP_DUPLICATE_LIB_OK"
 _EXCLUSIVE = _ExclusiveCores()
 
 

@@ -15,6 +15,7 @@ the training pipeline gets, and leaves the BLAS thread limits as it found them.
 from __future__ import annotations
 
 import functools
+import time
 from collections import OrderedDict
 from typing import Iterator
 
@@ -191,6 +192,33 @@ class Module:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
+
+    def warm_up(self, x: np.ndarray) -> float:
+        """Compile (or load from Numba's on-disk cache) exactly the kernels this module uses.
+
+        Runs one forward and one backward pass on ``x`` (keep it tiny: kernels compile
+        per dtype and array layout, not per shape). Parameter gradients are left as they
+        were; the cached activations are replaced, as by any forward pass. A kernel that
+        only some inputs reach (the scan's checkpoint pass of sequences longer than one
+        block) compiles when it is first reached. Cheap for the numpy backend.
+
+        Parameters
+        ----------
+        x : ndarray
+            An input this module accepts.
+
+        Returns
+        -------
+        float
+            Seconds spent.
+        """
+        start = time.perf_counter()
+        saved = [g.copy() for _, _, g in self.named_parameters()]
+        y = self.forward(x)
+        self.backward(np.ones_like(y))
+        for (_, _, g), g0 in zip(self.named_parameters(), saved):
+            g[...] = g0
+        return time.perf_counter() - start
 
     def _as_input(self, x) -> np.ndarray:
         """Inputs are cast to the module's dtype so outputs keep it."""

@@ -191,7 +191,7 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
     whole = dataset_from_frame(config, frame, info)
     plan = plan_folds(whole, folds)
     scale = naive_scale(whole.train_prices)
-    warm_kernels(config.backend, (config.dtype,))
+    warm_kernels(config.backend, (config.dtype,), model=build_forecaster(config, whole.n_features))
     model, records, tables, pooled = None, [], [], []
     with single_threaded_blas():
         for fold in plan:

@@ -93,7 +93,7 @@ def build_forecaster(config: RunConfig, input_size: int):
         raise UserInputError(str(exc)) from exc
 
 
-def warm_kernels(backend: str, dtypes=None) -> None:
+def warm_kernels(backend: str, dtypes=None, model=None) -> None:
     """Compile (or load from Numba's disk cache) the kernels a run will call.
 
     The one place that warms kernels: every run calls it before its first epoch, so
@@ -105,12 +105,16 @@ def warm_kernels(backend: str, dtypes=None) -> None:
     backend : str
     dtypes : iterable of dtype-likes, optional
         The parameter dtypes the runs use; default: every dtype the kernels support.
+    model : Forecaster, optional
+        Warm exactly the kernels this model uses (``model.warm_up()``) instead.
     """
     try:
         kernels = get_kernels(backend)
     except BackendUnavailableError as exc:
         raise UserInputError(str(exc)) from exc
-    if dtypes is None:
+    if model is not None:
+        model.warm_up()
+    elif dtypes is None:
         kernels.warmup()
     else:
         kernels.warmup(dtypes=tuple(np.dtype(d) for d in dtypes))
@@ -289,7 +293,7 @@ def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool 
     else:
         _check_dataset(config, dataset)
     model = build_forecaster(config, dataset.n_features)
-    warm_kernels(config.backend, (config.dtype,))
+    warm_kernels(config.backend, (config.dtype,), model=model)
     with single_threaded_blas():
         result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
                      progress=progress, desc=config.model)

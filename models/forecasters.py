@@ -77,6 +77,13 @@ class Forecaster(Module):
         self._feat_shape = feat.shape
         return self.head.forward(feat[:, -1])                            # (b, horizon)
 
+    def warm_up(self, x: np.ndarray | None = None) -> float:
+        """Compile the kernels this model uses (see :meth:`engine.module.Module.warm_up`);
+        ``x`` defaults to a tiny window ``(2, 2, input_size)``."""
+        if x is None:
+            x = np.zeros((2, 2, self.input_size), dtype=self.dtype)
+        return super().warm_up(x)
+
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """``dy (b, horizon) -> dx (b, L, input_size)``; accumulates every parameter grad."""
         dlast = self.head.backward(self._as_input(dy))                   # (b, H)

@@ -40,10 +40,10 @@ def test_get_kernels_by_name(numba_kernels):
     assert backend.BACKENDS == ("numpy", "numba")
 
 
-def test_default_is_numba_when_it_imports(numba_jit):
+def test_default_is_numba_when_it_imports(numba_kernels):
     assert backend.default_backend() == "numba"
-    assert get_kernels() is numba_jit
-    assert get_kernels(None) is numba_jit
+    assert get_kernels() is numba_kernels
+    assert get_kernels(None) is numba_kernels
 
 
 def test_env_var_sets_default(monkeypatch, numba_kernels):
@@ -151,6 +151,19 @@ def test_warmup_returns_seconds(numba_kernels):
     assert numpy_ref.warmup() == 0.0
     spent = numba_kernels.warmup((np.float64,))
     assert isinstance(spent, float) and spent >= 0.0
+    assert numba_kernels.warmup((np.float32,), kernels=["linear_fwd", "rmsnorm_bwd"]) >= 0.0
     for k in (numpy_ref, numba_kernels):
         with pytest.raises(ValueError):
             k.warmup((np.int32,))
+        with pytest.raises(ValueError, match="unknown kernels"):
+            k.warmup((np.float64,), kernels=["linear_fwd", "conv3d"])
+
+
+def test_model_warm_up_leaves_gradients(numba_kernels):
+    models = pytest.importorskip("models")
+    for backend_name in ("numpy", "numba"):
+        m = models.build_model("hybrid", input_size=2, hidden_size=4, d_state=2, backend=backend_name, seed=0)
+        for _, _, g in m.named_parameters():
+            g[...] = 0.5
+        assert m.warm_up() >= 0.0
+        assert all(np.all(g == 0.5) for _, _, g in m.named_parameters())

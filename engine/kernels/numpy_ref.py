@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.functional import sigmoid, softplus
-from engine.kernels.api import API
+from engine.kernels.api import API, KERNELS
 
 __all__ = list(API)
 
@@ -502,7 +502,7 @@ def causal_conv1d_silu_bwd(x, weight, bias, dy):
 # ----------------------------------------------------------------------------------
 # Compilation (nothing to do here; the compiled twins in engine.kernels.numba do)
 # ----------------------------------------------------------------------------------
-def warmup(dtypes=(np.float64, np.float32)):
+def warmup(dtypes=(np.float64, np.float32), kernels=None):
     """Counterpart of :func:`engine.kernels.numba.warmup`: NumPy compiles nothing.
 
     Callers may warm up whichever backend they hold without checking which it is.
@@ -511,6 +511,8 @@ def warmup(dtypes=(np.float64, np.float32)):
     ----------
     dtypes : iterable of dtype
         float32 and/or float64 (checked, then ignored).
+    kernels : iterable of str, optional
+        Kernel names (checked, then ignored).
 
     Returns
     -------
@@ -520,4 +522,7 @@ def warmup(dtypes=(np.float64, np.float32)):
     for dt in dtypes:
         if np.dtype(dt) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"unsupported dtype {np.dtype(dt)}; use float64 or float32")
+    unknown = sorted(set(kernels or ()) - set(KERNELS))
+    if unknown:
+        raise ValueError(f"unknown kernels {unknown}; choose from {', '.join(KERNELS)}")
     return 0.0

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from engine.kernels.api import API
+from engine.kernels.api import API, KERNELS
 from engine.kernels.numba._jit import FLOATS
 from engine.kernels.numba.conv import (causal_conv1d_bwd, causal_conv1d_fwd, causal_conv1d_silu_bwd,
                                        causal_conv1d_silu_fwd)
@@ -33,17 +33,59 @@ from engine.kernels.numba.scan import (selective_scan_bwd, selective_scan_fwd, s
 __all__ = list(API)
 
 
-def warmup(dtypes=(np.float64, np.float32)):
-    """Compile (or load from the on-disk cache) every kernel for the given dtypes.
+def _warmup_calls(dt):
+    """Tiny calls, by kernel name (a backward also runs its forward), in dtype ``dt``."""
+    rng = np.random.default_rng(0)
+    b, L, d, n, H, k = 2, 3, 3, 2, 2, 2
 
-    Runs each public kernel once on tiny inputs, so that later timings measure run
-    time only. With a warm cache (``cache=True``; directory ``NUMBA_CACHE_DIR`` if set)
-    this takes a fraction of a second per dtype; a cold compile takes much longer.
+    def r(*shape):
+        return rng.standard_normal(shape).astype(dt)
+
+    u, delta, dy = r(b, L, d), np.abs(r(b, L, d)), r(b, L, d)
+    A, B, C, D = -np.abs(r(d, n)), r(b, L, n), r(b, L, n), r(d)
+    z, ht, dh = r(b, L, H), r(b, L, H), r(b, L, H)
+    zh = np.concatenate([z, ht], axis=-1)
+    gi, W_hh, b_hh = r(b, L, 3 * H), r(3 * H, H), r(3 * H)
+    x2, W2, b2 = r(b * L, d), r(H, d), r(H)
+    w, bias = r(d, k), r(d)
+    return {
+        "linear_fwd": lambda: linear_fwd(x2, W2, b2),
+        "linear_bwd": lambda: linear_bwd(x2, W2, r(b * L, H)),
+        "rmsnorm_fwd": lambda: rmsnorm_fwd(x2, D, 1e-5),
+        "rmsnorm_bwd": lambda: rmsnorm_bwd(x2, D, np.ones(b * L, dtype=dt), x2),
+        "selective_scan_fwd": lambda: selective_scan_fwd(u, delta, A, B, C, D),
+        "selective_scan_bwd": lambda: selective_scan_bwd(u, delta, A, B, C, D, dy),
+        "selective_scan_gated_fwd": lambda: selective_scan_gated_fwd(u, delta, A, B, C, D, dy),
+        "selective_scan_gated_bwd": lambda: selective_scan_gated_bwd(u, delta, A, B, C, D, dy, dy),
+        "mingru_fwd": lambda: mingru_fwd(z, ht),
+        "mingru_bwd": lambda: mingru_bwd(z, ht, z, dh),
+        "mingru_logits_fwd": lambda: mingru_logits_fwd(zh),
+        "mingru_logits_bwd": lambda: mingru_logits_bwd(zh, z, dh),
+        "gru_fwd": lambda: gru_fwd(gi, W_hh, b_hh),
+        "gru_bwd": lambda: gru_bwd(gi, W_hh, b_hh, *gru_fwd(gi, W_hh, b_hh), dh),
+        "causal_conv1d_fwd": lambda: causal_conv1d_fwd(u, w, bias),
+        "causal_conv1d_bwd": lambda: causal_conv1d_bwd(u, w, dy),
+        "causal_conv1d_silu_fwd": lambda: causal_conv1d_silu_fwd(u, w, bias),
+        "causal_conv1d_silu_bwd": lambda: causal_conv1d_silu_bwd(u, w, bias, dy),
+    }
+
+
+def warmup(dtypes=(np.float64, np.float32), kernels=None):
+    """Compile (or load from the on-disk cache) kernels ahead of their first use.
+
+    Runs each chosen kernel once on tiny inputs. Nothing needs this: a kernel compiles
+    for a dtype on its first call anyway, and only then. It is for callers that want the
+    wait up front (so that later timings measure run time only). To compile exactly
+    what a model uses, call the model's ``warm_up()`` instead. With a warm cache
+    (``cache=True``; directory ``NUMBA_CACHE_DIR`` if set) loading takes a fraction of a
+    second; a cold compile of every kernel takes tens of seconds.
 
     Parameters
     ----------
     dtypes : iterable of dtype
         float32 and/or float64.
+    kernels : iterable of str, optional
+        Names from :data:`engine.kernels.api.KERNELS`; all of them by default.
 
     Returns
     -------
@@ -51,36 +93,15 @@ def warmup(dtypes=(np.float64, np.float32)):
         Seconds spent.
     """
     start = time.perf_counter()
+    names = KERNELS if kernels is None else tuple(kernels)
+    unknown = sorted(set(names) - set(KERNELS))
+    if unknown:
+        raise ValueError(f"unknown kernels {unknown}; choose from {', '.join(KERNELS)}")
     for dt in dtypes:
         dt = np.dtype(dt)
         if dt not in FLOATS:
             raise ValueError(f"unsupported dtype {dt}; use float64 or float32")
-        rng = np.random.default_rng(0)
-        b, L, d, n, H, k = 2, 3, 3, 2, 2, 2
-
-        def r(*shape):
-            return rng.standard_normal(shape).astype(dt)
-
-        u, delta, dy = r(b, L, d), np.abs(r(b, L, d)), r(b, L, d)
-        A, B, C, D = -np.abs(r(d, n)), r(b, L, n), r(b, L, n), r(d)
-        selective_scan_fwd(u, delta, A, B, C, D)
-        selective_scan_bwd(u, delta, A, B, C, D, dy)
-        selective_scan_gated_fwd(u, delta, A, B, C, D, dy)
-        selective_scan_gated_bwd(u, delta, A, B, C, D, dy, dy)
-        z, ht, dh = r(b, L, H), r(b, L, H), r(b, L, H)
-        mingru_bwd(z, ht, mingru_fwd(z, ht), dh)
-        zh = np.concatenate([z, ht], axis=-1)
-        mingru_logits_bwd(zh, mingru_logits_fwd(zh), dh)
-        gi, W_hh, b_hh = r(b, L, 3 * H), r(3 * H, H), r(3 * H)
-        h, gates = gru_fwd(gi, W_hh, b_hh)
-        gru_bwd(gi, W_hh, b_hh, h, gates, dh)
-        x2, W2, b2 = r(b * L, d), r(H, d), r(H)
-        linear_bwd(x2, W2, linear_fwd(x2, W2, b2))
-        y2, rstd = rmsnorm_fwd(x2, D, 1e-5)
-        rmsnorm_bwd(x2, D, rstd, y2)
-        w, bias = r(d, k), r(d)
-        causal_conv1d_fwd(u, w, bias)
-        causal_conv1d_bwd(u, w, dy)
-        causal_conv1d_silu_fwd(u, w, bias)
-        causal_conv1d_silu_bwd(u, w, bias, dy)
+        calls = _warmup_calls(dt)
+        for name in names:
+            calls[name]()
     return time.perf_counter() - start
