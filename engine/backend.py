@@ -197,6 +197,27 @@ def exclusive_cores():
     return _EXCLUSIVE
 
 
+def get_num_threads() -> int:
+    """Threads the numba backend uses (default: ``NUMBA_NUM_THREADS``, all CPUs unless set)."""
+    from engine.kernels.numba._threads import get_num_threads as _get
+
+    return _get()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the threads the numba backend uses; results are the same for any count.
+
+    Raises
+    ------
+    BackendUnavailableError
+        When Numba cannot be imported.
+    """
+    get_kernels("numba")
+    from engine.kernels.numba._threads import set_num_threads as _set
+
+    _set(n)
+
+
 def single_threaded_blas():
     """Context manager limiting BLAS (NumPy's OpenBLAS and any other loaded) to one thread.
 

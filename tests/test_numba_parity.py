@@ -260,18 +260,20 @@ def _flat_bytes(out):
 
 @pytest.mark.parametrize("shape", [SHAPES["small"], (2, 300, 33, 64, 17, 4)], ids=["small", "chunked"])
 def test_bit_identical_runs_and_thread_counts(nb, shape):
-    import numba
+    from engine import backend
 
     inputs = make_inputs(shape, np.float64, seed=7)
-    saved = numba.get_num_threads()
+    saved = backend.get_num_threads()
     try:
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        backend.set_num_threads(2)
         first = run_all(nb, inputs)
         runs = [run_all(nb, inputs) for _ in range(2)]
-        numba.set_num_threads(1)
+        backend.set_num_threads(1)
+        runs.append(run_all(nb, inputs))
+        backend.set_num_threads(3)                      # more threads than tasks in places
         runs.append(run_all(nb, inputs))
     finally:
-        numba.set_num_threads(saved)
+        backend.set_num_threads(saved)
     for name, out in first.items():
         for again in runs:
             assert _flat_bytes(again[name]) == _flat_bytes(out), f"{name} is not bit-identical"

@@ -53,7 +53,7 @@ try:
 except ImportError:
     pass
 env_before = dict(os.environ)
-threads_before = numba.get_num_threads()
+threads_before = numba.config.NUMBA_NUM_THREADS
 layer_before = numba.config.THREADING_LAYER
 import models
 from engine.kernels import numba as kernels
@@ -62,17 +62,23 @@ x = np.random.default_rng(0).standard_normal((3, 5, 2))
 m.backward(np.ones_like(m.forward(x)))
 g = models.GRULayer(2, 4, backend="numba")
 g.backward(np.ones((3, 5, 4)) + 0 * g.forward(x))
+from numba.np.ufunc import parallel as numba_parallel
 print(json.dumps(dict(
     env_changed=sorted(k for k in set(env_before) | set(os.environ) if env_before.get(k) != os.environ.get(k)),
-    numba_threads=[threads_before, numba.get_num_threads()],
+    numba_layer_started=numba_parallel._is_initialized,
+    numba_threads=[threads_before, numba.config.NUMBA_NUM_THREADS],
     threading_layer=[layer_before, numba.config.THREADING_LAYER],
     torch_threads=[torch_threads, torch.get_num_threads() if torch_threads is not None else None],
 )))
 """
 
 
-def test_import_and_use_change_nothing_process_wide(nb):
+@pytest.mark.parametrize("omp_threads", [None, "1"], ids=["defaults", "OMP_NUM_THREADS=1"])
+def test_import_and_use_change_nothing_process_wide(nb, omp_threads):
     env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)
+    if omp_threads is not None:
+        env["OMP_NUM_THREADS"] = omp_threads
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("OMP_WAIT_POLICY", None)
     proc = subprocess.run([sys.executable, "-c", _FRESH_PROCESS], cwd=ROOT, env=env,
@@ -80,6 +86,9 @@ def test_import_and_use_change_nothing_process_wide(nb):
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["env_changed"] == [], res                # no OMP_WAIT_POLICY, nothing else
+    # Numba's threading layer is never started: starting it sets the thread count of
+    # whichever OpenMP runtime it binds to, which can be PyTorch's.
+    assert res["numba_layer_started"] is False
     assert res["numba_threads"][0] == res["numba_threads"][1]
     assert res["threading_layer"][0] == res["threading_layer"][1]
     assert res["torch_threads"][0] == res["torch_threads"][1]
@@ -146,7 +155,6 @@ def test_numba_modules_compute_inside_exclusive_cores(nb, monkeypatch):
 # The backend's thread pool
 # ----------------------------------------------------------------------------------
 def test_parallel_for_runs_every_task_once(nb):
-    import numba
     from numba import njit
 
     from engine.kernels.numba._threads import parallel_for
@@ -156,16 +164,19 @@ def test_parallel_for_runs_every_task_once(nb):
         for i in range(lo, hi):
             out[i] += 1
 
-    saved = numba.get_num_threads()
+    saved = backend.get_num_threads()
     try:
-        for threads in (1, numba.config.NUMBA_NUM_THREADS):
-            numba.set_num_threads(threads)
+        for threads in (1, 2, 5):
+            backend.set_num_threads(threads)
+            assert backend.get_num_threads() == threads
             for ntask in (0, 1, 2, 7, 64, 1001):
                 out = np.zeros(ntask, dtype=np.int64)
                 parallel_for(count, ntask, (out,))
                 assert np.all(out == 1), (threads, ntask)
+        with pytest.raises(ValueError):
+            backend.set_num_threads(0)
     finally:
-        numba.set_num_threads(saved)
+        backend.set_num_threads(saved)
 
 
 def test_parallel_for_reraises_a_task_error(nb):

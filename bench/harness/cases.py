@@ -59,12 +59,10 @@ def peer_available(pair) -> tuple[bool, str]:
 
 
 def numba_threads() -> int:
-    """Numba's current thread count (1 when numba cannot be imported)."""
-    try:
-        import numba
-    except ImportError:
-        return 1
-    return int(numba.get_num_threads())
+    """The numba backend's thread count (1 when numba cannot be imported)."""
+    from engine.backend import get_num_threads, numba_available
+
+    return get_num_threads() if numba_available() else 1
 
 
 # ----------------------------------------------------------------------------------

@@ -328,14 +328,14 @@ def _one_thread(fn):
     descheduled thread costs a whole scheduler tick. The one-thread time is immune to
     that, so the pair of columns tells kernel cost from thread-scheduling noise.
     """
-    import numba
+    from engine.backend import get_num_threads, set_num_threads
 
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
+    before = get_num_threads()
+    set_num_threads(1)
     try:
         return fn()
     finally:
-        numba.set_num_threads(before)
+        set_num_threads(before)
 
 
 def _kernel_line(row) -> str:

@@ -29,14 +29,15 @@ _RUN_LOCK = threading.Lock()
 def set_kernel_threads(backend: str, threads: int) -> None:
     """Give this thread's Numba kernels ``threads`` threads (at most what Numba started).
 
-    ``numba.set_num_threads`` is per calling thread, so a worker calls it in the thread
-    that trains, at the start of every run.
+    A worker calls it at the start of every run (one run at a time per process).
     """
     if backend != "numba":
         return
     import numba
 
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    from engine.backend import set_num_threads
+
+    set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
 
 
 def prepare_worker(backend: str, dtypes, threads: int) -> None:

@@ -17,8 +17,11 @@ deschedules simply ends up doing fewer tasks. Which thread runs a task never cha
 its result: a task writes its own outputs (or its own slot of a partial-sum buffer,
 added later in a fixed order), so results are bit-identical for any thread count.
 
-The number of threads is Numba's (``numba.get_num_threads()``: ``NUMBA_NUM_THREADS``,
-or ``numba.set_num_threads``), read at each call.
+The number of threads is :func:`get_num_threads` (default ``NUMBA_NUM_THREADS``, as
+Numba reads it: the number of CPUs unless set), changed with :func:`set_num_threads`
+(re-exported by :mod:`engine.backend`). Numba's own threading layer is never started:
+starting it calls ``omp_set_num_threads`` in whichever OpenMP runtime it binds to, which
+can be PyTorch's (both are ``libgomp.so.1``), and changed ``torch.get_num_threads()``.
 """
 from __future__ import annotations
 
@@ -70,6 +73,7 @@ class _Pool:
         self._lock = threading.Lock()
         self._queues: list[queue.SimpleQueue] = []
         self._local = threading.local()
+        self.threads = max(1, int(numba.config.NUMBA_NUM_THREADS))
 
     def _reset_after_fork(self):
         # The threads did not survive the fork; start new ones on demand.
@@ -92,7 +96,7 @@ class _Pool:
             return self._queues[:n]
 
     def run(self, fn, ntask, args):
-        threads = min(numba.get_num_threads(), ntask)
+        threads = min(self.threads, ntask)
         if threads <= 1 or getattr(self._local, "worker", False):
             if ntask > 0:
                 fn(*args, 0, ntask)
@@ -110,6 +114,23 @@ class _Pool:
 _POOL = _Pool()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_POOL._reset_after_fork)
+
+
+def get_num_threads() -> int:
+    """Threads the numba backend's kernels use (the calling thread included)."""
+    return _POOL.threads
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads of the numba backend's kernels (1 runs them serially).
+
+    Results do not depend on it (see the module docstring). Process-wide for this
+    pool only: Numba's own thread count and other libraries' are not touched.
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    _POOL.threads = n
 
 
 def parallel_for(fn, ntask, args):
