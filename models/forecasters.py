@@ -27,7 +27,10 @@ class Forecaster(Module):
     """Shared front and back: input checks, last-step selection and the linear head.
 
     Subclasses register their layers, then call :meth:`_add_head`, and implement
-    ``encode(x) -> (b, L, H)`` and ``encode_backward(dfeat) -> dx``.
+    ``encode(x) -> (b, H)``, the features of the last time step (all the head sees), and
+    ``encode_backward(dlast) -> dx``. Whatever acts on each time step alone after the
+    sequence layers (the final norm, the hybrid's fusion) runs on the last step only:
+    the other steps' values could never reach the output.
 
     Parameters
     ----------
@@ -46,7 +49,6 @@ class Forecaster(Module):
         self.input_size = int(config["input_size"])
         self.hidden_size = int(config["hidden_size"])
         self.horizon = int(config["horizon"])
-        self._feat_shape = None
 
     def _child_kwargs(self, stream: int) -> dict:
         return dict(backend=self.backend, dtype=self.dtype, seed=derive_seed(self.seed, stream))
@@ -58,8 +60,15 @@ class Forecaster(Module):
     def encode(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def encode_backward(self, dfeat: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def encode_backward(self, dlast: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @staticmethod
+    def _at_last_step(dlast: np.ndarray, shape) -> np.ndarray:
+        """A ``(b, L, H)`` gradient that is ``dlast`` at the last step and 0 before it."""
+        dseq = np.zeros(shape, dtype=dlast.dtype)
+        dseq[:, -1] = dlast
+        return dseq
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Forecast. ``x (b, L, input_size) -> y (b, horizon)``.
@@ -73,9 +82,7 @@ class Forecaster(Module):
         if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[1] < 1:
             raise ValueError(
                 f"{self.name} expects input of shape (batch, seq_len>=1, {self.input_size}), got {x.shape}")
-        feat = self.encode(x)                                            # (b, L, H)
-        self._feat_shape = feat.shape
-        return self.head.forward(feat[:, -1])                            # (b, horizon)
+        return self.head.forward(self.encode(x))                         # (b, H) -> (b, horizon)
 
     def warm_up(self, x: np.ndarray | None = None) -> float:
         """Compile the kernels this model uses (see :meth:`engine.module.Module.warm_up`);
@@ -86,10 +93,7 @@ class Forecaster(Module):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """``dy (b, horizon) -> dx (b, L, input_size)``; accumulates every parameter grad."""
-        dlast = self.head.backward(self._as_input(dy))                   # (b, H)
-        dfeat = np.zeros(self._feat_shape, dtype=self.dtype)             # only the last step was used
-        dfeat[:, -1] = dlast
-        return self.encode_backward(dfeat)
+        return self.encode_backward(self.head.backward(self._as_input(dy)))   # (b, H) -> dx
 
 
 def residual_stack(kind: str, hidden: int, d_state: int, n_layers: int,
@@ -141,12 +145,15 @@ class ResidualForecaster(Forecaster):
         self._add_head()
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """``x (b, L, input_size) -> features (b, L, H)``."""
-        return self.norm_f.forward(self.blocks.forward(self.embed.forward(x)))
+        """``x (b, L, input_size) -> features of the last step (b, H)``."""
+        seq = self.blocks.forward(self.embed.forward(x))                 # (b, L, H)
+        self._seq_shape = seq.shape
+        return self.norm_f.forward(seq[:, -1])
 
-    def encode_backward(self, dfeat: np.ndarray) -> np.ndarray:
-        """``dfeat (b, L, H) -> dx (b, L, input_size)``."""
-        return self.embed.backward(self.blocks.backward(self.norm_f.backward(dfeat)))
+    def encode_backward(self, dlast: np.ndarray) -> np.ndarray:
+        """``dlast (b, H) -> dx (b, L, input_size)``."""
+        dseq = self._at_last_step(self.norm_f.backward(dlast), self._seq_shape)
+        return self.embed.backward(self.blocks.backward(dseq))
 
 
 class GRUForecaster(Forecaster):
@@ -166,12 +173,14 @@ class GRUForecaster(Forecaster):
         self._add_head()
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """``x (b, L, input_size) -> hidden states of the top layer (b, L, H)``."""
-        return self.gru.forward(x)
+        """``x (b, L, input_size) -> the top layer's last hidden state (b, H)``."""
+        h = self.gru.forward(x)                                          # (b, L, H)
+        self._seq_shape = h.shape
+        return h[:, -1]
 
-    def encode_backward(self, dfeat: np.ndarray) -> np.ndarray:
-        """``dfeat (b, L, H) -> dx (b, L, input_size)``."""
-        return self.gru.backward(dfeat)
+    def encode_backward(self, dlast: np.ndarray) -> np.ndarray:
+        """``dlast (b, H) -> dx (b, L, input_size)``."""
+        return self.gru.backward(self._at_last_step(dlast, self._seq_shape))
 
 
 class HybridForecaster(Forecaster):
@@ -181,8 +190,10 @@ class HybridForecaster(Forecaster):
 
     - ``"scalar"``: ``s = sigmoid(alpha)``, ``alpha`` of shape ``(1,)`` starting at 0;
     - ``"channel"``: ``s = sigmoid(alpha)`` per channel, ``alpha`` of shape ``(H,)`` at 0;
-    - ``"gate"``: ``s = sigmoid(gate([y_mamba, y_mingru]))`` per step and channel, with
-      ``gate`` a ``Linear(2H, H)`` whose bias starts at 0.
+    - ``"gate"``: ``s = sigmoid(gate([y_mamba, y_mingru]))`` per channel, with ``gate`` a
+      ``Linear(2H, H)`` whose bias starts at 0.
+
+    Only the last step is fused (and normalised): the forecast reads nothing else.
 
     Keys ``embed.*``, ``mamba_blocks.{i}.*``, ``mingru_blocks.{i}.*``, ``alpha`` or
     ``gate.*``, ``norm_f.weight``, ``head.*``.
@@ -219,8 +230,8 @@ class HybridForecaster(Forecaster):
         -------
         float, ndarray or None
             ``"scalar"``: a float; ``"channel"``: an array of shape ``(H,)``;
-            ``"gate"``: the mean gate value of the last forward pass as a float, or
-            ``None`` before the first forward pass.
+            ``"gate"``: the mean gate value (last step, whole batch) of the last forward
+            pass as a float, or ``None`` before the first forward pass.
         """
         if self.fusion == "scalar":
             return float(sigmoid(self.p("alpha"))[0])
@@ -230,30 +241,33 @@ class HybridForecaster(Forecaster):
 
     def _mix_weight(self, ym: np.ndarray, yg: np.ndarray) -> np.ndarray:
         if self.fusion == "gate":
-            return sigmoid(self.gate.forward(np.concatenate([ym, yg], axis=-1)))   # (b, L, H)
+            return sigmoid(self.gate.forward(np.concatenate([ym, yg], axis=-1)))   # (b, H)
         return sigmoid(self.p("alpha"))                                   # (1,) or (H,), broadcast
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """``x (b, L, input_size) -> features (b, L, H)``."""
+        """``x (b, L, input_size) -> fused features of the last step (b, H)``."""
         e = self.embed.forward(x)                                         # (b, L, H)
-        ym = self.mamba_blocks.forward(e)                                 # (b, L, H)
-        yg = self.mingru_blocks.forward(e)                                # (b, L, H)
+        ym_seq = self.mamba_blocks.forward(e)                             # (b, L, H)
+        yg_seq = self.mingru_blocks.forward(e)                            # (b, L, H)
+        ym, yg = ym_seq[:, -1], yg_seq[:, -1]                             # (b, H) each
         s = self._mix_weight(ym, yg)
         self._cache = (ym, yg, s)
-        return self.norm_f.forward(s * ym + (1 - s) * yg)
+        self._seq_shape = ym_seq.shape
+        return self.norm_f.forward(yg + s * (ym - yg))                    # s * ym + (1 - s) * yg
 
-    def encode_backward(self, dfeat: np.ndarray) -> np.ndarray:
-        """``dfeat (b, L, H) -> dx (b, L, input_size)``."""
+    def encode_backward(self, dlast: np.ndarray) -> np.ndarray:
+        """``dlast (b, H) -> dx (b, L, input_size)``."""
         ym, yg, s = self._cache
-        dy = self.norm_f.backward(dfeat)                                  # (b, L, H)
+        dy = self.norm_f.backward(dlast)                                  # (b, H)
         dpre = dy * (ym - yg) * s * (1 - s)                               # d loss / d logit of s
         dym, dyg = dy * s, dy * (1 - s)
         if self.fusion == "gate":
-            dcat = self.gate.backward(dpre)                               # (b, L, 2H)
-            dym = dym + dcat[..., :self.hidden_size]
-            dyg = dyg + dcat[..., self.hidden_size:]
+            dcat = self.gate.backward(dpre)                               # (b, 2H)
+            dym = dym + dcat[:, :self.hidden_size]
+            dyg = dyg + dcat[:, self.hidden_size:]
         else:
-            # alpha is broadcast over every leading axis: sum them out.
+            # alpha is broadcast over the batch (and, "scalar", the channels): sum them out.
             self.g("alpha")[...] += dpre.reshape(-1, s.size).sum(axis=0)
-        de = self.mamba_blocks.backward(dym) + self.mingru_blocks.backward(dyg)
+        de = self.mamba_blocks.backward(self._at_last_step(dym, self._seq_shape))
+        de += self.mingru_blocks.backward(self._at_last_step(dyg, self._seq_shape))
         return self.embed.backward(de)

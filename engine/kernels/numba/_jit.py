@@ -18,6 +18,7 @@ arithmetic to float64 inside a kernel).
 """
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import OrderedDict
@@ -48,6 +49,10 @@ def as_float_arrays(names, arrays):
     (mixing float32 and float64 gives float64, integers give float64).
     """
     arrs = [np.asarray(a) for a in arrays]
+    # Fast path, the layers' case: already C-contiguous arrays of one supported dtype.
+    first = arrs[0].dtype
+    if first in FLOATS and all(a.dtype == first and a.flags.c_contiguous for a in arrs):
+        return arrs
     for name, a in zip(names, arrs):
         if a.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
@@ -107,7 +112,7 @@ class _OutputPool:
     def empty(self, shape, dtype):
         shape = tuple(int(n) for n in shape)
         dtype = np.dtype(dtype)
-        if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize < self.MIN_BYTES:
+        if math.prod(shape) * dtype.itemsize < self.MIN_BYTES:
             return np.empty(shape, dtype=dtype)
         key = (shape, dtype.str)
         with self._lock:

@@ -33,6 +33,9 @@ import numba
 
 # Chunks per participating thread: more balance the load better, each costs a call.
 _CHUNKS_PER_THREAD = 4
+# Below this many (rough) scalar operations a region runs on the calling thread alone:
+# waking the pool costs about 20 us, the work of some 65k operations.
+_SERIAL_COST = 1 << 16
 
 
 class _Job:
@@ -95,9 +98,9 @@ class _Pool:
                 self._queues.append(q)
             return self._queues[:n]
 
-    def run(self, fn, ntask, args):
+    def run(self, fn, ntask, args, cost):
         threads = min(self.threads, ntask)
-        if threads <= 1 or getattr(self._local, "worker", False):
+        if threads <= 1 or cost < _SERIAL_COST or getattr(self._local, "worker", False):
             if ntask > 0:
                 fn(*args, 0, ntask)
             return
@@ -133,7 +136,7 @@ def set_num_threads(n: int) -> None:
     _POOL.threads = n
 
 
-def parallel_for(fn, ntask, args):
+def parallel_for(fn, ntask, args, cost=None):
     """Run tasks ``0 .. ntask - 1`` of the compiled kernel ``fn`` on the pool.
 
     Parameters
@@ -144,5 +147,8 @@ def parallel_for(fn, ntask, args):
     ntask : int
     args : tuple
         Everything ``fn`` takes before ``lo, hi``.
+    cost : int, optional
+        Rough number of scalar operations of the whole region; a small region runs on
+        the calling thread (same results: tasks do not depend on who runs them).
     """
-    _POOL.run(fn, int(ntask), tuple(args))
+    _POOL.run(fn, int(ntask), tuple(args), _SERIAL_COST if cost is None else cost)

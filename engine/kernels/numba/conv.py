@@ -149,7 +149,8 @@ def _conv_fwd(x, weight, bias, silu):
     y = empty_like(x)
     b, L, _ = x.shape
     parallel_for(_conv_fwd_tasks, b * -(-L // _CONV_TIME_CHUNK),
-                 (x, np.ascontiguousarray(weight.T), bias, silu, _CONV_TIME_CHUNK, y))
+                 (x, np.ascontiguousarray(weight.T), bias, silu, _CONV_TIME_CHUNK, y),
+                 cost=x.size * (weight.shape[1] + 4))
     return y
 
 
@@ -160,10 +161,10 @@ def _conv_bwd(x, weight, bias, dy, silu):
     dx = empty_like(x)
     ntask = b * (-(-L // _CONV_TIME_CHUNK))
     part = empty((ntask, k + 1, d), x.dtype)    # rows 0..k-1: dweight.T, row k: dbias
-    parallel_for(_conv_bwd_tasks, ntask, (x, wT, bias, dy, silu, _CONV_TIME_CHUNK, dx, part))
+    parallel_for(_conv_bwd_tasks, ntask, (x, wT, bias, dy, silu, _CONV_TIME_CHUNK, dx, part), cost=x.size * (3 * k + 8))
     dwT = empty_like(wT)
     dbias = np.empty(d, dtype=x.dtype)
-    parallel_for(_sum_parts_tasks, d, (part, dwT, dbias))
+    parallel_for(_sum_parts_tasks, d, (part, dwT, dbias), cost=part.size)
     return dx, np.ascontiguousarray(dwT.T), dbias
 
 

@@ -187,7 +187,8 @@ def gru_fwd(gi, W_hh, b_hh):
     gates = empty((b, L, 4 * H), gi.dtype)
     ntask, rb = _row_tasks(b)
     with exclusive_cores():                               # the tasks call BLAS
-        parallel_for(_gru_fwd_tasks, ntask, (gi, np.ascontiguousarray(W_hh.T), b_hh, rb, h, gates))
+        parallel_for(_gru_fwd_tasks, ntask, (gi, np.ascontiguousarray(W_hh.T), b_hh, rb, h, gates),
+                     cost=gi.size * (H + 10))
     return h, gates
 
 
@@ -224,6 +225,6 @@ def gru_bwd(gi, W_hh, b_hh, h, gates, dh):
     dW_hh = empty_like(W_hh)
     db_hh = empty_like(b_hh)
     with exclusive_cores():                               # the tasks call BLAS
-        parallel_for(_gru_bwd_tasks, ntask, (W_hh, h, gates, dh, rb, dgi, dgh, pW, pb))
-        parallel_for(_sum_tasks, 3 * H, (pW, pb, dW_hh, db_hh))
+        parallel_for(_gru_bwd_tasks, ntask, (W_hh, h, gates, dh, rb, dgi, dgh, pW, pb), cost=gi.size * (2 * H + 10))
+        parallel_for(_sum_tasks, 3 * H, (pW, pb, dW_hh, db_hh), cost=pW.size)
     return dgi, dW_hh, db_hh

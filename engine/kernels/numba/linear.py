@@ -123,7 +123,7 @@ def linear_fwd(x, weight, bias=None):
     y = empty((x.shape[0], weight.shape[0]), x.dtype)
     nb, rb = _row_blocks(x.shape[0])
     with exclusive_cores():
-        parallel_for(_linear_fwd_tasks, nb, (x, weight, bias_arr, bias is not None, rb, y))
+        parallel_for(_linear_fwd_tasks, nb, (x, weight, bias_arr, bias is not None, rb, y), cost=y.size * x.shape[1])
     return y
 
 
@@ -160,6 +160,6 @@ def linear_bwd(x, weight, dy):
     dW = empty_like(weight)
     db = np.empty(n_out, dtype=x.dtype)
     with exclusive_cores():
-        parallel_for(_linear_bwd_tasks, nb, (x, weight, dy, rb, dx, pW, pb))
-        parallel_for(_sum_blocks_tasks, n_out, (pW, pb, dW, db))
+        parallel_for(_linear_bwd_tasks, nb, (x, weight, dy, rb, dx, pW, pb), cost=2 * dy.size * n_in)
+        parallel_for(_sum_blocks_tasks, n_out, (pW, pb, dW, db), cost=pW.size)
     return dx, dW, db

@@ -116,7 +116,7 @@ def mingru_fwd(z, h_tilde):
     b, _, H = z.shape
     nck = n_chunks(b, H)
     h = empty_like(z)
-    parallel_for(_mingru_fwd_tasks, b * nck, (z, 0, h_tilde, 0, False, H, nck, h))
+    parallel_for(_mingru_fwd_tasks, b * nck, (z, 0, h_tilde, 0, False, H, nck, h), cost=4 * z.size)
     return h
 
 
@@ -141,7 +141,8 @@ def mingru_bwd(z, h_tilde, h, dh):
     nck = n_chunks(b, H)
     dz = empty_like(z)
     dh_tilde = empty_like(z)
-    parallel_for(_mingru_bwd_tasks, b * nck, (z, 0, h_tilde, 0, h, dh, False, H, nck, dz, 0, dh_tilde, 0))
+    parallel_for(_mingru_bwd_tasks, b * nck, (z, 0, h_tilde, 0, h, dh, False, H, nck, dz, 0, dh_tilde, 0),
+                 cost=8 * z.size)
     return dz, dh_tilde
 
 
@@ -162,7 +163,7 @@ def mingru_logits_fwd(zh):
     b, L, _ = zh.shape
     nck = n_chunks(b, H)
     h = empty((b, L, H), zh.dtype)
-    parallel_for(_mingru_fwd_tasks, b * nck, (zh, 0, zh, H, True, H, nck, h))
+    parallel_for(_mingru_fwd_tasks, b * nck, (zh, 0, zh, H, True, H, nck, h), cost=16 * h.size)
     return h
 
 
@@ -187,5 +188,5 @@ def mingru_logits_bwd(zh, h, dh):
     b, _, _ = zh.shape
     nck = n_chunks(b, H)
     dzh = empty_like(zh)
-    parallel_for(_mingru_bwd_tasks, b * nck, (zh, 0, zh, H, h, dh, True, H, nck, dzh, 0, dzh, H))
+    parallel_for(_mingru_bwd_tasks, b * nck, (zh, 0, zh, H, h, dh, True, H, nck, dzh, 0, dzh, H), cost=24 * h.size)
     return dzh

@@ -98,7 +98,7 @@ def rmsnorm_fwd(x, weight, eps):
     y = empty_like(x)
     rstd = np.empty(x.shape[0], dtype=x.dtype)
     nb, rb = _row_blocks(x.shape[0])
-    parallel_for(_rmsnorm_fwd_tasks, nb, (x, weight, x.dtype.type(eps), rb, y, rstd))
+    parallel_for(_rmsnorm_fwd_tasks, nb, (x, weight, x.dtype.type(eps), rb, y, rstd), cost=4 * x.size)
     return y, rstd
 
 
@@ -127,7 +127,7 @@ def rmsnorm_bwd(x, weight, rstd, dy):
     nb, rb = _row_blocks(x.shape[0])
     dx = empty_like(x)
     pw = empty((nb, x.shape[1]), x.dtype)
-    parallel_for(_rmsnorm_bwd_tasks, nb, (x, weight, rstd, dy, rb, dx, pw))
+    parallel_for(_rmsnorm_bwd_tasks, nb, (x, weight, rstd, dy, rb, dx, pw), cost=8 * x.size)
     dweight = empty_like(weight)
-    parallel_for(_sum_rows_tasks, x.shape[1], (pw, dweight))
+    parallel_for(_sum_rows_tasks, x.shape[1], (pw, dweight), cost=pw.size)
     return dx, dweight

@@ -389,7 +389,8 @@ def _scan_block_len(L, n):
 def _scan_fwd(u, dt, A, B, C, D, z, gated):
     y = empty_like(u)
     b, _, d = u.shape
-    parallel_for(_scan_fwd_tasks, b * -(-d // CW), (u, dt, np.ascontiguousarray(A.T), B, C, D, z, gated, y))
+    parallel_for(_scan_fwd_tasks, b * -(-d // CW), (u, dt, np.ascontiguousarray(A.T), B, C, D, z, gated, y),
+                 cost=u.size * (30 * A.shape[1] + 60))
     return y
 
 
@@ -404,7 +405,7 @@ def _scan_bwd(u, dt, A, B, C, D, z, dy, gated):
     # Checkpoints only when there is more than one block (a 1-element stand-in otherwise).
     ck = empty((nblk, ntask, n, CW) if nblk > 1 else (1, 1, 1, 1), u.dtype)
     if nblk > 1:
-        parallel_for(_scan_checkpoints_tasks, ntask, (u, dt, AT, B, gated, tb, ck))
+        parallel_for(_scan_checkpoints_tasks, ntask, (u, dt, AT, B, gated, tb, ck), cost=u.size * 30 * n)
     du = empty_like(u)
     ddt = empty_like(u)
     dz = empty_like(u) if gated else empty((1, 1, 1), u.dtype)
@@ -419,11 +420,12 @@ def _scan_bwd(u, dt, A, B, C, D, z, dy, gated):
         pB = empty((nck, b, tl, n), u.dtype)              # the block's sums, per chunk
         pC = empty_like(pB)
         parallel_for(_scan_bwd_block_tasks, ntask, (u, dt, AT, B, C, D, z, dy, gated, t0, tl, ck[blk],
-                                                     blk == nblk - 1, G, DA, DD, du, ddt, dz, pB, pC))
-        parallel_for(_scan_merge_bc_tasks, b, (pB, pC, t0, dB, dC))
+                                                     blk == nblk - 1, G, DA, DD, du, ddt, dz, pB, pC),
+                     cost=b * tl * d * (60 * n + 100))
+        parallel_for(_scan_merge_bc_tasks, b, (pB, pC, t0, dB, dC), cost=pB.size)
     dA = empty_like(A)
     dD = empty_like(D)
-    parallel_for(_scan_merge_ad_tasks, d, (DA, DD, b, dA, dD))
+    parallel_for(_scan_merge_ad_tasks, d, (DA, DD, b, dA, dD), cost=DA.size)
     return du, ddt, dA, dB, dC, dD, dz
 
 
