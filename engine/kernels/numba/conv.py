@@ -10,38 +10,69 @@ from numba import njit
 
 from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like)
-from engine.kernels.numba._math import sigmoid
+from engine.kernels.numba._math import sigmoid, wide_vectors
 from engine.kernels.numba._threads import parallel_for
 
 
 _CONV_TIME_CHUNK = 64
 
 
+@njit(inline="always", error_model="numpy")
+def _task_rows(x, bi, r0, r1, d):
+    """Rows ``r0 .. r1 - 1`` of ``x[bi]`` into a local ``(r1 - r0, d)`` array, zeros for
+    rows before the start (the causal padding). Hot loops then touch only arrays
+    allocated in the kernel, which the compiler knows do not overlap, and vectorise
+    without runtime alias checks."""
+    X = np.zeros((r1 - r0, d), dtype=x.dtype)
+    for r in range(max(r0, 0), r1):
+        xr = x[bi, r]
+        Xr = X[r - r0]
+        for c in range(d):
+            Xr[c] = xr[c]
+    return X
+
+
+@njit(inline="always", error_model="numpy")
+def _conv_rows(X, W, bias_l, k, n_out, Y):
+    """``Y[s] = bias + sum_j W[j] * X[s + j]`` for ``s < n_out`` (all local arrays)."""
+    d = X.shape[1]
+    for s_ in range(n_out):
+        Ys = Y[s_]
+        for c in range(d):
+            Ys[c] = bias_l[c]
+        for j in range(k):
+            Xs = X[s_ + j]
+            Wj = W[j]
+            for c in range(d):
+                Ys[c] += Wj[c] * Xs[c]
+
+
 @njit(**JIT)
 def _conv_fwd_tasks(x, wT, bias, silu, tc, y, lo, hi):
+    wide_vectors()
     b, L, d = x.shape
     k = wT.shape[0]
     one = x.dtype.type(1)
     ntc = (L + tc - 1) // tc
+    W = wT.copy()
+    bias_l = bias.copy()
     for task in range(lo, hi):
         bi = task // ntc
         t0 = (task - bi * ntc) * tc
         t1 = min(L, t0 + tc)
-        for t in range(t0, t1):
-            yt = y[bi, t]
+        X = _task_rows(x, bi, t0 - (k - 1), t1, d)       # X[s] = x[t0 - (k-1) + s]
+        Y = np.empty((t1 - t0, d), dtype=x.dtype)
+        _conv_rows(X, W, bias_l, k, t1 - t0, Y)
+        if silu:
+            for s_ in range(t1 - t0):
+                Ys = Y[s_]
+                for c in range(d):
+                    Ys[c] = Ys[c] * sigmoid(Ys[c], one)
+        for s_ in range(t1 - t0):
+            yt = y[bi, t0 + s_]
+            Ys = Y[s_]
             for c in range(d):
-                yt[c] = bias[c]
-            for j in range(k):
-                src = t - (k - 1) + j
-                if src < 0:
-                    continue
-                xs = x[bi, src]
-                wj = wT[j]
-                for c in range(d):
-                    yt[c] += wj[c] * xs[c]
-            if silu:
-                for c in range(d):
-                    yt[c] = yt[c] * sigmoid(yt[c], one)
+                yt[c] = Ys[c]
 
 
 @njit(**JIT)
@@ -53,66 +84,63 @@ def _conv_bwd_tasks(x, wT, bias, dy, silu, tc, dx, part, lo, hi):
     recomputed for the task's rows plus the ``k - 1`` after them (``dx[t]`` reads
     ``g[t .. t + k - 1]``) into a task-local buffer, instead of two full-size arrays.
     """
+    wide_vectors()
     b, L, d = x.shape
     k = wT.shape[0]
     one = x.dtype.type(1)
-    zero = x.dtype.type(0)
     ntc = (L + tc - 1) // tc
+    W = wT.copy()
+    bias_l = bias.copy()
     for task in range(lo, hi):
         bi = task // ntc
         t0 = (task - bi * ntc) * tc
         t1 = min(L, t0 + tc)
         te = min(L, t1 + k - 1)                          # g is needed on [t0, te)
-        g = np.empty((te - t0, d), dtype=x.dtype)
-        for t in range(t0, te):
-            gt = g[t - t0]
-            dyt = dy[bi, t]
-            if silu:
+        n_g = te - t0
+        # x rows t0 - (k-1) .. te - 1: the inputs of g's rows and of dW's products
+        X = _task_rows(x, bi, t0 - (k - 1), te, d)       # X[s] = x[t0 - (k-1) + s]
+        G = _task_rows(dy, bi, t0, te, d)                # G[s] = dy[t0 + s], then g
+        if silu:
+            P = np.empty((n_g, d), dtype=x.dtype)
+            _conv_rows(X, W, bias_l, k, n_g, P)          # pre-activation
+            for s_ in range(n_g):
+                Ps = P[s_]
+                Gs = G[s_]
                 for c in range(d):
-                    gt[c] = bias[c]
-                for j in range(k):
-                    src = t - (k - 1) + j
-                    if src < 0:
-                        continue
-                    xs = x[bi, src]
-                    wj = wT[j]
-                    for c in range(d):
-                        gt[c] += wj[c] * xs[c]
-                for c in range(d):
-                    pre = gt[c]
-                    sg = sigmoid(pre, one)
-                    gt[c] = dyt[c] * (sg * (one + pre * (one - sg)))
-            else:
-                for c in range(d):
-                    gt[c] = dyt[c]
-        pt = part[task]
-        pb = pt[k]
-        for j in range(k + 1):
-            for c in range(d):
-                pt[j, c] = zero
-        for t in range(t0, t1):
-            dxt = dx[bi, t]
-            for c in range(d):
-                dxt[c] = zero
+                    sg = sigmoid(Ps[c], one)
+                    Gs[c] = Gs[c] * (sg * (one + Ps[c] * (one - sg)))
+        # Partial sums of the task: rows 0..k-1 dweight.T, row k dbias.
+        PT = np.zeros((k + 1, d), dtype=x.dtype)
+        DX = np.zeros((t1 - t0, d), dtype=x.dtype)
+        for s_ in range(t1 - t0):
+            t = t0 + s_
+            DXs = DX[s_]
             for j in range(k):
                 dst = t + (k - 1) - j                    # output row that reads x[t] with weight j
                 if dst >= L:
                     continue
-                gs = g[dst - t0]
-                wj = wT[j]
+                Gd = G[dst - t0]
+                Wj = W[j]
                 for c in range(d):
-                    dxt[c] += wj[c] * gs[c]
-            gt = g[t - t0]
+                    DXs[c] += Wj[c] * Gd[c]
+            Gs = G[s_]
+            Pb = PT[k]
             for c in range(d):
-                pb[c] += gt[c]
+                Pb[c] += Gs[c]
             for j in range(k):
-                src = t - (k - 1) + j
-                if src < 0:
-                    continue
-                xs = x[bi, src]
-                pj = pt[j]
+                Xs = X[s_ + j]                           # x[t - (k-1) + j] (0 before the start)
+                Pj = PT[j]
                 for c in range(d):
-                    pj[c] += gt[c] * xs[c]
+                    Pj[c] += Gs[c] * Xs[c]
+        for s_ in range(t1 - t0):
+            dxt = dx[bi, t0 + s_]
+            DXs = DX[s_]
+            for c in range(d):
+                dxt[c] = DXs[c]
+        pt = part[task]
+        for j in range(k + 1):
+            for c in range(d):
+                pt[j, c] = PT[j, c]
 
 
 @njit(**JIT)

@@ -13,13 +13,14 @@ from numba import njit
 
 from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like, n_chunks)
-from engine.kernels.numba._math import sigmoid
+from engine.kernels.numba._math import sigmoid, wide_vectors
 from engine.kernels.numba._threads import parallel_for
 
 
 @njit(**JIT)
 def _mingru_fwd_tasks(za, zo, ha, ho, logits, H, nck, h, lo, hi):
     """``z[b, t, j] = za[b, t, zo + j]``, ``h_tilde[b, t, j] = ha[b, t, ho + j]``."""
+    wide_vectors()
     b, L = za.shape[0], za.shape[1]
     one = za.dtype.type(1)
     for task in range(lo, hi):
@@ -28,52 +29,65 @@ def _mingru_fwd_tasks(za, zo, ha, ho, logits, H, nck, h, lo, hi):
         j0 = ci * H // nck
         j1 = (ci + 1) * H // nck
         w = j1 - j0
-        prev = np.zeros(w, dtype=za.dtype)
+        # Work rows allocated here: the compiler knows they do not overlap, so the loop
+        # vectorises without runtime alias checks (za and ha may be one packed array).
+        V = np.zeros((3, w), dtype=za.dtype)            # z, h_tilde, h[t-1] -> h[t]
         for t in range(L):
             zt = za[bi, t, zo + j0:zo + j1]
             htt = ha[bi, t, ho + j0:ho + j1]
+            for j in range(w):
+                V[0, j] = zt[j]
+                V[1, j] = htt[j]
+            for j in range(w):
+                zj = sigmoid(V[0, j], one) if logits else V[0, j]
+                V[2, j] = (one - zj) * V[2, j] + zj * V[1, j]
             ht = h[bi, t, j0:j1]
             for j in range(w):
-                zj = sigmoid(zt[j], one) if logits else zt[j]
-                p = (one - zj) * prev[j] + zj * htt[j]
-                prev[j] = p
-                ht[j] = p
+                ht[j] = V[2, j]
 
 
 @njit(**JIT)
 def _mingru_bwd_tasks(za, zo, ha, ho, h, dh, logits, H, nck, dza, dzo, dha, dho, lo, hi):
     """Gradients into ``dza[b, t, dzo + j]`` (gate) and ``dha[b, t, dho + j]`` (candidate)."""
+    wide_vectors()
     b, L = za.shape[0], za.shape[1]
     one = za.dtype.type(1)
-    zero = za.dtype.type(0)
     for task in range(lo, hi):
         bi = task // nck
         ci = task - bi * nck
         j0 = ci * H // nck
         j1 = (ci + 1) * H // nck
         w = j1 - j0
-        g = np.zeros(w, dtype=za.dtype)                 # dLoss/dh[t] including the future
-        hp = np.zeros(w, dtype=za.dtype)                # h[t-1]
+        # rows: z, h_tilde, h[t-1], dh[t], g = dLoss/dh[t] (the future included), dz, dh_tilde
+        V = np.zeros((7, w), dtype=za.dtype)
         for t in range(L - 1, -1, -1):
-            if t > 0:
-                hpr = h[bi, t - 1, j0:j1]
-                for j in range(w):
-                    hp[j] = hpr[j]
-            else:
-                for j in range(w):
-                    hp[j] = zero
             zt = za[bi, t, zo + j0:zo + j1]
             htt = ha[bi, t, ho + j0:ho + j1]
             dht = dh[bi, t, j0:j1]
+            for j in range(w):
+                V[0, j] = zt[j]
+                V[1, j] = htt[j]
+                V[3, j] = dht[j]
+            if t > 0:
+                hpr = h[bi, t - 1, j0:j1]
+                for j in range(w):
+                    V[2, j] = hpr[j]
+            else:
+                for j in range(w):
+                    V[2, j] = 0
+            for j in range(w):
+                gj = V[4, j] + V[3, j]
+                zj = sigmoid(V[0, j], one) if logits else V[0, j]
+                dzj = gj * (V[1, j] - V[2, j])
+                V[5, j] = dzj * (zj * (one - zj)) if logits else dzj
+                V[6, j] = gj * zj
+                V[4, j] = gj * (one - zj)
             dzt = dza[bi, t, dzo + j0:dzo + j1]
+            for j in range(w):
+                dzt[j] = V[5, j]
             dhtt = dha[bi, t, dho + j0:dho + j1]
             for j in range(w):
-                gj = g[j] + dht[j]
-                zj = sigmoid(zt[j], one) if logits else zt[j]
-                dzj = gj * (htt[j] - hp[j])
-                dzt[j] = dzj * (zj * (one - zj)) if logits else dzj
-                dhtt[j] = gj * zj
-                g[j] = gj * (one - zj)
+                dhtt[j] = V[6, j]
 
 
 def _mingru_inputs(names, arrays):
