@@ -11,6 +11,7 @@ from numba import njit
 from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like)
 from engine.kernels.numba._math import sigmoid, wide_vectors
+from engine.kernels.numba._sums import sum_partials
 from engine.kernels.numba._threads import parallel_for
 
 
@@ -143,23 +144,6 @@ def _conv_bwd_tasks(x, wT, bias, dy, silu, tc, dx, part, lo, hi):
                 pt[j, c] = PT[j, c]
 
 
-@njit(**JIT)
-def _sum_parts_tasks(part, dwT, dbias, lo, hi):
-    """Add the per-task partial sums in task order."""
-    ntask, k1, d = part.shape
-    k = k1 - 1
-    zero = part.dtype.type(0)
-    for c in range(lo, hi):
-        for j in range(k + 1):
-            acc = zero
-            for task in range(ntask):
-                acc += part[task, j, c]
-            if j < k:
-                dwT[j, c] = acc
-            else:
-                dbias[c] = acc
-
-
 def _conv_inputs(names, arrays):
     arrs = as_float_arrays(names, arrays)
     x, weight = arrs[0], arrs[1]
@@ -190,10 +174,9 @@ def _conv_bwd(x, weight, bias, dy, silu):
     ntask = b * (-(-L // _CONV_TIME_CHUNK))
     part = empty((ntask, k + 1, d), x.dtype)    # rows 0..k-1: dweight.T, row k: dbias
     parallel_for(_conv_bwd_tasks, ntask, (x, wT, bias, dy, silu, _CONV_TIME_CHUNK, dx, part), cost=x.size * (3 * k + 8))
-    dwT = empty_like(wT)
-    dbias = np.empty(d, dtype=x.dtype)
-    parallel_for(_sum_parts_tasks, d, (part, dwT, dbias), cost=part.size)
-    return dx, np.ascontiguousarray(dwT.T), dbias
+    sums = empty((k + 1, d), x.dtype)                  # [dweight.T; dbias]
+    sum_partials(part, sums)
+    return dx, np.ascontiguousarray(sums[:k].T), sums[k].copy()
 
 
 def causal_conv1d_fwd(x, weight, bias):

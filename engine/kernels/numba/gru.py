@@ -21,6 +21,7 @@ from engine.backend import exclusive_cores
 from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like)
 from engine.kernels.numba._math import sigmoid, tanh, wide_vectors
+from engine.kernels.numba._sums import sum_partials
 from engine.kernels.numba._threads import parallel_for
 
 # Batch rows per task: 8-row products are already efficient, and a batch of 64 gives 8
@@ -136,22 +137,6 @@ def _gru_bwd_tasks(W_hh, h, gates, dh, rb, dgi, dgh, pW, pb, lo, hi):
                     pbt[j] += dgt[j]
 
 
-@njit(**JIT)
-def _sum_tasks(pW, pb, dW, db, lo, hi):
-    """``dW = pW[0] + pW[1] + ...`` in task order (and ``db``); a task here is a row of dW."""
-    ntask = pW.shape[0]
-    for j in range(lo, hi):
-        for k in range(pW.shape[2]):
-            acc = pW[0, j, k]
-            for i in range(1, ntask):
-                acc += pW[i, j, k]
-            dW[j, k] = acc
-        acc = pb[0, j]
-        for i in range(1, ntask):
-            acc += pb[i, j]
-        db[j] = acc
-
-
 def _gru_check(gi, W_hh, b_hh):
     check_ndim("gi", gi, 3)
     H3 = gi.shape[2]
@@ -226,5 +211,6 @@ def gru_bwd(gi, W_hh, b_hh, h, gates, dh):
     db_hh = empty_like(b_hh)
     with exclusive_cores():                               # the tasks call BLAS
         parallel_for(_gru_bwd_tasks, ntask, (W_hh, h, gates, dh, rb, dgi, dgh, pW, pb), cost=gi.size * (2 * H + 10))
-        parallel_for(_sum_tasks, 3 * H, (pW, pb, dW_hh, db_hh), cost=pW.size)
+        sum_partials(pW, dW_hh)
+        sum_partials(pb, db_hh)
     return dgi, dW_hh, db_hh

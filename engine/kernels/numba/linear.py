@@ -17,6 +17,7 @@ from numba import njit
 
 from engine.backend import exclusive_cores
 from engine.kernels.numba._jit import JIT, as_float_arrays, check_ndim, empty, empty_like
+from engine.kernels.numba._sums import sum_partials
 from engine.kernels.numba._threads import parallel_for
 
 # At most this many row blocks (and weight-gradient partials), each of at least
@@ -73,22 +74,6 @@ def _linear_bwd_tasks(x, weight, dy, rb, dx, pW, pb, lo, hi):
             row = dyb[i]
             for j in range(row.shape[0]):
                 pbb[j] += row[j]
-
-
-@njit(**JIT)
-def _sum_blocks_tasks(pW, pb, dW, db, lo, hi):
-    """``dW = pW[0] + pW[1] + ...`` in block order (and ``db``); a task is a row of ``dW``."""
-    nb, n_out, n_in = pW.shape
-    for j in range(lo, hi):
-        for k in range(n_in):
-            acc = pW[0, j, k]
-            for blk in range(1, nb):
-                acc += pW[blk, j, k]
-            dW[j, k] = acc
-        acc = pb[0, j]
-        for blk in range(1, nb):
-            acc += pb[blk, j]
-        db[j] = acc
 
 
 def _linear_check(x, weight):
@@ -158,8 +143,9 @@ def linear_bwd(x, weight, dy):
     pW = empty((nb, n_out, n_in), x.dtype)
     pb = empty((nb, n_out), x.dtype)
     dW = empty_like(weight)
-    db = np.empty(n_out, dtype=x.dtype)
+    db = empty((n_out,), x.dtype)
     with exclusive_cores():
         parallel_for(_linear_bwd_tasks, nb, (x, weight, dy, rb, dx, pW, pb), cost=2 * dy.size * n_in)
-        parallel_for(_sum_blocks_tasks, n_out, (pW, pb, dW, db), cost=pW.size)
+        sum_partials(pW, dW)
+        sum_partials(pb, db)
     return dx, dW, db

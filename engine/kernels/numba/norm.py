@@ -11,6 +11,7 @@ from numba import njit
 
 from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like)
+from engine.kernels.numba._sums import sum_partials
 from engine.kernels.numba._threads import parallel_for
 
 _MAX_BLOCKS = 16
@@ -62,16 +63,6 @@ def _rmsnorm_bwd_tasks(x, weight, rstd, dy, rb, dx, pw, lo, hi):
             proj = proj / d
             for j in range(d):
                 dxi[j] = r * (dyi[j] * weight[j] - (xi[j] * r) * proj)
-
-
-@njit(**JIT)
-def _sum_rows_tasks(pw, out, lo, hi):
-    nb, d = pw.shape
-    for j in range(lo, hi):
-        acc = pw[0, j]
-        for blk in range(1, nb):
-            acc += pw[blk, j]
-        out[j] = acc
 
 
 def rmsnorm_fwd(x, weight, eps):
@@ -129,5 +120,5 @@ def rmsnorm_bwd(x, weight, rstd, dy):
     pw = empty((nb, x.shape[1]), x.dtype)
     parallel_for(_rmsnorm_bwd_tasks, nb, (x, weight, rstd, dy, rb, dx, pw), cost=8 * x.size)
     dweight = empty_like(weight)
-    parallel_for(_sum_rows_tasks, x.shape[1], (pw, dweight), cost=pw.size)
+    sum_partials(pw, dweight)
     return dx, dweight
