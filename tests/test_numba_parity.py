@@ -26,6 +26,9 @@ SHAPES = {
     "seq1": (3, 1, 4, 2, 3, 4),
     "odd": (3, 13, 7, 5, 7, 3),
     "single-channel": (2, 6, 1, 1, 1, 1),
+    # several GRU row blocks (8 rows each) with a remainder; 37 channels: two scan chunks
+    # of 32, the second padded; minGRU and conv on a batch that splits unevenly
+    "many-rows": (11, 5, 37, 3, 6, 3),
     # seq_len >= 1024 with 17 states: the scan backward walks several checkpointed blocks
     "long": (1, 1100, 3, 17, 3, 4),
 }
