@@ -214,3 +214,16 @@ def test_outputs_are_recycled_only_when_unreferenced(nb):
     small = _jit.empty((3, 3), np.float64)
     assert small is not _jit.empty((3, 3), np.float64)   # small arrays are plain np.empty
     assert a is not c and a is not d
+
+
+def test_output_pool_is_bounded(nb, monkeypatch):
+    from engine.kernels.numba import _jit
+
+    pool = _jit._OutputPool()
+    monkeypatch.setattr(pool, "MAX_BYTES", 4 << 20)    # room for about two 2 MiB arrays
+    kept = [pool.empty((512, 512), np.float64) for _ in range(3)]      # in use: all distinct
+    assert len({id(a) for a in kept}) == 3
+    for rows in range(600, 640):                        # many shapes: old ones are forgotten
+        pool.empty((rows, 512), np.float64)
+    assert pool._bytes <= pool.MAX_BYTES + 640 * 512 * 8
+    assert len(pool._buckets) <= 2

@@ -96,18 +96,24 @@ class _OutputPool:
     reference to its base), the array is reused instead. Kernels overwrite every element
     of their outputs, so a reused array behaves exactly like ``np.empty``.
 
-    Bounded: at most ``MAX_PER_KEY`` arrays per (shape, dtype) and ``MAX_KEYS`` shapes,
-    the least recently used shapes forgotten first (arrays still in use stay with their
-    users). Arrays under ``MIN_BYTES`` come from ``np.empty`` directly.
+    Bounded: at most ``MAX_PER_KEY`` arrays per (shape, dtype), ``MAX_KEYS`` shapes and
+    ``MAX_BYTES`` in all, the least recently used shapes forgotten first (arrays still in
+    use stay with their users). Arrays under ``MIN_BYTES`` come from ``np.empty``.
     """
 
     MIN_BYTES = 1 << 18
     MAX_PER_KEY = 16
     MAX_KEYS = 64
+    MAX_BYTES = 1 << 29
 
     def __init__(self):
         self._lock = threading.Lock()
         self._buckets: OrderedDict = OrderedDict()
+        self._bytes = 0
+
+    def _forget_oldest(self):
+        _, bucket = self._buckets.popitem(last=False)
+        self._bytes -= sum(a.nbytes for a in bucket)
 
     def empty(self, shape, dtype):
         shape = tuple(int(n) for n in shape)
@@ -120,7 +126,7 @@ class _OutputPool:
             if bucket is None:
                 bucket = self._buckets[key] = []
                 while len(self._buckets) > self.MAX_KEYS:
-                    self._buckets.popitem(last=False)
+                    self._forget_oldest()
             else:
                 self._buckets.move_to_end(key)
             for arr in bucket:
@@ -128,8 +134,11 @@ class _OutputPool:
                 if sys.getrefcount(arr) == 3:
                     return arr
             arr = np.empty(shape, dtype=dtype)
-            if len(bucket) < self.MAX_PER_KEY:
+            if len(bucket) < self.MAX_PER_KEY and arr.nbytes <= self.MAX_BYTES:
                 bucket.append(arr)
+                self._bytes += arr.nbytes
+                while self._bytes > self.MAX_BYTES and len(self._buckets) > 1:
+                    self._forget_oldest()
             return arr
 
 
