@@ -123,7 +123,14 @@ class _Weight(np.ndarray):
             _active[-1].product(*args[:2])
         elif _active and func in _UNACCOUNTED:
             raise AccountingError(f"np.{func.__name__} with a weight: the floor cannot account for it")
-        return func(*_plain(args), **_plain(kwargs))
+        out = func(*_plain(args), **_plain(kwargs))
+        if func is np.concatenate and isinstance(out, np.ndarray) and out.ndim == 2:
+            # weights stacked into one product (minGRU's [W_z; W_h]) stay a weight: "a+b"
+            names = [getattr(a, "weight_name", None) for a in args[0]]
+            if all(names):
+                out = out.view(_Weight)
+                out.weight_name = "+".join(names)
+        return out
 
 
 class _Recorder:
@@ -222,7 +229,7 @@ def account_forward(model, x) -> Account:
     with _recording(model) as rec:
         model.forward(x)
     weights = {prefix + n for prefix, mod in _walk(model) for n, a in mod._params.items() if _is_weight(n, a)}
-    seen = {p[4] for p in rec.products}
+    seen = {name for p in rec.products for name in p[4].split("+")}
     if weights - seen:
         raise AccountingError(f"weights in no recorded product: {sorted(weights - seen)}")
     acc = Account(exps=rec.exps)

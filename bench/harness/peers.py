@@ -205,8 +205,10 @@ def mingru_log_space_outputs(layer, x: np.ndarray, dy: np.ndarray, keys) -> tupl
     positive = pre >= 0
     s = sigmoid(pre)
     h_tilde = np.where(positive, pre + 0.5, s).astype(layer.dtype)
-    h = layer.kernels.mingru_logits_fwd(z_logit, h_tilde)
-    dz_logit, dh_tilde = layer.kernels.mingru_logits_bwd(z_logit, h_tilde, h, np.ascontiguousarray(dy))
+    zh = np.concatenate([z_logit, h_tilde], axis=-1)         # the kernels take [z_logit | h~]
+    h = layer.kernels.mingru_logits_fwd(zh)
+    dzh = layer.kernels.mingru_logits_bwd(zh, h, np.ascontiguousarray(dy))
+    dz_logit, dh_tilde = dzh[..., :layer.d_hidden], dzh[..., layer.d_hidden:]
     dpre = (dh_tilde * np.where(positive, 1.0, s * (1 - s))).astype(layer.dtype)
     dx = layer.linear_z.backward(dz_logit) + layer.linear_h.backward(dpre)
     grads = layer.grads()

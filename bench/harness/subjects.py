@@ -33,7 +33,9 @@ def _threads_info() -> dict:
     numba = sys.modules.get("numba")
     if numba is None:
         return {}
-    return {"numba threads": numba.get_num_threads(), "numba threading layer": _threading_layer(numba)}
+    from engine.backend import get_num_threads     # the numba backend's own pool
+
+    return {"numba threads": get_num_threads(), "numba threading layer": _threading_layer(numba)}
 
 
 def _threading_layer(numba) -> str:
