@@ -8,10 +8,11 @@ overrides it, and :func:`set_default_backend` overrides both.
 
 Threads
 -------
-The numba backend parallelises with Numba's thread pool, and its matrix products run
-inside that pool: each task calls a single-threaded BLAS on its block of rows. A BLAS
-library left multi-threaded would start its own threads inside those tasks, and they keep
-spinning for about 0.1 s after every call, on the cores Numba's threads need. So while
+The numba backend parallelises with its own thread pool (:mod:`engine.kernels.numba._threads`:
+blocking threads, never Numba's OpenMP layer), and its matrix products run inside that
+pool: each task calls a single-threaded BLAS on its block of rows. A BLAS library left
+multi-threaded would start its own threads inside those tasks, and they keep spinning
+for about 0.1 s after every call, on the cores the pool's threads need. So while
 a numba-backend layer computes, :func:`exclusive_cores` holds every BLAS library loaded
 in the process at one thread, and gives each its own limit back when the outermost
 call returns. Nothing process-wide is changed for good: no environment variable, no

@@ -9,7 +9,7 @@ flattened and each metric is computed over all ``N * horizon`` pairs, so a metri
 the average over the steps. Direction is always judged against today's price, so a
 step-3 forecast is "right" when it calls the sign of ``price[t+3] - price[t]``.
 
-* ``mse``, ``rmse``, ``mae``, ``r2``: the usual (scikit-learn), in price units.
+* ``mse``, ``rmse``, ``mae``, ``r2``: the usual (as scikit-learn computes them), in price units.
 * ``mape``: mean absolute percentage error, in percent.
 * ``mase``: MAE divided by the in-sample naive MAE, ``mean |y_t - y_{t-1}|`` over the
   training part's prices (one-step differences, whatever the horizon). Below 1 means
@@ -120,6 +120,15 @@ def direction_accuracy(base, actual, predicted) -> float:
     return float(np.mean(pred_move[moving] == true_move[moving]))
 
 
+def _r2(a: np.ndarray, p: np.ndarray) -> float:
+    """Coefficient of determination of one column; 1 for a perfect fit of a constant series."""
+    residual = float(((a - p) ** 2).sum())
+    total = float(((a - a.mean(axis=0)) ** 2).sum())
+    if total == 0:
+        return 1.0 if residual == 0 else 0.0
+    return 1.0 - residual / total
+
+
 def forecast_metrics(actual, predicted, base, scale: float) -> dict:
     """All of :data:`METRIC_NAMES` for one forecast.
 
@@ -137,24 +146,23 @@ def forecast_metrics(actual, predicted, base, scale: float) -> dict:
     dict of str to float
         Every value NaN when a prediction is not finite.
     """
-    # Imported here: scikit-learn is slow to import and most commands never get here.
-    from sklearn.metrics import (mean_absolute_error, mean_absolute_percentage_error,
-                                 mean_squared_error, r2_score)
-
     actual = _as_2d(actual)
     predicted = _as_2d(predicted)
     if not np.all(np.isfinite(predicted)):
         return {k: float("nan") for k in METRIC_NAMES}
-    a, p = actual.ravel(), predicted.ravel()
-    mse = float(mean_squared_error(a, p))
-    mae = float(mean_absolute_error(a, p))
+    # One column of (window, step) pairs; the sums run in scikit-learn's order, so the
+    # values equal its mean_squared_error & co. to the last bit (tests/test_metrics.py).
+    a, p = actual.reshape(-1, 1), predicted.reshape(-1, 1)
+    err = p - a
+    mse = float(np.mean(err ** 2))
+    mae = float(np.mean(np.abs(err)))
     naive = naive_mae(actual, base)
     return {
         "mse": mse,
         "rmse": float(np.sqrt(mse)),
         "mae": mae,
-        "r2": float(r2_score(a, p)) if a.size > 1 else float("nan"),
-        "mape": float(mean_absolute_percentage_error(a, p) * 100.0),
+        "r2": _r2(a, p) if a.size > 1 else float("nan"),
+        "mape": float(np.mean(np.abs(err) / np.maximum(np.abs(a), np.finfo(np.float64).eps)) * 100.0),
         "mase": mae / scale if scale and np.isfinite(scale) and scale > 0 else float("nan"),
         "rel_mae": mae / naive if np.isfinite(naive) and naive > 0 else float("nan"),
         "direction_accuracy": direction_accuracy(base, actual, predicted),

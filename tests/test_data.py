@@ -10,6 +10,7 @@ import pytest
 
 from forecast.data import (MAX_FILL_GAP, build_dataset, load_source, normalise_frame, parse_source,
                          scaler_from_dict, scaler_to_dict)
+from forecast.data.scaling import fit_scaler
 from forecast.data import yahoo
 from forecast.data.windows import split_bounds, window_parts, window_rows
 from forecast.errors import DataError, UserInputError
@@ -292,6 +293,26 @@ def test_scalers_are_fitted_on_training_rows_only(kind):
                         window_norm="none")
     assert scaler_to_dict(ds2.feature_scaler) == scaler_to_dict(ds.feature_scaler)
     assert scaler_to_dict(ds2.target_scaler) == scaler_to_dict(ds.target_scaler)
+
+
+@pytest.mark.parametrize("kind", ["minmax", "standard"])
+def test_scalers_equal_scikit_learn_to_the_last_bit(kind):
+    # Our scalers are NumPy written in scikit-learn's arithmetic; its own scalers are the
+    # reference (a test dependency only). A constant column keeps a scale of 1.
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    rng = np.random.default_rng(7)
+    train = rng.normal([50.0, -3.0, 1e6], [10.0, 0.01, 2e5], (400, 3))
+    train[:, 1] = 2.5
+    later = rng.normal([55.0, -3.0, 1.2e6], [12.0, 0.01, 2e5], (50, 3))
+    ours = fit_scaler(kind, train)
+    theirs = (preprocessing.MinMaxScaler() if kind == "minmax" else preprocessing.StandardScaler()).fit(train)
+    for name in (("data_min_", "data_max_", "scale_", "min_") if kind == "minmax" else ("mean_", "var_", "scale_")):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name), err_msg=name)
+    np.testing.assert_array_equal(ours.transform(later), theirs.transform(later))
+    scaled = theirs.transform(later)
+    np.testing.assert_array_equal(ours.inverse_transform(scaled), theirs.inverse_transform(scaled))
+    again = scaler_from_dict(scaler_to_dict(ours))
+    np.testing.assert_array_equal(again.transform(later), theirs.transform(later))
 
 
 @pytest.mark.parametrize("kind", ["minmax", "standard"])

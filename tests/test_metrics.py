@@ -110,3 +110,24 @@ def test_perfect_forecast():
     actual = np.array([1.0, 2.0, 3.0])
     m = forecast_metrics(actual, actual, np.array([0.5, 2.5, 2.0]), 1.0)
     assert m["mse"] == 0 and m["r2"] == 1 and m["mase"] == 0 and m["direction_accuracy"] == 1
+
+
+@pytest.mark.parametrize("n, horizon", [(2, 1), (3, 1), (517, 1), (200, 3), (1999, 2)])
+def test_metrics_equal_scikit_learn_to_the_last_bit(n, horizon):
+    # The metrics are NumPy, written in scikit-learn's order of operations; its
+    # implementations are the reference (a test dependency only).
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(n + horizon)
+    actual = rng.lognormal(3, 0.5, (n, horizon))
+    predicted = actual * (1 + 0.02 * rng.standard_normal((n, horizon)))
+    got = forecast_metrics(actual, predicted, actual[:, 0] * 0.99, scale=1.0)
+    a, p = actual.ravel(), predicted.ravel()
+    assert got["mse"] == metrics.mean_squared_error(a, p)
+    assert got["mae"] == metrics.mean_absolute_error(a, p)
+    assert got["mape"] == metrics.mean_absolute_percentage_error(a, p) * 100.0
+    assert got["r2"] == metrics.r2_score(a, p)
+    constant = np.full((n, horizon), 4.0)
+    assert forecast_metrics(constant, constant, constant[:, 0], 1.0)["r2"] == metrics.r2_score(
+        constant.ravel(), constant.ravel()) == 1.0
+    assert forecast_metrics(constant, constant + 1, constant[:, 0], 1.0)["r2"] == metrics.r2_score(
+        constant.ravel(), constant.ravel() + 1) == 0.0

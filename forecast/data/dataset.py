@@ -75,7 +75,7 @@ class Dataset:
         Closes over each input window (for the drift baseline).
     train_prices : ndarray
         Closes of the training rows (for the MASE scale).
-    feature_scaler, target_scaler : fitted scikit-learn scalers
+    feature_scaler, target_scaler : fitted scalers (forecast.data.scaling)
     features : tuple of str
     target : str
     seq_len, horizon : int
