@@ -66,6 +66,18 @@ def _children() -> set:
     return pids
 
 
+def _pool_workers(pids) -> set:
+    """Those of ``pids`` that are spawned pool workers (not a short-lived helper process)."""
+    found = set()
+    for pid in pids:
+        try:
+            if "spawn_main" in " ".join(psutil.Process(pid).cmdline()):
+                found.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
 def _wait_gone(pids, timeout=60.0) -> set:
     deadline = time.monotonic() + timeout
     alive = set(pids)
@@ -159,13 +171,20 @@ def test_pool_worker_killed_mid_study_loses_nothing(reference, tmp_path):
                               daemon=True)
     thread.start()
     deadline = time.monotonic() + BOUND
-    workers: set = set()
-    while not workers and time.monotonic() < deadline and thread.is_alive():
-        workers = _children() - before
+    killed = None
+    while killed is None and time.monotonic() < deadline and thread.is_alive():
+        workers = _pool_workers(_children() - before)
+        if workers:
+            # At once: the runs here take a fraction of a second, so a worker found later may
+            # have no run left to lose. Killed while it starts or trains, its pool breaks
+            # just the same, and every run it held must go to a new pool.
+            try:
+                os.kill(min(workers), signal.SIGKILL)
+                killed = min(workers)
+            except ProcessLookupError:  # it ended meanwhile: take the next one
+                continue
         time.sleep(0.05)
-    assert workers, "no pool worker was seen"
-    time.sleep(0.5)                   # into its first run (runs take about a second each)
-    os.kill(min(workers), signal.SIGKILL)
+    assert killed is not None, "no pool worker was seen"
     thread.join(BOUND)
     assert not thread.is_alive(), "the study did not finish after a pool worker was killed"
     assert result["value"].failures == {}
