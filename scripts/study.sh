@@ -5,7 +5,7 @@
 # before each fold and fine-tuned (online learning). About 15 minutes on 2 cores.
 #
 #   bash scripts/study.sh [OUT]        (default OUT: results/study)
-#   python scripts/backtest_table.py OUT/backtest   (the backtest table of docs/study.md)
+#   python scripts/study_tables.py OUT        (the tables of docs/study.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-results/study}

@@ -111,3 +111,28 @@ def test_cli_bench_rejects_unknown_section(capsys):
 
     assert cli.main(["bench", "--only", "kernels,warp-drive"]) == 2
     assert "warp-drive" in capsys.readouterr().err
+
+
+def test_saved_report_renders_the_same_markdown(report, tmp_path, capsys):
+    # bench/bounds.md can be edited after a long run and BENCHMARKS.md rewritten from
+    # the saved measurements: the Markdown must not change in any other way.
+    import cli
+    from bench.harness.cli import load_report, save_report
+
+    saved = save_report(report, tmp_path / "report.json")
+    assert load_report(saved) == report
+    direct = write_markdown(report, tmp_path / "direct.md").read_text(encoding="utf-8")
+    again = tmp_path / "again.md"
+    assert cli.main(["bench", "--from", str(saved), "--write", str(again)]) == 0
+    assert again.read_text(encoding="utf-8") == direct
+
+
+def test_cli_bench_from_a_bad_file_is_one_line(tmp_path, capsys):
+    import cli
+
+    bad = tmp_path / "report.json"
+    bad.write_text("{not json", encoding="utf-8")
+    assert cli.main(["bench", "--from", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read a saved bench report") and err.count("\n") == 1
+    assert cli.main(["bench", "--from", str(tmp_path / "missing.json")]) == 2

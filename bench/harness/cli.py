@@ -10,12 +10,14 @@ its own.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from bench.harness.markdown import format_table, write_markdown
-from bench.harness.run import SECTIONS, run_benchmarks
+from bench.harness.run import SECTIONS, Report, run_benchmarks
 
-__all__ = ["add_arguments", "run", "main"]
+__all__ = ["add_arguments", "load_report", "main", "run", "save_report"]
 
 
 def _sections(text: str) -> tuple:
@@ -38,7 +40,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help=f"comma-separated sections to run (default: {','.join(SECTIONS)})")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny shapes: checks the harness end to end, numbers are meaningless")
+    parser.add_argument("--save", metavar="JSON", default=None,
+                        help="also save the measurements as JSON (e.g. bench/report.json)")
+    parser.add_argument("--from", dest="from_json", metavar="JSON", default=None,
+                        help="measure nothing: print (and --write) a report saved with --save, "
+                             "e.g. after editing bench/bounds.md")
     return parser
+
+
+def load_report(path) -> Report:
+    """A report saved with ``--save``."""
+    return Report(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def save_report(report: Report, path) -> Path:
+    """Write ``report`` as JSON to ``path`` (what ``--from`` reads back)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +70,17 @@ def run(args: argparse.Namespace) -> int:
     """
     # No thread limits here: kernels run as a library user runs them, and everything
     # else runs in worker processes that start from library defaults.
-    report = run_benchmarks(quick=args.quick, smoke=args.smoke, sections=args.only)
+    if args.from_json:
+        try:
+            report = load_report(args.from_json)
+        except (OSError, ValueError, TypeError) as exc:
+            print(f"error: cannot read a saved bench report from {args.from_json}: "
+                  f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+            return 2
+    else:
+        report = run_benchmarks(quick=args.quick, smoke=args.smoke, sections=args.only)
+    if args.save:
+        print(f"saved {save_report(report, args.save)}")
     print(format_table(report))
     if args.write:
         path = write_markdown(report, args.write)

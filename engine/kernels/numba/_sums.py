@@ -15,6 +15,22 @@ from engine.kernels.numba._threads import parallel_for
 # Output elements per task.
 _SPAN = 1024
 
+# Row-blocked kernels (linear, RMSNorm) use at most this many blocks, each of at least
+# _MIN_ROWS rows: a block's product is then big enough for BLAS to run at speed, and the
+# number of partial sums (one per block) stays small.
+_MAX_BLOCKS = 16
+_MIN_ROWS = 64
+
+
+def row_blocks(N):
+    """``(blocks, rows per block)`` for ``N`` rows: a function of ``N`` only.
+
+    The split fixes which partial sums :func:`sum_partials` adds, so it must not depend
+    on the thread count: that is what keeps results bit-identical for any number of threads.
+    """
+    nb = max(1, min(_MAX_BLOCKS, N // _MIN_ROWS))
+    return nb, -(-N // nb) if N else 0
+
 
 @njit(**JIT)
 def _sum_partials_tasks(parts, out, lo, hi):

@@ -17,19 +17,8 @@ from numba import njit
 
 from engine.backend import exclusive_cores
 from engine.kernels.numba._jit import JIT, as_float_arrays, check_ndim, empty, empty_like
-from engine.kernels.numba._sums import sum_partials
+from engine.kernels.numba._sums import row_blocks, sum_partials
 from engine.kernels.numba._threads import parallel_for
-
-# At most this many row blocks (and weight-gradient partials), each of at least
-# _MIN_ROWS rows, so that a block's product is big enough for BLAS to run at speed.
-_MAX_BLOCKS = 16
-_MIN_ROWS = 64
-
-
-def _row_blocks(N):
-    """``(blocks, rows per block)`` for ``N`` rows: a function of ``N`` only."""
-    nb = max(1, min(_MAX_BLOCKS, N // _MIN_ROWS))
-    return nb, -(-N // nb) if N else 0
 
 
 @njit(**JIT)
@@ -106,7 +95,7 @@ def linear_fwd(x, weight, bias=None):
     if bias is not None and bias_arr.shape != (weight.shape[0],):
         raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias_arr.shape}")
     y = empty((x.shape[0], weight.shape[0]), x.dtype)
-    nb, rb = _row_blocks(x.shape[0])
+    nb, rb = row_blocks(x.shape[0])
     with exclusive_cores():
         parallel_for(_linear_fwd_tasks, nb, (x, weight, bias_arr, bias is not None, rb, y), cost=y.size * x.shape[1])
     return y
@@ -138,7 +127,7 @@ def linear_bwd(x, weight, dy):
         raise ValueError(f"dy must have shape {(x.shape[0], weight.shape[0])}, got {dy.shape}")
     N = x.shape[0]
     n_out, n_in = weight.shape
-    nb, rb = _row_blocks(N)
+    nb, rb = row_blocks(N)
     dx = empty_like(x)
     pW = empty((nb, n_out, n_in), x.dtype)
     pb = empty((nb, n_out), x.dtype)

@@ -11,16 +11,8 @@ from numba import njit
 
 from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like)
-from engine.kernels.numba._sums import sum_partials
+from engine.kernels.numba._sums import row_blocks, sum_partials
 from engine.kernels.numba._threads import parallel_for
-
-_MAX_BLOCKS = 16
-_MIN_ROWS = 64
-
-
-def _row_blocks(N):
-    nb = max(1, min(_MAX_BLOCKS, N // _MIN_ROWS))
-    return nb, -(-N // nb) if N else 0
 
 
 @njit(**JIT)
@@ -88,7 +80,7 @@ def rmsnorm_fwd(x, weight, eps):
     check_shape("weight", weight, (x.shape[1],))
     y = empty_like(x)
     rstd = np.empty(x.shape[0], dtype=x.dtype)
-    nb, rb = _row_blocks(x.shape[0])
+    nb, rb = row_blocks(x.shape[0])
     parallel_for(_rmsnorm_fwd_tasks, nb, (x, weight, x.dtype.type(eps), rb, y, rstd), cost=4 * x.size)
     return y, rstd
 
@@ -115,7 +107,7 @@ def rmsnorm_bwd(x, weight, rstd, dy):
     check_shape("weight", weight, (x.shape[1],))
     check_shape("rstd", rstd, (x.shape[0],))
     check_shape("dy", dy, x.shape)
-    nb, rb = _row_blocks(x.shape[0])
+    nb, rb = row_blocks(x.shape[0])
     dx = empty_like(x)
     pw = empty((nb, x.shape[1]), x.dtype)
     parallel_for(_rmsnorm_bwd_tasks, nb, (x, weight, rstd, dy, rb, dx, pw), cost=8 * x.size)
