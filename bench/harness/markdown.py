@@ -170,11 +170,14 @@ def format_table(report: Report) -> str:
 def to_markdown(report: Report, bounds_file=BOUNDS_FILE) -> str:
     """The report as Markdown: machine, how to reproduce, tables, targets, what bounds them."""
     lines = ["# Benchmarks", ""]
-    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    when = report.measured or datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     mode = " (quick mode: fewer samples, noisier)" if report.quick else ""
     mode += " (SMOKE shapes: numbers are meaningless)" if report.smoke else ""
     lines += [f"Measured {when}{mode} in {report.seconds:.0f} s. Reproduce from the repository root with:", "",
               "```", REPRODUCE, "```", "",
+              "(add `--save bench/report.json` to keep the measurements; after editing `bench/bounds.md`, "
+              "`python cli.py bench --from bench/report.json --write BENCHMARKS.md` rewrites this page from "
+              "them without measuring again), "
               "or with pytest-benchmark: `pytest --benchmark-only` (the same work, one pytest-benchmark group "
               "per pair). The load average at start and end (table Machine) says how busy the machine was.", "",
               "How it is measured. Kernels run in the harness's own process. Every train step, every layer "
@@ -183,7 +186,8 @@ def to_markdown(report: Report, bounds_file=BOUNDS_FILE) -> str:
               "threadpoolctl: our layers as a library user runs them, each peer with its library's defaults "
               "and `torch.set_num_threads(N)`, N our thread count. Workers take turns in interleaved rounds; "
               "before each turn the harness waits until no worker uses CPU (thread pools spin after a call), "
-              "and each turn is one untimed step then a burst of steps timed inside the worker with "
+              "and each turn is one untimed step then a burst of steps back to back, as in training (about "
+              "0.2 s of them, at least one) timed inside the worker with "
               "`time.perf_counter`. Tables show medians. `other load` is the share of the machine's CPU "
               "that other processes used while a row was measured (the worst of its contenders, from "
               "/proc/stat): near 0% on a quiet machine; a row measured beside a large share is disturbed, "

@@ -15,6 +15,7 @@ A section is a name in :data:`SECTIONS`, a list in :class:`Report` and a runner 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import platform
 import statistics
@@ -60,6 +61,7 @@ class Report:
     study: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     seconds: float = 0.0
+    measured: str = ""          # when the run started, "YYYY-MM-DD HH:MM" (local time)
 
     def to_dict(self) -> dict:
         """Plain-data form (e.g. for JSON)."""
@@ -203,7 +205,8 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
         raise ValueError(f"unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     started = time.perf_counter()
     argv = ["python", "cli.py", "bench"] + (["--quick"] if quick else []) + (["--smoke"] if smoke else [])
-    report = Report(machine=machine_info(), command=" ".join(argv), quick=quick, smoke=smoke)
+    report = Report(machine=machine_info(), command=" ".join(argv), quick=quick, smoke=smoke,
+                    measured=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
     mode = "smoke" if smoke else "quick" if quick else "full"
     has_numba, why = numba_available()
     if not has_numba:
