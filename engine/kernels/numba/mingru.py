@@ -17,6 +17,16 @@ from engine.kernels.numba._math import flush_subnormal, sigmoid, wide_vectors
 from engine.kernels.numba._threads import parallel_for
 
 
+@njit(inline="always", error_model="numpy")
+def _task_channels(task, H, nck):
+    """``(batch row, first channel, end channel)`` of a task: tasks run over the batch
+    rows and, within a row, over ``nck`` near-equal chunks of the H channels. The split
+    depends on shapes only."""
+    bi = task // nck
+    ci = task - bi * nck
+    return bi, ci * H // nck, (ci + 1) * H // nck
+
+
 @njit(**JIT)
 def _mingru_fwd_tasks(za, zo, ha, ho, logits, H, nck, h, lo, hi):
     """``z[b, t, j] = za[b, t, zo + j]``, ``h_tilde[b, t, j] = ha[b, t, ho + j]``."""
@@ -24,10 +34,7 @@ def _mingru_fwd_tasks(za, zo, ha, ho, logits, H, nck, h, lo, hi):
     b, L = za.shape[0], za.shape[1]
     one = za.dtype.type(1)
     for task in range(lo, hi):
-        bi = task // nck
-        ci = task - bi * nck
-        j0 = ci * H // nck
-        j1 = (ci + 1) * H // nck
+        bi, j0, j1 = _task_channels(task, H, nck)
         w = j1 - j0
         # Work rows allocated here: the compiler knows they do not overlap, so the loop
         # vectorises without runtime alias checks (za and ha may be one packed array).
@@ -60,10 +67,7 @@ def _mingru_bwd_tasks(za, zo, ha, ho, h, dh, logits, H, nck, tiny, dza, dzo, dha
     b, L = za.shape[0], za.shape[1]
     one = za.dtype.type(1)
     for task in range(lo, hi):
-        bi = task // nck
-        ci = task - bi * nck
-        j0 = ci * H // nck
-        j1 = (ci + 1) * H // nck
+        bi, j0, j1 = _task_channels(task, H, nck)
         w = j1 - j0
         # rows: z, h_tilde, h[t-1], dh[t], g = dLoss/dh[t] (the future included), dz, dh_tilde
         V = np.zeros((7, w), dtype=za.dtype)

@@ -86,6 +86,18 @@ def _store_chunk(dst, src, c0, w):
 
 
 @njit(inline="always", error_model="numpy")
+def _task_chunk(task, d):
+    """``(batch row, chunk index, first channel, width)`` of a task: tasks run over the
+    batch rows and, within a row, over consecutive chunks of CW channels (the last one
+    narrower when CW does not divide d). The split depends on shapes only."""
+    nck = (d + CW - 1) // CW
+    bi = task // nck
+    ci = task - bi * nck
+    c0 = ci * CW
+    return bi, ci, c0, min(d, c0 + CW) - c0
+
+
+@njit(inline="always", error_model="numpy")
 def _task_A(AT, c0, w):
     """The task's columns of ``A.T``, zero-padded to ``(n, CW)`` (padded lanes then
     decay by exp(0) = 1 from a zero state and stay 0)."""
@@ -123,12 +135,9 @@ def _scan_fwd_tasks(u, dt, AT, B, C, D, z, gated, y, lo, hi):
     n = AT.shape[0]
     zero = u.dtype.type(0)
     one = u.dtype.type(1)
-    nck = (d + CW - 1) // CW
     wide_vectors()
     for task in range(lo, hi):
-        bi = task // nck
-        c0 = (task - bi * nck) * CW
-        w = min(d, c0 + CW) - c0
+        bi, _, c0, w = _task_chunk(task, d)
         Ap = _task_A(AT, c0, w)
         h = np.zeros((n, CW), dtype=u.dtype)               # the running state
         sv = np.zeros((_NSV, CW), dtype=u.dtype)
@@ -167,12 +176,9 @@ def _scan_checkpoints_tasks(u, dt, AT, B, gated, tb, ck, lo, hi):
     zero = u.dtype.type(0)
     one = u.dtype.type(1)
     nblk = ck.shape[0]
-    nck = (d + CW - 1) // CW
     wide_vectors()
     for task in range(lo, hi):
-        bi = task // nck
-        c0 = (task - bi * nck) * CW
-        w = min(d, c0 + CW) - c0
+        bi, _, c0, w = _task_chunk(task, d)
         Ap = _task_A(AT, c0, w)
         h = np.zeros((n, CW), dtype=u.dtype)
         sv = np.zeros((_NSV, CW), dtype=u.dtype)
@@ -211,13 +217,9 @@ def _scan_bwd_block_tasks(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, last, G,
     n = AT.shape[0]
     zero = u.dtype.type(0)
     one = u.dtype.type(1)
-    nck = (d + CW - 1) // CW
     wide_vectors()
     for task in range(lo, hi):
-        bi = task // nck
-        ci = task - bi * nck
-        c0 = ci * CW
-        w = min(d, c0 + CW) - c0
+        bi, ci, c0, w = _task_chunk(task, d)
         Ap = _task_A(AT, c0, w)
         HS = np.empty((tl + 1, n, CW), dtype=u.dtype)      # HS[s] = h[t0 + s - 1]
         AA = np.empty((tl, n, CW), dtype=u.dtype)          # AA[s] = exp(delta[t0 + s] * A)
