@@ -2,7 +2,7 @@
 # The study of docs/study.md, from the bundled data: two comparisons (next-day return and
 # next-day close as the target) over the four tickers with 5 seeds, then walk-forward
 # backtests of the hybrid and of its best branch on every ticker, retrained from scratch
-# before each fold and fine-tuned (online learning). About 15 minutes on 2 cores.
+# before each fold and fine-tuned (online learning). About 12 minutes on 2 cores.
 #
 #   bash scripts/study.sh [OUT]        (default OUT: results/study)
 #   python scripts/study_tables.py OUT        (the tables of docs/study.md)

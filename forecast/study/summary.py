@@ -267,13 +267,14 @@ class SummaryRow:
         return stat.std if stat is not None else float("nan")
 
 
+def _keys_in_order(mappings) -> list[str]:
+    """The keys of several mappings, each once, in the order they are first seen."""
+    return list(dict.fromkeys(key for mapping in mappings for key in mapping))
+
+
 def metric_keys(records) -> list[str]:
     """Metric names present in the runs: the known ones in table order, then any extra."""
-    seen = []
-    for rec in records:
-        for key in rec.metrics:
-            if key not in seen:
-                seen.append(key)
+    seen = _keys_in_order(rec.metrics for rec in records)
     known = [m for m in METRIC_NAMES if m in seen]
     return known + [m for m in seen if m not in METRIC_NAMES]
 
@@ -316,12 +317,7 @@ def summarize(records) -> list[SummaryRow]:
 
 
 def _stat_keys(rows) -> list[str]:
-    keys = []
-    for row in rows:
-        for key in row.stats:
-            if key not in keys:
-                keys.append(key)
-    return keys
+    return _keys_in_order(row.stats for row in rows)
 
 
 def write_summary_csv(rows, path) -> Path:
