@@ -263,11 +263,21 @@ def add_data_command_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_data(args) -> int:
-    """``data``: fetch (and cache), then describe a source."""
+    """``data``: fetch (and cache), then describe a source (a price frame or a benchmark series)."""
     from forecast.data import describe_frame, load_source
+    from forecast.data.series import is_series_source, load_series
+    from forecast.errors import UserInputError
 
-    frame, info = load_source(args.source, args.start, args.end, refresh=args.refresh)
-    desc = {**info, **describe_frame(frame)}
+    series = is_series_source(args.source)
+    if series:
+        # A benchmark series is used whole, with the protocol's fixed borders: no cut.
+        if args.start or args.end:
+            raise UserInputError(f"--start/--end do not apply to {args.source}: "
+                                 "a benchmark series is always used whole")
+        _, desc = load_series(args.source)
+    else:
+        frame, info = load_source(args.source, args.start, args.end, refresh=args.refresh)
+        desc = {**info, **describe_frame(frame)}
     if args.json:
         print(json.dumps(desc, indent=2))
         return 0
@@ -275,8 +285,13 @@ def run_data(args) -> int:
     print(f"rows      {desc['rows']}")
     print(f"dates     {desc['first_date']} to {desc['last_date']}")
     print(f"columns   {', '.join(desc['columns'])}")
-    print(f"NaN       {sum(desc['nan_counts'].values())} "
-          f"({', '.join(f'{k} {v}' for k, v in desc['nan_counts'].items() if v) or 'none'})")
+    if series:
+        print(f"sha256    {desc['sha256']}")
+    else:
+        print(f"NaN       {sum(desc['nan_counts'].values())} "
+              f"({', '.join(f'{k} {v}' for k, v in desc['nan_counts'].items() if v) or 'none'})")
+    if "bundled" in desc:
+        print(f"file      {desc['bundled']} (bundled)")
     if "cache" in desc:
         how = "served from the cache" if desc.get("from_cache") else "downloaded"
         print(f"cache     {desc['cache']} ({how})")

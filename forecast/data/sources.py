@@ -6,6 +6,11 @@ Three kinds of source, one result (a canonical frame, see :mod:`forecast.data.fr
 * ``yahoo:TICKER`` - Yahoo Finance through yfinance, cached on disk;
 * ``path/to/file.csv`` (or ``csv:path``) - a Yahoo-style CSV export.
 
+``ett:NAME`` and ``ltsf:NAME`` (the long-horizon benchmark series of
+:mod:`forecast.data.series`) parse here too, so a run configuration can name them, but
+they are multichannel series, not price frames: :func:`load_source` refuses them and
+``--protocol ltsf`` loads them with :func:`forecast.data.series.load_series`.
+
 ``start`` and ``end`` (inclusive ISO dates) cut every source; for Yahoo they also choose
 what is downloaded, and default to 2010-01-01 and 2023-12-31 there. For the sample and
 CSV files ``None`` keeps the whole series.
@@ -21,11 +26,12 @@ from forecast.data import yahoo
 from forecast.data.csv_file import read_price_csv
 from forecast.data.frame import parse_day
 from forecast.data.sample import read_sample
+from forecast.data.series import SERIES_KINDS, canonical_series_name
 from forecast.errors import DataError
 
 __all__ = ["SourceSpec", "parse_source", "load_source", "price_currency"]
 
-_KINDS = ("sample", "yahoo", "csv")
+_KINDS = ("sample", "yahoo", "csv") + SERIES_KINDS
 _HINT = "use sample:TICKER (AAPL, MSFT, IBM, GOOG), yahoo:TICKER or a path to a CSV file"
 
 
@@ -35,9 +41,10 @@ class SourceSpec:
 
     Attributes
     ----------
-    kind : {"sample", "yahoo", "csv"}
+    kind : {"sample", "yahoo", "csv", "ett", "ltsf"}
     name : str
-        The ticker (sample, yahoo) or the file path (csv).
+        The ticker (sample, yahoo), the file path (csv) or the series name, spelled
+        canonically (ett, ltsf: ``ETTh1``, ``exchange``).
     """
 
     kind: str
@@ -45,7 +52,9 @@ class SourceSpec:
 
     @property
     def ticker(self) -> str:
-        """The ticker, or the file's stem for a CSV."""
+        """The ticker, the file's stem for a CSV, or the series name as spelled."""
+        if self.kind in SERIES_KINDS:
+            return self.name
         if self.kind == "csv":
             base = os.path.basename(self.name)
             for ext in (".gz", ".csv"):
@@ -55,25 +64,32 @@ class SourceSpec:
         return self.name.upper()
 
     def __str__(self) -> str:
-        return self.name if self.kind == "csv" else f"{self.kind}:{self.name.upper()}"
+        if self.kind == "csv":
+            return self.name
+        return f"{self.kind}:{self.ticker}"
 
 
 def parse_source(text: str) -> SourceSpec:
-    """Parse ``sample:AAPL``, ``yahoo:MSFT``, ``csv:file`` or a bare file path.
+    """Parse ``sample:AAPL``, ``yahoo:MSFT``, ``csv:file``, ``ett:ETTh1``, ``ltsf:exchange`` or a file path.
 
     Raises
     ------
     DataError
-        Empty value, unknown ``kind:`` prefix, or a bare word that is no file.
+        Empty value, unknown ``kind:`` prefix, unknown series name, or a bare word that
+        is no file.
     """
     text = (text or "").strip()
     if not text:
         raise DataError(f"--data is empty; {_HINT}")
     kind, sep, rest = text.partition(":")
     if sep and kind.lower() in _KINDS:
+        kind = kind.lower()
+        if kind in SERIES_KINDS:
+            # Spelled as the data set spells it (ETTh1), not upper-cased like a ticker.
+            return SourceSpec(kind, canonical_series_name(kind, rest))
         if not rest.strip():
-            raise DataError(f"--data {text!r} names no {'file' if kind.lower() == 'csv' else 'ticker'}; {_HINT}")
-        return SourceSpec(kind.lower(), rest.strip())
+            raise DataError(f"--data {text!r} names no {'file' if kind == 'csv' else 'ticker'}; {_HINT}")
+        return SourceSpec(kind, rest.strip())
     looks_like_path = (os.sep in text or text.lower().endswith((".csv", ".csv.gz", ".txt"))
                        or os.path.exists(text))
     if sep and not looks_like_path and len(kind) > 1:
@@ -114,9 +130,16 @@ def load_source(spec: SourceSpec | str, start=None, end=None, refresh: bool = Fa
     info : dict
         ``source`` (kind), ``ticker``, ``spec`` (string form), plus ``path`` for CSV
         and ``cache``/``from_cache`` for Yahoo.
+
+    Raises
+    ------
+    DataError
+        Among others, for an ``ett:`` or ``ltsf:`` series, which is no price frame.
     """
     if isinstance(spec, str):
         spec = parse_source(spec)
+    if spec.kind in SERIES_KINDS:
+        raise DataError(f"{spec} is a multichannel benchmark series: use --protocol ltsf")
     info = {"source": spec.kind, "ticker": spec.ticker, "spec": str(spec)}
     if spec.kind == "sample":
         frame = read_sample(spec.name)
