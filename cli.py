@@ -53,34 +53,72 @@ class Command:
 
 # -- train -------------------------------------------------------------------------------
 
+def _default_help(name: str) -> str:
+    """``default 60; ltsf 96``: an option's default under each protocol."""
+    from forecast.config import protocol_defaults
+
+    def shown(value):
+        return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+    stock, ltsf = protocol_defaults("stock")[name], protocol_defaults("ltsf")[name]
+    if ltsf is None:
+        return f"default {shown(stock)}; stock protocol only"
+    if stock is None:
+        return f"default {shown(ltsf)}; --protocol ltsf only"
+    return f"default {shown(stock)}; under --protocol ltsf {shown(ltsf)}"
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``train`` (defaults from :class:`forecast.config.RunConfig`)."""
+    """Options of ``train`` (defaults from :class:`forecast.config.RunConfig`).
+
+    Options whose default depends on ``--protocol`` default to None here and are
+    resolved by :meth:`RunConfig.validate`, so giving one the other protocol lacks is an
+    error rather than silently ignored.
+    """
     from engine.backend import BACKENDS
     from forecast.config import DTYPES
     from forecast.config import RunConfig
+    from forecast.ltsf.protocol import PROTOCOLS
+    from models.longhorizon import CHANNEL_MODES
     from models.names import FUSIONS, MODEL_NAMES
 
     d = RunConfig.defaults()
+    p.add_argument("--protocol", choices=PROTOCOLS, default=d["protocol"],
+                   help="'stock': one price series, price-unit metrics beside naive; 'ltsf': the "
+                        "long-horizon benchmark protocol (ETT, Exchange, dated CSVs: fixed borders, "
+                        "standard scaler per channel, all channels in and out, MSE/MAE on the "
+                        "standardised scale beside Repeat and a linear map) (default %(default)s)")
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=MODEL_NAMES, default=d["model"], help="default %(default)s")
     g.add_argument("--backend", choices=BACKENDS, default=d["backend"],
                    help="time-loop kernels (default %(default)s; set the default with MAMBA_GRU_BACKEND)")
-    g.add_argument("--hidden", type=int, default=d["hidden"], help="model width (default %(default)s)")
+    g.add_argument("--hidden", type=int, default=None, help="model width (" + _default_help("hidden") + ")")
     g.add_argument("--d-state", type=int, default=d["d_state"], help="Mamba state size (default %(default)s)")
-    g.add_argument("--layers", type=int, default=d["layers"], help="blocks per branch (default %(default)s)")
+    g.add_argument("--layers", type=int, default=None, help="blocks per branch (" + _default_help("layers") + ")")
     g.add_argument("--fusion", choices=FUSIONS, default=d["fusion"], help="hybrid fusion (default %(default)s)")
     g.add_argument("--dtype", choices=DTYPES, default=d["dtype"], help="default %(default)s")
+    g.add_argument("--channels", choices=CHANNEL_MODES, default=None,
+                   help="each channel its own series through shared weights, or all channels in every "
+                        "token (" + _default_help("channels") + ")")
+    g.add_argument("--seg-len", type=int, default=None,
+                   help="steps per token; must divide --seq-len (" + _default_help("seg_len") + ")")
+    g.add_argument("--revin", action=argparse.BooleanOptionalAction, default=None,
+                   help="normalise each window by its own mean and std, and map the forecast back ("
+                        + _default_help("revin") + ")")
+    g.add_argument("--linear-path", action=argparse.BooleanOptionalAction, default=None,
+                   help="add a linear window-to-horizon map to the encoder's forecast ("
+                        + _default_help("linear_path") + ")")
     add_data_arguments(p, d)
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=d["epochs"], help="default %(default)s")
-    t.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
-    t.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")
-    t.add_argument("--weight-decay", type=float, default=d["weight_decay"],
-                   help="AdamW decoupled decay (default %(default)s)")
+    t.add_argument("--epochs", type=int, default=None, help=_default_help("epochs"))
+    t.add_argument("--batch-size", type=int, default=None, help=_default_help("batch_size"))
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (" + _default_help("lr") + ")")
+    t.add_argument("--weight-decay", type=float, default=None,
+                   help="AdamW decoupled decay (" + _default_help("weight_decay") + ")")
     t.add_argument("--clip", type=float, default=d["clip"], help="max gradient norm, 0 = off (default %(default)s)")
-    t.add_argument("--patience", type=int, default=d["patience"],
-                   help="early-stopping patience in epochs, 0 = off (default %(default)s)")
-    t.add_argument("--warmup", type=int, default=d["warmup"], help="warm-up epochs (default %(default)s)")
+    t.add_argument("--patience", type=int, default=None,
+                   help="early-stopping patience in epochs, 0 = off (" + _default_help("patience") + ")")
+    t.add_argument("--warmup", type=int, default=None, help="warm-up epochs (" + _default_help("warmup") + ")")
     t.add_argument("--seed", type=int, default=d["seed"], help="default %(default)s")
     p.add_argument("--out", default=None, help="output folder (default results/<model>-<timestamp>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -92,24 +130,26 @@ def add_data_arguments(p: argparse.ArgumentParser, d: dict) -> None:
 
     g = p.add_argument_group("data")
     g.add_argument("--data", default=d["data"],
-                   help="sample:TICKER (AAPL, MSFT, IBM, GOOG), yahoo:TICKER or a CSV path (default %(default)s)")
-    g.add_argument("--start", default=None, help="first date, inclusive (Yahoo default 2010-01-01)")
-    g.add_argument("--end", default=None, help="last date, inclusive (Yahoo default 2023-12-31)")
-    g.add_argument("--features", default=",".join(d["features"]),
-                   help="comma-separated, from open,high,low,close,volume,return (default %(default)s)")
-    g.add_argument("--target", choices=TARGETS, default=d["target"],
-                   help="next close or next log return (default %(default)s)")
-    g.add_argument("--seq-len", type=int, default=d["seq_len"], help="input window in days (default %(default)s)")
-    g.add_argument("--horizon", type=int, default=d["horizon"], help="days predicted (default %(default)s)")
-    g.add_argument("--split", default=",".join(map(str, d["split"])),
-                   help="train,validation fractions; the rest is test (default %(default)s)")
-    g.add_argument("--window-norm", choices=WINDOW_NORMS, default=d["window_norm"],
+                   help="sample:TICKER (AAPL, MSFT, IBM, GOOG), yahoo:TICKER or a CSV path; under "
+                        "--protocol ltsf ett:ETTh1, ett:ETTh2, ltsf:exchange or a dated CSV "
+                        "(default %(default)s)")
+    g.add_argument("--start", default=None, help="first date, inclusive (Yahoo default 2010-01-01); stock only")
+    g.add_argument("--end", default=None, help="last date, inclusive (Yahoo default 2023-12-31); stock only")
+    g.add_argument("--features", default=None,
+                   help="comma-separated, from open,high,low,close,volume,return (" + _default_help("features") + ")")
+    g.add_argument("--target", choices=TARGETS, default=None,
+                   help="next close or next log return (" + _default_help("target") + ")")
+    g.add_argument("--seq-len", type=int, default=None, help="input window in rows (" + _default_help("seq_len") + ")")
+    g.add_argument("--horizon", type=int, default=None, help="rows predicted (" + _default_help("horizon") + ")")
+    g.add_argument("--split", default=None,
+                   help="train,validation fractions; the rest is test (" + _default_help("split") + ")")
+    g.add_argument("--window-norm", choices=WINDOW_NORMS, default=None,
                    help="per-window normalisation: 'last' expresses each window relative to its last "
                         "input close (prices x/p0-1, volume log((v+1)/(window mean+1)), a close target "
                         "y/p0-1; predictions p0*(1+pred)), so test prices outside the training range "
-                        "need no extrapolation; 'none' feeds raw values (default %(default)s)")
-    g.add_argument("--scaler", choices=SCALERS, default=d["scaler"],
-                   help="fitted on the training part after --window-norm (default %(default)s)")
+                        "need no extrapolation; 'none' feeds raw values (" + _default_help("window_norm") + ")")
+    g.add_argument("--scaler", choices=SCALERS, default=None,
+                   help="fitted on the training part after --window-norm (" + _default_help("scaler") + ")")
 
 
 def run_train(args) -> int:
@@ -135,9 +175,28 @@ def metrics_table(columns) -> list[str]:
     return lines
 
 
+def format_series_summary(result: dict) -> str:
+    """The long-horizon protocol's table: model, Repeat and the linear map, MSE and MAE."""
+    metrics, data, cfg, training = result["metrics"], result["data"], result["config"], result["training"]
+    test = data["split"]["test"]
+    lines = [f"{cfg['model']} on {data.get('spec', cfg['data'])}, --protocol ltsf, lookback {cfg['seq_len']}, "
+             f"horizon {cfg['horizon']}: {metrics['test_windows']} test windows (targets {test['first_target']} "
+             f"to {test['last_target']}), standardised scale",
+             f"{'':10}{'mse':>10}{'mae':>10}"]
+    for name in ("test", "repeat", "linear"):
+        label = "model" if name == "test" else name
+        lines.append(f"{label:10}{metrics[name]['mse']:10.4f}{metrics[name]['mae']:10.4f}")
+    if training.get("best_epoch") is not None or training.get("epochs_run"):
+        lines.append(f"best epoch {training['best_epoch']} of {training['epochs_run']} run; "
+                     f"{result['seconds']:.1f} s; outputs in {result['out_dir']}")
+    return "\n".join(lines)
+
+
 def format_summary(result: dict) -> str:
     """Model-versus-baselines table plus one line on the run."""
     metrics = result["metrics"]
+    if metrics.get("protocol") == "ltsf":
+        return format_series_summary(result)
     data, training, cfg = result["data"], result["training"], result["config"]
     columns = [("model", metrics["test"]), ("naive", metrics["naive"])]
     if "drift" in metrics:

@@ -18,13 +18,45 @@ from forecast.data import FEATURES, SCALERS, TARGETS, WINDOW_NORMS, parse_source
 from forecast.data.frame import parse_day
 from forecast.errors import UserInputError
 from forecast.fileio import to_jsonable
+from forecast.ltsf.protocol import LTSF, LTSF_DEFAULTS, PROTOCOLS, STOCK, STOCK_ONLY
 from forecast.train import TrainSettings
+from models.longhorizon import CHANNEL_MODES
 from models.names import FUSIONS, HYBRID, MODEL_NAMES
 
-__all__ = ["DTYPES", "RunConfig"]
+__all__ = ["DTYPES", "RunConfig", "STOCK_DEFAULTS", "protocol_defaults"]
 
 #: Parameter dtypes a run can train in.
 DTYPES = ("float64", "float32")
+
+#: Defaults of the options that depend on ``--protocol``, under the stock protocol (the
+#: long-horizon protocol's are :data:`forecast.ltsf.protocol.LTSF_DEFAULTS`). Training
+#: defaults have one home, forecast.train.TrainSettings.
+STOCK_DEFAULTS = {
+    "features": ("close",),
+    "target": "close",
+    "seq_len": 60,
+    "horizon": 1,
+    "split": (0.7, 0.15),
+    "window_norm": "last",
+    "scaler": "minmax",
+    "hidden": 16,
+    "layers": 1,
+    "epochs": TrainSettings.epochs,
+    "batch_size": TrainSettings.batch_size,
+    "lr": TrainSettings.lr,
+    "weight_decay": TrainSettings.weight_decay,
+    "patience": TrainSettings.patience,
+    "warmup": TrainSettings.warmup,
+}
+#: Options that only the long-horizon protocol has.
+LTSF_ONLY = ("channels", "seg_len", "revin", "linear_path")
+
+
+def protocol_defaults(protocol: str) -> dict:
+    """``{option: default}`` of the options whose default depends on the protocol."""
+    if protocol == LTSF:
+        return {**{name: None for name in STOCK_ONLY}, **LTSF_DEFAULTS}
+    return {**STOCK_DEFAULTS, **{name: None for name in LTSF_ONLY}}
 
 
 def _process_default_backend() -> str:
@@ -42,8 +74,16 @@ class RunConfig:
     Sequences may be given as lists or comma-separated strings (``features="open,close"``,
     ``split="0.7,0.15"``); :meth:`validate` normalises them to tuples.
 
+    Fields left at ``None`` take the default of the chosen ``protocol``
+    (:func:`protocol_defaults`) when :meth:`validate` runs; an option of one protocol given
+    under the other is refused.
+
     Attributes
     ----------
+    protocol : {"stock", "ltsf"}
+        ``stock``: one price series, the stock pipeline below. ``ltsf``: the long-horizon
+        benchmark protocol (:mod:`forecast.ltsf`): fixed borders, a standard scaler per
+        channel, all channels in and out, metrics on the standardised scale.
     model : {"mamba", "mingru", "gru", "hybrid"}
     backend : {"numpy", "numba"}
     data : str
@@ -69,6 +109,13 @@ class RunConfig:
         Model width, Mamba state size, blocks per branch.
     fusion : {"scalar", "channel", "gate"}
         Hybrid only.
+    channels : {"independent", "mixed"}
+        ltsf only: each channel a univariate series through shared weights, or all
+        channels in every token (see :mod:`models.longhorizon`).
+    seg_len : int
+        ltsf only: steps per token (must divide ``seq_len``).
+    revin, linear_path : bool
+        ltsf only: instance normalisation of each window; a linear window-to-horizon path.
     epochs, batch_size : int
     lr, weight_decay, clip : float
         Peak learning rate, AdamW decoupled decay, max gradient norm (0: no clipping).
@@ -84,30 +131,35 @@ class RunConfig:
         Output folder; ``None``: ``results/<model>-<timestamp>``.
     """
 
+    protocol: str = STOCK
     model: str = HYBRID
     backend: str = field(default_factory=_process_default_backend)
     data: str = "sample:AAPL"
     start: str | None = None
     end: str | None = None
-    features: tuple = ("close",)
-    target: str = "close"
-    seq_len: int = 60
-    horizon: int = 1
-    split: tuple = (0.7, 0.15)
-    window_norm: str = "last"
-    scaler: str = "minmax"
-    hidden: int = 16
+    # None: the protocol's default (STOCK_DEFAULTS, LTSF_DEFAULTS).
+    features: tuple | None = None
+    target: str | None = None
+    seq_len: int | None = None
+    horizon: int | None = None
+    split: tuple | None = None
+    window_norm: str | None = None
+    scaler: str | None = None
+    hidden: int | None = None
     d_state: int = 16
-    layers: int = 1
+    layers: int | None = None
     fusion: str = "scalar"
-    # Training defaults have one home, forecast.train.TrainSettings.
-    epochs: int = TrainSettings.epochs
-    batch_size: int = TrainSettings.batch_size
-    lr: float = TrainSettings.lr
-    weight_decay: float = TrainSettings.weight_decay
+    channels: str | None = None
+    seg_len: int | None = None
+    revin: bool | None = None
+    linear_path: bool | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
     clip: float = TrainSettings.clip
-    patience: int = TrainSettings.patience
-    warmup: int = TrainSettings.warmup
+    patience: int | None = None
+    warmup: int | None = None
     seed: int = TrainSettings.seed
     dtype: str = "float64"
     out: str | None = None
@@ -121,16 +173,62 @@ class RunConfig:
         UserInputError
             Unknown names or impossible values, with the option named.
         """
+        self.protocol = _choice("--protocol", self.protocol, PROTOCOLS)
+        self._resolve_protocol_defaults()
         self.model = _choice("--model", self.model, MODEL_NAMES)
         self.backend = _choice("--backend", self.backend, BACKENDS)
         self.fusion = _choice("--fusion", self.fusion, FUSIONS)
-        self.target = _choice("--target", self.target, TARGETS)
-        self.scaler = _choice("--scaler", self.scaler, SCALERS)
-        self.window_norm = _choice("--window-norm", self.window_norm, WINDOW_NORMS)
         self.dtype = _choice("--dtype", np.dtype(self.dtype).name if _is_dtype(self.dtype) else self.dtype,
                              DTYPES)
         self.data = str(self.data).strip()
         parse_source(self.data)
+        if self.protocol == LTSF:
+            self._validate_ltsf()
+        else:
+            self._validate_stock()
+        for name in ("seq_len", "horizon", "hidden", "d_state", "layers", "epochs", "batch_size"):
+            setattr(self, name, _integer(name, getattr(self, name), minimum=1))
+        for name in ("patience", "warmup", "seed"):
+            setattr(self, name, _integer(name, getattr(self, name), minimum=0))
+        self.lr = _real("lr", self.lr, positive=True)
+        self.weight_decay = _real("weight_decay", self.weight_decay)
+        self.clip = _real("clip", self.clip)
+        if self.lr > 1.0:
+            raise UserInputError(f"--lr {self.lr:g} is far too large; use a value like 1e-3")
+        if self.protocol == LTSF and self.seq_len % self.seg_len:
+            raise UserInputError(f"--seg-len {self.seg_len} must divide --seq-len {self.seq_len}")
+        if self.out is not None:
+            self.out = str(self.out)
+        return self
+
+    def _resolve_protocol_defaults(self) -> None:
+        """Fill options left at None from the protocol; refuse the other protocol's options."""
+        for name, default in protocol_defaults(self.protocol).items():
+            value = getattr(self, name)
+            if default is None and value is not None and not _is_empty(value):
+                option = "--" + name.replace("_", "-")
+                raise UserInputError(f"{option} does not apply under --protocol {self.protocol} "
+                                     f"({_protocol_note(self.protocol)})")
+            if value is None:
+                setattr(self, name, default)
+
+    def _validate_ltsf(self) -> None:
+        self.channels = _choice("--channels", self.channels, CHANNEL_MODES)
+        self.seg_len = _integer("seg_len", self.seg_len, minimum=1)
+        self.revin = _boolean("--revin", self.revin)
+        self.linear_path = _boolean("--linear-path", self.linear_path)
+        spec = parse_source(self.data)
+        if spec.kind in ("sample", "yahoo"):
+            raise UserInputError(f"--protocol ltsf takes a multichannel series (ett:ETTh1, ett:ETTh2, "
+                                 f"ltsf:exchange or a dated CSV), not {self.data}")
+
+    def _validate_stock(self) -> None:
+        self.target = _choice("--target", self.target, TARGETS)
+        self.scaler = _choice("--scaler", self.scaler, SCALERS)
+        self.window_norm = _choice("--window-norm", self.window_norm, WINDOW_NORMS)
+        spec = parse_source(self.data)
+        if spec.kind in ("ett", "ltsf"):
+            raise UserInputError(f"{self.data} is a multichannel benchmark series: use --protocol ltsf")
         for name in ("start", "end"):
             value = getattr(self, name)
             if value in ("", None):
@@ -141,25 +239,16 @@ class RunConfig:
             raise UserInputError(f"--end ({self.end}) must come after --start ({self.start})")
         self.features = _features(self.features)
         self.split = _split(self.split)
-        for name in ("seq_len", "horizon", "hidden", "d_state", "layers", "epochs", "batch_size"):
-            setattr(self, name, _integer(name, getattr(self, name), minimum=1))
-        for name in ("patience", "warmup", "seed"):
-            setattr(self, name, _integer(name, getattr(self, name), minimum=0))
-        self.lr = _real("lr", self.lr, positive=True)
-        self.weight_decay = _real("weight_decay", self.weight_decay)
-        self.clip = _real("clip", self.clip)
-        if self.lr > 1.0:
-            raise UserInputError(f"--lr {self.lr:g} is far too large; use a value like 1e-3")
-        if self.out is not None:
-            self.out = str(self.out)
-        return self
 
     # -- conversion -------------------------------------------------------------------
     @classmethod
-    def defaults(cls) -> dict:
-        """``{field: default}`` for every field (the backend's comes from the environment)."""
-        return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                for f in dataclasses.fields(cls)}
+    def defaults(cls, protocol: str = STOCK) -> dict:
+        """``{field: default}`` for every field under ``protocol`` (the backend's comes
+        from the environment; the other protocol's options are None)."""
+        values = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                  for f in dataclasses.fields(cls)}
+        values.update(protocol_defaults(protocol), protocol=protocol)
+        return values
 
     def to_dict(self) -> dict:
         """The fields as plain JSON values (tuples become lists)."""
@@ -182,12 +271,36 @@ class RunConfig:
 
     def data_key(self) -> tuple:
         """Everything :func:`load_dataset` depends on (two configs with equal keys share data)."""
-        return (self.data, self.start, self.end, tuple(self.features), self.target, self.seq_len,
-                self.horizon, tuple(self.split), self.scaler, self.window_norm)
+        features = tuple(self.features) if self.features is not None else None
+        split = tuple(self.split) if self.split is not None else None
+        return (self.protocol, self.data, self.start, self.end, features, self.target, self.seq_len,
+                self.horizon, split, self.scaler, self.window_norm)
 
 
 def _is_dtype(value) -> bool:
     return isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic))
+
+
+def _is_empty(value) -> bool:
+    return isinstance(value, (str, list, tuple)) and len(value) == 0
+
+
+def _protocol_note(protocol: str) -> str:
+    if protocol == LTSF:
+        return ("its borders, scaler, channels and metrics are fixed by the benchmark; "
+                "see README 'Long-horizon benchmarks'")
+    return "it is an option of --protocol ltsf"
+
+
+def _boolean(option: str, value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise UserInputError(f"{option} must be true or false, got {value!r}")
 
 
 def _choice(option: str, value, allowed) -> str:

@@ -37,6 +37,7 @@ from forecast.data import Dataset, build_dataset, load_source, scaler_from_dict,
 from forecast.data.windows import PARTS
 from forecast.errors import CheckpointError, UserInputError, first_line
 from forecast.fileio import OutputDir, atomic_write_bytes, json_bytes, to_jsonable
+from forecast.ltsf.protocol import LTSF
 from forecast.metrics import drift_forecast, forecast_metrics, naive_forecast, naive_scale
 from forecast.train import fit, predict
 
@@ -63,6 +64,10 @@ def load_dataset(config: RunConfig, refresh: bool = False) -> Dataset:
         See :class:`forecast.data.Dataset`; ``info`` describes source, dates and split.
     """
     config.validate()
+    if config.protocol == LTSF:
+        from forecast.ltsf.run import load_series_dataset
+
+        return load_series_dataset(config)
     frame, info = load_source(config.data, config.start, config.end, refresh=refresh)
     return dataset_from_frame(config, frame, info)
 
@@ -73,8 +78,13 @@ def dataset_from_frame(config: RunConfig, frame, info: dict, bounds=None, scaler
     ``bounds`` (explicit split rows) and ``scalers`` (already fitted) are passed through;
     see :func:`forecast.data.build_dataset`. A study loads each source once, on the
     client, and sends the frame with every run, so its workers need neither the
-    client's files nor a network.
+    client's files nor a network. Under ``--protocol ltsf`` the frame is a multichannel
+    series and the result a :class:`forecast.ltsf.dataset.SeriesDataset`.
     """
+    if config.protocol == LTSF:
+        from forecast.ltsf.run import series_dataset_from_frame
+
+        return series_dataset_from_frame(config, frame, info)
     return build_dataset(frame, features=config.features, target=config.target, seq_len=config.seq_len,
                          horizon=config.horizon, split=config.split, scaler=config.scaler, scalers=scalers,
                          info=info, window_norm=config.window_norm, bounds=bounds)
@@ -84,13 +94,19 @@ def build_forecaster(config: RunConfig, input_size: int):
     """The model that ``config`` describes, freshly initialised from ``config.seed``."""
     from models import build_model
 
+    layout = {}
+    if config.protocol == LTSF:
+        layout = dict(channels=config.channels, seq_len=config.seq_len, seg_len=config.seg_len,
+                      revin=config.revin, linear_path=config.linear_path)
     try:
         return build_model(config.model, input_size=input_size, hidden_size=config.hidden,
                            d_state=config.d_state, n_layers=config.layers, horizon=config.horizon,
                            backend=config.backend, dtype=np.dtype(config.dtype), seed=config.seed,
-                           fusion=config.fusion)
+                           fusion=config.fusion, **layout)
     except BackendUnavailableError as exc:
         raise UserInputError(str(exc)) from exc
+    except ValueError as exc:
+        raise UserInputError(first_line(exc)) from exc
 
 
 def warm_kernels(backend: str, dtypes=None, model=None) -> None:
@@ -120,7 +136,14 @@ def warm_kernels(backend: str, dtypes=None, model=None) -> None:
         kernels.warmup(dtypes=tuple(np.dtype(d) for d in dtypes))
 
 
-def _check_dataset(config: RunConfig, dataset: Dataset) -> None:
+def _check_dataset(config: RunConfig, dataset) -> None:
+    if config.protocol == LTSF:
+        if (getattr(dataset, "seq_len", None), getattr(dataset, "horizon", None)) != (config.seq_len,
+                                                                                      config.horizon) \
+                or not hasattr(dataset, "scaler"):
+            raise UserInputError("the dataset passed to run_training was built for another protocol, "
+                                 "seq_len or horizon than the config")
+        return
     if (dataset.features, dataset.target, dataset.seq_len, dataset.horizon, dataset.window_norm) != \
             (tuple(config.features), config.target, config.seq_len, config.horizon, config.window_norm):
         raise UserInputError("the dataset passed to run_training was built for other features, "
@@ -294,6 +317,10 @@ def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool 
         _check_dataset(config, dataset)
     model = build_forecaster(config, dataset.n_features)
     warm_kernels(config.backend, (config.dtype,), model=model)
+    if config.protocol == LTSF:
+        from forecast.ltsf.run import train_series_run
+
+        return train_series_run(config, dataset, model, progress)
     with single_threaded_blas():
         result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
                      progress=progress, desc=config.model)

@@ -7,12 +7,13 @@ import numpy as np
 
 from models.forecasters import Forecaster, GRUForecaster, HybridForecaster, ResidualForecaster
 from models.gru import GRULayer
+from models.longhorizon import CHANNEL_MODES, LongHorizonForecaster
 from models.mamba import MambaBlock
 from models.mingru import MinGRULayer
 from models.names import FUSIONS, HYBRID, MODEL_NAMES, RNN_BASELINE
 
-__all__ = ["MODEL_NAMES", "FUSIONS", "build_model", "Forecaster", "MambaBlock", "MinGRULayer",
-           "GRULayer"]
+__all__ = ["MODEL_NAMES", "FUSIONS", "CHANNEL_MODES", "build_model", "Forecaster",
+           "LongHorizonForecaster", "MambaBlock", "MinGRULayer", "GRULayer"]
 
 
 def _positive_int(key: str, value) -> int:
@@ -23,7 +24,9 @@ def _positive_int(key: str, value) -> int:
 
 def build_model(name: str, input_size: int, hidden_size: int = 64, d_state: int = 16,
                 n_layers: int = 1, horizon: int = 1, backend=None, dtype=np.float64,
-                seed: int = 0, fusion: str = "scalar") -> Forecaster:
+                seed: int = 0, fusion: str = "scalar", channels: str | None = None,
+                seq_len: int | None = None, seg_len: int = 1, revin: bool = False,
+                linear_path: bool = False):
     """Build a forecaster by name.
 
     Parameters
@@ -48,19 +51,34 @@ def build_model(name: str, input_size: int, hidden_size: int = 64, d_state: int 
         Seed of the parameter initialisation.
     fusion : {"scalar", "channel", "gate"}
         How the hybrid weighs its branches (ignored by the other models).
+    channels : {"independent", "mixed"} or None
+        None (default): the one-target forecaster above. Otherwise a
+        :class:`models.longhorizon.LongHorizonForecaster`: all ``input_size`` channels in,
+        ``horizon`` steps of every channel out, with the options below.
+    seq_len : int or None
+        Window length; required with ``channels``.
+    seg_len : int
+        Steps per token (must divide ``seq_len``); with ``channels`` only.
+    revin, linear_path : bool
+        Instance normalisation of each window; a linear window-to-horizon path added to
+        the encoder's forecast. With ``channels`` only.
 
     Returns
     -------
-    Forecaster
-        Maps ``(batch, seq_len, input_size)`` to ``(batch, horizon)``. Its ``config``
-        dict holds ``name, input_size, hidden_size, d_state, n_layers, horizon, fusion``,
-        so ``build_model(**model.config)`` rebuilds the architecture (backend, dtype and
-        seed are not part of it and take their defaults unless passed as well).
+    Forecaster or LongHorizonForecaster
+        Maps ``(batch, seq_len, input_size)`` to ``(batch, horizon)``, or with
+        ``channels`` to ``(batch, horizon * input_size)``. Its ``config`` dict holds its
+        keyword arguments (``name, input_size, hidden_size, d_state, n_layers, horizon,
+        fusion`` and, with ``channels``, ``channels, seq_len, seg_len, revin,
+        linear_path``), so ``build_model(**model.config)`` rebuilds the architecture
+        (backend, dtype and seed are not part of it and take their defaults unless
+        passed as well).
 
     Raises
     ------
     ValueError
-        For an unknown name or fusion, or a size below 1.
+        For an unknown name, fusion or channels mode, a size below 1, or a ``seg_len``
+        that does not divide ``seq_len``.
     """
     key = str(name).strip().lower()
     if key not in MODEL_NAMES:
@@ -74,8 +92,25 @@ def build_model(name: str, input_size: int, hidden_size: int = 64, d_state: int 
         config[arg] = _positive_int(arg, value)
     config["fusion"] = fusion_key
     kw = dict(backend=backend, dtype=dtype, seed=seed)
-    if key == RNN_BASELINE:
+    if channels is None:
+        return _encoder(config, **kw)
+    mode = str(channels).strip().lower()
+    if mode not in CHANNEL_MODES:
+        raise ValueError(f"unknown channels mode {channels!r}; choose one of {', '.join(CHANNEL_MODES)}")
+    config.update(channels=mode, seq_len=_positive_int("seq_len", seq_len),
+                  seg_len=_positive_int("seg_len", seg_len), revin=bool(revin), linear_path=bool(linear_path))
+
+    def inner(token_size: int, outputs: int, inner_seed: int) -> Forecaster:
+        return _encoder(dict(config, input_size=token_size, horizon=outputs), backend=backend,
+                        dtype=dtype, seed=inner_seed)
+
+    return LongHorizonForecaster(config, inner, **kw)
+
+
+def _encoder(config: dict, **kw) -> Forecaster:
+    """The one-target forecaster of ``config["name"]``."""
+    if config["name"] == RNN_BASELINE:
         return GRUForecaster(config, **kw)
-    if key == HYBRID:
+    if config["name"] == HYBRID:
         return HybridForecaster(config, **kw)
     return ResidualForecaster(config, **kw)

@@ -167,7 +167,7 @@ def test_window_norm_is_part_of_the_data_key(tmp_path):
     from forecast.errors import UserInputError
 
     path = write_csv(tmp_path / "p.csv", price_frame(120))
-    assert RunConfig().window_norm == "last"
+    assert RunConfig().validate().window_norm == "last"
     assert _config(path).data_key() != _config(path, window_norm="none").data_key()
     ds = load_dataset(_config(path, window_norm="none"))
     with pytest.raises(UserInputError, match="window_norm"):

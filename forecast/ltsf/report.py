@@ -54,13 +54,14 @@ VS_BRANCH, VS_LINEAR = "hybrid vs branch", "model vs linear map"
 #: How the tests are done, for the report and the JSON.
 DM_NOTE = ("Diebold-Mariano (Harvey-Leybourne-Newbold corrected, two-sided, Student's t with n - 1 "
            "degrees of freedom) on the per-window loss differential: each test window's MSE (over its "
-           "steps and channels), averaged over seeds, minus the other forecast's, in time order, with "
-           "horizon = 1 (no autocovariance terms). This is the per-window-loss version the benchmark "
-           "issue asks for. Test windows start one row apart and share most of their targets, so "
-           "neighbouring differentials are strongly correlated; ignoring that correlation makes the "
-           "variance too small, so these p-values overstate significance. Holm adjustment within the "
-           "tests of one kind at one dataset and lookback (over horizons and models). "
-           "Statistic of model minus the other: negative means the model's loss is smaller.")
+           "steps and channels), averaged over seeds, minus the other forecast's, in time order. Test "
+           "windows start one row apart and share H - 1 of their H target rows, so neighbouring "
+           "differentials are correlated: the variance of their mean takes the autocovariances up to "
+           "lag H - 1, as for H-step forecasts (where that estimate is not positive the test falls back "
+           "to the lag-0 variance and says so in its note). Correlation beyond lag H - 1 (the series' "
+           "own persistence) is not counted, so p-values may still be somewhat optimistic. Holm "
+           "adjustment within the tests of one kind at one dataset and lookback (over horizons and "
+           "models). Statistic of model minus the other: negative means the model's loss is smaller.")
 #: Figure file names (under ``figures/``).
 FIG_HORIZON, FIG_LOOKBACK = "mse_vs_horizon.png", "mse_vs_lookback.png"
 _BASELINE_LABELS = {REPEAT_OURS: "Repeat (ours)", LINEAR_OURS: "Linear map (ours)"}
@@ -458,7 +459,8 @@ def _dm_tests(runs: list[RunResult]) -> list[DMTest]:
     out = []
     for kind, model, against in _pairs(_model_order(losses.columns.drop(LINEAR_OURS))):
         diff = (losses[model] - losses[against]).to_numpy()
-        res = diebold_mariano(diff, horizon=1)
+        # Windows share H - 1 targets with their neighbour: lags up to H - 1 (see DM_NOTE).
+        res = diebold_mariano(diff, horizon=r0.horizon)
         out.append(DMTest(r0.dataset, r0.lookback, r0.horizon, kind, model, against, res.n,
                           _mean(diff), res.statistic, res.p_value, NAN, res.note))
     return out

@@ -30,10 +30,12 @@ from forecast.config import DTYPES, RunConfig
 from forecast.data import SCALERS, TARGETS, WINDOW_NORMS
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_json
+from forecast.ltsf.protocol import HORIZONS, LTSF, PROTOCOLS
 from forecast.study.executors import execute, make_executor
 from forecast.study.plan import (COMPARE_DEFAULTS, DEFAULT_SEEDS, SOURCES_DIR, RunSpec, StudyPlan,
                                  command_line, plan_study, shared_fields, usable_cores)
 from forecast.study.report import build_report
+from models.longhorizon import CHANNEL_MODES
 from models.names import FUSIONS, STUDY_ORDER
 
 __all__ = ["add_arguments", "run", "run_study", "environment", "StudyResult", "EXIT_RUNS_FAILED"]
@@ -43,13 +45,15 @@ EXIT_RUNS_FAILED = 1
 
 #: Allowed values of the train options that have a fixed set (as ``train`` has).
 CHOICES = {"backend": BACKENDS, "fusion": FUSIONS, "dtype": DTYPES, "target": TARGETS,
-           "scaler": SCALERS, "window_norm": WINDOW_NORMS}
+           "scaler": SCALERS, "window_norm": WINDOW_NORMS, "protocol": PROTOCOLS,
+           "channels": CHANNEL_MODES}
 
 
 # -- the command line ------------------------------------------------------------------
 
 def _converter(default):
-    """How to read a train option's text, from the type of its default."""
+    """How to read a train option's text, from the type of its default (for an option of
+    one protocol only, the type of the other protocol's default)."""
     if isinstance(default, bool):
         return lambda s: str(s).strip().lower() in ("1", "true", "yes", "on")
     if isinstance(default, int):
@@ -80,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     study.add_argument("--seq-lens", "--seq-len", dest="seq_lens", default=None,
                        help="window length(s), comma-separated (e.g. 30,60,120): the study "
                             "is repeated for each; default: the train default")
+    study.add_argument("--horizons", default=None,
+                       help="--protocol ltsf: horizons swept like window lengths, comma-separated "
+                            f"(default: {','.join(map(str, HORIZONS))})")
     study.add_argument("--jobs", type=int, default=None,
                        help="runs trained at the same time on this machine (default: from the "
                             "CPU count and the backend)")
@@ -97,13 +104,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--report-only", action="store_true",
                       help="rebuild summary, figures and report from an existing folder")
     train = parser.add_argument_group("training (same for every run; as in 'train')")
+    ltsf = RunConfig.defaults(LTSF)
     for name, default in shared_fields().items():
         flag = "--" + name.replace("_", "-")
-        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+
+        def text(value):
+            return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+        shown = text(default)
         if name in COMPARE_DEFAULTS:
             shown = f"{COMPARE_DEFAULTS[name]} (train: {shown})"
+        if name in ltsf and ltsf[name] != default and name != "protocol":
+            if ltsf[name] is None:
+                shown = f"{shown}; stock protocol only"
+            elif default is None:
+                shown = f"{text(ltsf[name])}, --protocol ltsf only"
+            else:
+                shown = f"{shown}; under --protocol ltsf {text(ltsf[name])}"
         extra = {"choices": CHOICES[name]} if name in CHOICES else {}
-        train.add_argument(flag, dest=name, type=_converter(default), default=None,
+        kind = default if default is not None else ltsf.get(name)
+        train.add_argument(flag, dest=name, type=_converter(kind), default=None,
                            help=f"default: {shown}", **extra)
 
 
@@ -216,14 +236,25 @@ def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> Stud
     study = {"sources": plan.sources, "models": plan.models, "seeds": plan.seeds,
              "seq_lens": plan.seq_lens, "runs": len(plan.runs),
              "reused runs": len(plan.runs) - len(todo)}
+    if plan.protocol == LTSF:
+        study.update(protocol=LTSF, horizons=plan.horizons)
     if outcome.failures:
         study["failed runs"] = {spec.label: str(why) for spec, why in outcome.failures.items()}
     context = {"command": command_line(plan), "environment": environment(plan, outcome.executor),
                "wall_seconds": wall, "executor_start_seconds": started, "study": study}
     atomic_write_json(out / "study.json", context)
+    if plan.protocol == LTSF:
+        return StudyResult(_benchmark_report(out, context), outcome.failures)
     return StudyResult(build_reports(out, context, [plan.source_dirs[s] for s in plan.sources]
                                      if plan.several_sources else None),
                        outcome.failures)
+
+
+def _benchmark_report(out: Path, context: dict) -> Path | None:
+    """The long-horizon benchmark's table and figures (None when no run finished)."""
+    from forecast.ltsf.report import build_benchmark_report
+
+    return build_benchmark_report(out, context) if _has_runs(out) else None
 
 
 def build_reports(out: Path, context: dict, source_dirs=None) -> Path | None:
@@ -273,6 +304,11 @@ def _report_only(out: Path) -> Path:
         raise UserInputError(f"--report-only: no runs folder in {out}")
     study = out / "study.json"
     context = json.loads(study.read_text()) if study.exists() else {}
+    if context.get("study", {}).get("protocol") == LTSF:
+        path = _benchmark_report(out, context)
+        if path is None:
+            raise UserInputError(f"--report-only: no finished runs (metrics.json) below {out}")
+        return path
     folders = sorted(p for p in (out / SOURCES_DIR).iterdir() if p.is_dir()) if several else None
     path = build_reports(out, context, folders)
     if path is None:

@@ -58,13 +58,20 @@ class Outcome:
 
 
 def load_sources(runs, start, end) -> tuple[dict, dict]:
-    """Load every source of ``runs`` once: ``({source: (frame, info)}, {source: error line})``."""
+    """Load every source of ``runs`` once: ``({source: (frame, info)}, {source: error line})``.
+
+    A run under ``--protocol ltsf`` reads a multichannel series
+    (:func:`forecast.data.series.load_series`), any other run a price frame.
+    """
     from forecast.data import load_source
+    from forecast.data.series import load_series
 
     loaded, failed = {}, {}
+    protocols = {spec.source: spec.config.get("protocol") for spec in runs}
     for source in dict.fromkeys(spec.source for spec in runs):
         try:
-            loaded[source] = load_source(source, start, end)
+            loaded[source] = (load_series(source) if protocols[source] == "ltsf"
+                              else load_source(source, start, end))
         except Exception as exc:   # a bad source fails its runs, not the study
             failed[source] = Failure.of(exc)
     return loaded, failed
@@ -72,7 +79,8 @@ def load_sources(runs, start, end) -> tuple[dict, dict]:
 
 def _cost(spec) -> float:
     """Expected training time of a run, up to a constant (longest runs go first)."""
-    return RUN_COST.get(spec.model, 10.0) * spec.seq_len * int(spec.config.get("epochs", 1))
+    return (RUN_COST.get(spec.model, 10.0) * spec.seq_len * int(spec.config.get("epochs", 1))
+            * (1 + (spec.horizon or 0) / 100))
 
 
 def execute(plan, runs=None, progress=True, executor=None) -> Outcome:

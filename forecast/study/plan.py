@@ -5,6 +5,10 @@ seed), each with its complete, validated :class:`forecast.config.RunConfig` fiel
 (JSON-ready, so an executor can ship them to another process or machine) and the folder
 the client writes it to. One source keeps the layout ``<out>/runs/...``; several give
 each source a study folder of its own, ``<out>/sources/<kind>-<ticker>/runs/...``.
+
+Under ``--protocol ltsf`` the study also sweeps ``--horizons`` and every run lives at
+``<out>/runs/<kind>-<name>/h<H>/seq<L>/<model>/seed<k>`` whatever the number of sources:
+the benchmark report (:mod:`forecast.ltsf.report`) reads one folder for all of them.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from forecast.config import RunConfig
 from forecast.data import parse_source
 from forecast.errors import UserInputError
 from forecast.fileio import to_jsonable
+from forecast.ltsf.protocol import HORIZONS, LTSF
 from models.names import STUDY_ORDER
 
 __all__ = ["StudyPlan", "RunSpec", "plan_study", "parse_seeds", "parse_int_list", "parse_models",
@@ -160,6 +165,7 @@ class RunSpec:
     seq_len: int
     config: dict          # RunConfig fields, JSON-ready
     run_dir: Path
+    horizon: int | None = None    # set when the study sweeps horizons (--protocol ltsf)
 
     @property
     def source(self) -> str:
@@ -168,7 +174,8 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.model} seed {self.seed} seq_len {self.seq_len} on {self.source}"
+        horizon = "" if self.horizon is None else f" horizon {self.horizon}"
+        return f"{self.model} seed {self.seed} seq_len {self.seq_len}{horizon} on {self.source}"
 
 
 @dataclass
@@ -183,7 +190,7 @@ class StudyPlan:
     models: list
     seeds: list
     seq_lens: list
-    base: dict            # RunConfig fields shared by every run
+    base: dict            # RunConfig fields shared by every run (but the per-run ones)
     runs: list            # RunSpec
     jobs: int
     threads: int
@@ -191,6 +198,12 @@ class StudyPlan:
     sources: list = dataclasses.field(default_factory=list)
     source_dirs: dict = dataclasses.field(default_factory=dict)   # source -> its study folder
     scheduler: str | None = None     # None: local pool; "local": LocalCluster; else an address
+    horizons: list = dataclasses.field(default_factory=list)     # the runs' horizons
+
+    @property
+    def protocol(self) -> str:
+        """The runs' ``--protocol``."""
+        return str(self.base.get("protocol", "stock"))
 
     @property
     def several_sources(self) -> bool:
@@ -203,6 +216,11 @@ def run_dir_for(out_dir: Path, model: str, seed: int, seq_len: int, several: boo
     if several:
         root = root / f"seq{seq_len}"
     return root / model / f"seed{seed}"
+
+
+def series_run_dir(out_dir: Path, slug: str, horizon: int, seq_len: int, model: str, seed: int) -> Path:
+    """``runs/<slug>/h<H>/seq<L>/<model>/seed<k>``: a run of a ``--protocol ltsf`` study."""
+    return Path(out_dir) / "runs" / slug / f"h{horizon}" / f"seq{seq_len}" / model / f"seed{seed}"
 
 
 def plan_study(args, cores: int | None = None) -> StudyPlan:
@@ -218,27 +236,41 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
     if scheduler not in (None, LOCAL_SCHEDULER) and args.jobs is not None:
         raise UserInputError("--jobs applies to this machine (the process pool or --scheduler local); "
                              "a remote cluster trains as many runs at once as it has worker threads")
-    overrides = dict(COMPARE_DEFAULTS)
-    overrides.update({name: getattr(args, name) for name in shared_fields()
-                      if getattr(args, name, None) is not None})
-    base_cfg = RunConfig(**overrides).validate()
+    given = {name: getattr(args, name) for name in shared_fields() if getattr(args, name, None) is not None}
+    ltsf = given.get("protocol") == LTSF
+    overrides = {} if ltsf else dict(COMPARE_DEFAULTS)
+    overrides.update(given)
+    # The first source stands in while the shared options are checked (a series source
+    # is refused by the stock protocol and the other way round).
+    base_cfg = RunConfig(**overrides, data=sources[0]).validate()
     seq_lens = (parse_int_list(args.seq_lens, "--seq-lens") if args.seq_lens
                 else [int(base_cfg.seq_len)])
+    horizons_text = getattr(args, "horizons", None)
+    if horizons_text and not ltsf:
+        raise UserInputError("--horizons sweeps the horizons of --protocol ltsf; the stock study "
+                             "takes one --horizon")
+    if horizons_text and "horizon" in given:
+        raise UserInputError("give --horizons (several) or --horizon (one), not both")
+    horizons = (parse_int_list(horizons_text, "--horizons") if horizons_text
+                else [int(base_cfg.horizon)] if "horizon" in given or not ltsf else list(HORIZONS))
     out_dir = Path(args.out)
     several = len(seq_lens) > 1
     slugs = source_slugs(sources)
-    source_dirs = {src: (out_dir / SOURCES_DIR / slugs[src] if len(sources) > 1 else out_dir)
+    source_dirs = {src: (out_dir / SOURCES_DIR / slugs[src] if len(sources) > 1 and not ltsf else out_dir)
                    for src in sources}
     runs = []
     for source in sources:
-        for seq_len in seq_lens:
-            for model in models:
-                for seed in seeds:
-                    run_dir = run_dir_for(source_dirs[source], model, seed, seq_len, several)
-                    cfg = dataclasses.replace(base_cfg, data=source, model=model, seed=seed,
-                                              seq_len=seq_len, out=str(run_dir))
-                    cfg.validate()
-                    runs.append(RunSpec(model, seed, seq_len, cfg.to_dict(), run_dir))
+        for horizon in horizons:
+            for seq_len in seq_lens:
+                for model in models:
+                    for seed in seeds:
+                        run_dir = (series_run_dir(out_dir, slugs[source], horizon, seq_len, model, seed) if ltsf
+                                   else run_dir_for(source_dirs[source], model, seed, seq_len, several))
+                        cfg = dataclasses.replace(base_cfg, data=source, model=model, seed=seed,
+                                                  seq_len=seq_len, horizon=horizon, out=str(run_dir))
+                        cfg.validate()
+                        runs.append(RunSpec(model, seed, seq_len, cfg.to_dict(), run_dir,
+                                            horizon if ltsf else None))
     backend = str(base_cfg.backend)
     cores = cores or usable_cores()
     if args.jobs is not None and args.jobs < 1:
@@ -246,9 +278,10 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
     jobs = cluster_workers or args.jobs or default_jobs(backend, len(runs), cores)
     jobs = max(1, min(jobs, len(runs)))
     threads = max(1, cores // jobs)
-    base = {name: value for name, value in base_cfg.to_dict().items() if name not in PER_RUN_FIELDS}
+    per_run = PER_RUN_FIELDS + (("horizon",) if ltsf else ())
+    base = {name: value for name, value in base_cfg.to_dict().items() if name not in per_run}
     return StudyPlan(out_dir, models, seeds, seq_lens, base, runs, jobs, threads, backend,
-                     sources=sources, source_dirs=source_dirs, scheduler=scheduler)
+                     sources=sources, source_dirs=source_dirs, scheduler=scheduler, horizons=horizons)
 
 
 def usable_cores() -> int:
@@ -276,14 +309,17 @@ def default_jobs(backend: str, n_runs: int, cores: int) -> int:
 
 def command_line(plan: StudyPlan) -> str:
     """A command that repeats the study (every option spelled out that differs from default)."""
-    defaults = to_jsonable(RunConfig.defaults())
+    defaults = to_jsonable(RunConfig.defaults(plan.protocol))
     # The backend's default depends on the environment, so the command always names it.
     del defaults["backend"]
-    defaults.update(COMPARE_DEFAULTS)
+    if plan.protocol != LTSF:
+        defaults.update(COMPARE_DEFAULTS)
     parts = ["python", "cli.py", "compare", "--data", ",".join(plan.sources or [defaults["data"]]),
              "--models", ",".join(plan.models),
              "--seeds", ",".join(map(str, plan.seeds)) + ("," if len(plan.seeds) == 1 else ""),
              "--seq-lens", ",".join(map(str, plan.seq_lens))]
+    if plan.protocol == LTSF:
+        parts += ["--protocol", LTSF, "--horizons", ",".join(map(str, plan.horizons))]
     if plan.scheduler == LOCAL_SCHEDULER:
         parts += ["--scheduler", f"{LOCAL_SCHEDULER}:{plan.jobs}"]
     elif plan.scheduler:
@@ -291,7 +327,7 @@ def command_line(plan: StudyPlan) -> str:
     else:
         parts += ["--jobs", str(plan.jobs)]
     for name, value in plan.base.items():
-        if name in defaults and defaults[name] == value:
+        if name == "protocol" or value is None or (name in defaults and defaults[name] == value):
             continue
         text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
         parts += ["--" + name.replace("_", "-"), text]

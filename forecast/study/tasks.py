@@ -87,10 +87,13 @@ def train_one(config: dict, frame, info: dict, threads: int) -> dict:
         run = train_run(cfg, dataset_from_frame(cfg, frame, info), progress=False)
         files = run.files()
         return {"files": files, "seconds": time.perf_counter() - start,
-                "brief": brief(len(run.fit.history), run.metrics["test"].get("rmse"))}
+                "brief": brief(len(run.fit.history), run.metrics["test"])}
 
 
-def brief(epochs: int, rmse) -> str:
-    """``12 epochs, test RMSE 3.21`` for the progress line."""
-    text = "n/a" if rmse is None else f"{float(rmse):.4g}"
-    return f"{epochs} epochs, test RMSE {text}"
+def brief(epochs: int, test: dict) -> str:
+    """``12 epochs, test RMSE 3.21`` for the progress line (MSE under --protocol ltsf,
+    whose metrics have no RMSE)."""
+    name = "rmse" if "rmse" in test else "mse"
+    value = test.get(name)
+    text = "n/a" if value is None else f"{float(value):.4g}"
+    return f"{epochs} epochs, test {name.upper()} {text}"

@@ -1,0 +1,144 @@
+"""One training run under the long-horizon protocol: data, model, fit, metrics, files.
+
+:func:`forecast.pipeline.train_run` hands a run here when ``config.protocol == "ltsf"``;
+the result has the interface of :class:`forecast.pipeline.TrainedRun` (``files()``,
+``result(out_dir)``, ``fit``, ``metrics``), so the command line, the study's workers and
+the run-folder writer treat both protocols alike.
+
+A run folder under this protocol holds ``config.json``, ``history.json``,
+``metrics.json`` (``protocol``, ``test_windows``, then ``test``, ``repeat``, ``linear``
+and ``val``, each ``{"mse", "mae"}`` on the standardised scale over every window x step
+x channel), ``window_losses.csv`` (per test window, in time order: the loss of the model
+and of both baselines; what the Diebold-Mariano tests of a study read), ``summary.json``
+and ``checkpoint.npz`` (weights, configuration and the fitted scaler).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.backend import single_threaded_blas
+from forecast.checkpoint import checkpoint_bytes
+from forecast.data.scaling import scaler_to_dict
+from forecast.fileio import json_bytes, to_jsonable
+from forecast.ltsf.dataset import LinearMap, SeriesDataset, build_series_dataset, loss_table, repeat_forecast
+from forecast.ltsf.protocol import LTSF
+from forecast.train import fit, predict
+
+__all__ = ["load_series_dataset", "series_dataset_from_frame", "evaluate_series_model", "SeriesRun",
+           "train_series_run", "SERIES_RUN_FILES"]
+
+#: The files of a run folder under the protocol, in the order they are written.
+SERIES_RUN_FILES = ("config.json", "history.json", "metrics.json", "window_losses.csv", "summary.json",
+                    "checkpoint.npz")
+
+
+def series_dataset_from_frame(config, frame, info: dict, scaler=None) -> SeriesDataset:
+    """The protocol's dataset of a loaded series for ``config`` (see :mod:`forecast.ltsf.dataset`)."""
+    return build_series_dataset(frame, info, config.seq_len, config.horizon,
+                                fixed_ett=info.get("source") == "ett", scaler=scaler)
+
+
+def load_series_dataset(config) -> SeriesDataset:
+    """Load the series ``config.data`` names and build its dataset (``config`` validated)."""
+    from forecast.data.series import load_series
+
+    frame, info = load_series(config.data)
+    return series_dataset_from_frame(config, frame, info)
+
+
+def evaluate_series_model(model, dataset: SeriesDataset, part: str = "test", batch_size: int = 128,
+                          baselines: bool = True):
+    """Metrics and per-window losses of ``model`` (and the baselines) on one part.
+
+    Returns
+    -------
+    metrics : dict
+        ``{"model": {"mse", "mae"}, "repeat": ..., "linear": ...}`` (baselines only when
+        asked for; the linear map is fitted on the training windows).
+    table : pandas.DataFrame
+        ``window, model_mse, model_mae[, repeat_mse, repeat_mae, linear_mse, linear_mae]``.
+    """
+    X, y = dataset.inputs(part), dataset.targets(part)
+    n, H, C = y.shape
+    with np.errstate(over="ignore", invalid="ignore"):
+        pred = predict(model, np.asarray(X, dtype=getattr(model, "dtype", np.float64)), batch_size)
+    forecasts = {"model": pred.reshape(n, H, C)}
+    if baselines:
+        forecasts["repeat"] = repeat_forecast(X, H)
+        forecasts["linear"] = LinearMap().fit(dataset.inputs("train"), dataset.targets("train")).predict(X)
+    return loss_table(y, forecasts)
+
+
+@dataclass
+class SeriesRun:
+    """A trained and evaluated run under the protocol, before anything is written."""
+
+    config: object         # forecast.config.RunConfig
+    model: object
+    dataset: SeriesDataset
+    fit: object            # forecast.train.TrainResult
+    metrics: dict
+    losses: object         # pandas.DataFrame of per-window test losses
+    summary: dict
+    started: float
+
+    def files(self) -> dict:
+        """``{file name: bytes}`` of the run folder (:data:`SERIES_RUN_FILES`)."""
+        summary = dict(self.summary, seconds=time.perf_counter() - self.started)
+        meta = {"model_config": dict(self.model.config), "seed": self.config.seed, "dtype": self.config.dtype,
+                "run_config": self.config.to_dict(), "protocol": LTSF,
+                "scalers": {"series": scaler_to_dict(self.dataset.scaler)}, "data": self.dataset.info,
+                "best_epoch": self.fit.best_epoch}
+        return {
+            "config.json": json_bytes(self.config.to_dict()),
+            "history.json": json_bytes(self.fit.history),
+            "metrics.json": json_bytes(self.metrics),
+            "window_losses.csv": self.losses.to_csv(index=False, float_format="%.10g").encode("utf-8"),
+            "summary.json": json_bytes(summary),
+            "checkpoint.npz": checkpoint_bytes(self.model.state_dict(), meta),
+        }
+
+    def result(self, out_dir) -> dict:
+        """The dict :func:`forecast.pipeline.run_training` returns."""
+        return {"metrics": to_jsonable(self.metrics), "history": to_jsonable(self.fit.history),
+                "config": self.config.to_dict(), "data": to_jsonable(self.dataset.info),
+                "training": to_jsonable(self.summary["training"]),
+                "seconds": time.perf_counter() - self.started, "out_dir": out_dir}
+
+
+def _metrics(dataset: SeriesDataset, test: dict, val: dict) -> dict:
+    return {"protocol": LTSF, "test_windows": dataset.windows("test"), "test": test["model"],
+            "repeat": test["repeat"], "linear": test["linear"], "val": val["model"]}
+
+
+def train_series_run(config, dataset: SeriesDataset, model, progress: bool = True) -> SeriesRun:
+    """Train ``model`` on the protocol's training windows, evaluate on every test window.
+
+    Parameters
+    ----------
+    config : forecast.config.RunConfig
+        Validated, ``protocol == "ltsf"``.
+    dataset : SeriesDataset
+        Built for ``config``'s lookback and horizon.
+    model : models.LongHorizonForecaster
+        Freshly built, kernels warm.
+    progress : bool
+        Progress bar on stderr.
+    """
+    t0 = time.perf_counter()
+    with single_threaded_blas():
+        result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
+                     progress=progress, desc=f"{config.model} H={config.horizon}")
+        if result.note and progress:
+            print(f"note: {result.note}", file=sys.stderr)
+        test, losses = evaluate_series_model(model, dataset, "test")
+        val, _ = evaluate_series_model(model, dataset, "val", baselines=False)
+    training = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+                "stop_reason": result.stop_reason, "note": result.note, "epochs_run": len(result.history)}
+    summary = {"data": dataset.info, "training": training, "model_config": dict(model.config),
+               "parameters": model.num_parameters()}
+    return SeriesRun(config, model, dataset, result, _metrics(dataset, test, val), losses, summary, t0)

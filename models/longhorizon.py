@@ -1,0 +1,161 @@
+"""Long-horizon forecaster: every channel in, every step of the horizon out.
+
+The stock forecasters map one price window to its next values. Long-horizon benchmarks
+(ETT, Exchange) ask for ``horizon`` steps of ``C`` channels at once, and the models that
+lead those tables share a few traits, each an option here around any of the four
+sequence encoders (the *inner* forecaster of :mod:`models.forecasters`)::
+
+    x (b, L, C) -> instance norm -> segments -> inner forecaster -> (b, C, H)  --+
+                                 `-> linear path (L -> H per channel) -----------+-> add
+                -> de-normalise -> y (b, H * C), step-major (y.reshape(b, H, C))
+
+- ``revin``: each window is standardised per channel by its own mean and standard
+  deviation, and the forecast is mapped back with them (reversible instance
+  normalisation, Kim et al. 2022, without the affine part). The level and scale of a
+  window then need no learning, which is most of what a long forecast gets wrong.
+- ``channels="independent"``: every channel is its own univariate series through shared
+  weights (the batch grows ``C``-fold); ``"mixed"``: one sequence whose tokens hold all
+  channels and whose head emits ``H * C`` values.
+- ``seg_len``: the window is cut into ``L / seg_len`` segments of consecutive steps, each
+  embedded as one token (as SegRNN and PatchTST do). The recurrence runs over a few
+  tokens instead of hundreds of steps, which is cheaper and, on these data, better.
+- ``linear_path``: a linear map from the (normalised) window to the horizon, shared by
+  channels, added to the encoder's forecast: the deep part learns what a regression
+  cannot (RLinear/DLinear are this map alone).
+
+Forward and backward are written side by side; the instance normalisation's backward
+is exact (its statistics depend on the input), so gradients check against finite
+differences for the input as well as for every parameter.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.layers import Linear
+from engine.module import Module, derive_seed
+
+__all__ = ["CHANNEL_MODES", "REVIN_EPS", "LongHorizonForecaster"]
+
+#: How channels meet the encoder (see the module docstring); the first is the default.
+CHANNEL_MODES = ("independent", "mixed")
+#: Added to each window's variance before the square root (RevIN's value).
+REVIN_EPS = 1e-5
+
+
+class LongHorizonForecaster(Module):
+    """All channels in, all horizon steps out, around an inner forecaster.
+
+    Parameters
+    ----------
+    config : dict
+        ``name, input_size`` (the channels ``C``), ``seq_len, horizon, channels, seg_len,
+        revin, linear_path`` plus the inner forecaster's ``hidden_size, d_state, n_layers,
+        fusion``: the keyword arguments of :func:`models.build_model`.
+    inner_builder : callable
+        ``inner_builder(input_size, horizon, seed) -> Forecaster``: the sequence encoder
+        with its head (:func:`models.build_model` passes one).
+    backend, dtype, seed
+        See :class:`engine.module.Module`.
+
+    Notes
+    -----
+    Keys ``encoder.*`` (the inner forecaster's keys) and, with ``linear_path``,
+    ``linear.weight (H, L)``, ``linear.bias (H,)``.
+    """
+
+    def __init__(self, config: dict, inner_builder, backend=None, dtype=np.float64, seed: int = 0):
+        super().__init__(backend=backend, dtype=dtype, seed=seed)
+        self.config = dict(config)
+        self.name = config["name"]
+        self.n_channels = C = int(config["input_size"])
+        self.seq_len = L = int(config["seq_len"])
+        self.horizon = H = int(config["horizon"])
+        self.channels = config["channels"]
+        self.seg_len = w = int(config["seg_len"])
+        self.revin = bool(config["revin"])
+        self.linear_path = bool(config["linear_path"])
+        self.hidden_size = int(config["hidden_size"])
+        self.input_size = C                     # what the data must give per step
+        if self.channels not in CHANNEL_MODES:
+            raise ValueError(f"unknown channels mode {self.channels!r}; choose one of {', '.join(CHANNEL_MODES)}")
+        if L % w:
+            raise ValueError(f"seg_len {w} must divide seq_len {L}")
+        self.n_tokens = L // w
+        token = w if self.channels == "independent" else w * C
+        out = H if self.channels == "independent" else H * C
+        self.encoder = self.add_child("encoder", inner_builder(token, out, derive_seed(self.seed, 0)))
+        if self.linear_path:
+            self.linear = self.add_child("linear", Linear(L, H, backend=self.backend, dtype=self.dtype,
+                                                          seed=derive_seed(self.seed, 1)))
+        self._cache = None
+
+    @property
+    def fusion_weight(self):
+        """The inner hybrid's fusion weight (None for the other encoders)."""
+        return getattr(self.encoder, "fusion_weight", None)
+
+    def warm_up(self, x: np.ndarray | None = None) -> float:
+        """Compile the kernels this model uses on a tiny batch of full windows."""
+        if x is None:
+            x = np.random.default_rng(0).standard_normal((2, self.seq_len, self.n_channels))
+        return super().warm_up(x.astype(self.dtype))
+
+    # -- forward ---------------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x (b, L, C) -> y (b, H * C)``, step-major: ``y.reshape(b, H, C)[:, s, c]``.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not ``(batch, seq_len, n_channels)``.
+        """
+        x = self._as_input(x)
+        b, L, C, H = x.shape[0], self.seq_len, self.n_channels, self.horizon
+        if x.ndim != 3 or x.shape[1:] != (L, C):
+            raise ValueError(f"{self.name} expects input of shape (batch, {L}, {C}), got {x.shape}")
+        if self.revin:
+            mu = x.mean(axis=1, keepdims=True)                              # (b, 1, C)
+            sd = np.sqrt(x.var(axis=1, keepdims=True) + REVIN_EPS)          # (b, 1, C)
+            xn = (x - mu) / sd
+        else:
+            mu = sd = None
+            xn = x
+        xc = np.ascontiguousarray(xn.transpose(0, 2, 1))                    # (b, C, L)
+        if self.channels == "independent":
+            tokens = xc.reshape(b * C, self.n_tokens, self.seg_len)         # (bC, T, w)
+            deep = self.encoder.forward(tokens).reshape(b, C, H)
+        else:
+            tokens = np.ascontiguousarray(xn).reshape(b, self.n_tokens, self.seg_len * C)   # (b, T, wC)
+            deep = self.encoder.forward(tokens).reshape(b, H, C).transpose(0, 2, 1)
+        yc = deep + self.linear.forward(xc) if self.linear_path else deep   # (b, C, H)
+        yn = yc.transpose(0, 2, 1)                                          # (b, H, C)
+        y = yn * sd + mu if self.revin else yn
+        self._cache = (xn, yn, sd, b)
+        return np.ascontiguousarray(y).reshape(b, H * C)
+
+    # -- backward --------------------------------------------------------------------
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """``dy (b, H * C) -> dx (b, L, C)``; accumulates every parameter gradient."""
+        xn, yn, sd, b = self._cache
+        C, L, H = self.n_channels, self.seq_len, self.horizon
+        dy = self._as_input(dy).reshape(b, H, C)
+        dyn = dy * sd if self.revin else dy                                 # (b, H, C)
+        dyc = np.ascontiguousarray(dyn.transpose(0, 2, 1))                  # (b, C, H)
+        dxc = self.linear.backward(dyc) if self.linear_path else np.zeros((b, C, L), dtype=self.dtype)
+        if self.channels == "independent":
+            dtok = self.encoder.backward(dyc.reshape(b * C, H))             # (bC, T, w)
+            dxc = dxc + dtok.reshape(b, C, L)
+            dxn = dxc.transpose(0, 2, 1)
+        else:
+            dtok = self.encoder.backward(np.ascontiguousarray(dyn).reshape(b, H * C))   # (b, T, wC)
+            dxn = dxc.transpose(0, 2, 1) + dtok.reshape(b, L, C)
+        if not self.revin:
+            return np.ascontiguousarray(dxn)
+        # xn = (x - mu) / sd with the window's own mu and sd: the layer-norm backward
+        # (exact with eps too, since d sd / dx = xn / L)...
+        dx = (dxn - dxn.mean(axis=1, keepdims=True)
+              - xn * (dxn * xn).mean(axis=1, keepdims=True)) / sd
+        # ...plus the de-normalisation y = yn * sd + mu, whose mu and sd also depend on x.
+        dmu = dy.sum(axis=1, keepdims=True)                                 # (b, 1, C)
+        dsd = (dy * yn).sum(axis=1, keepdims=True)                          # (b, 1, C)
+        return dx + (dmu + dsd * xn) / L

@@ -1,0 +1,107 @@
+"""The long-horizon forecaster: gradients, layout of its output, options, both backends."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import build_model
+from tests.gradcheck import assert_grads_close, module_grad_errors
+from tests.model_cases import BACKENDS, perturb_for_gradcheck
+
+
+def small(name="hybrid", backend="numpy", **kw):
+    args = dict(input_size=3, hidden_size=4, d_state=2, horizon=5, seed=1, channels="independent",
+                seq_len=6, seg_len=2, revin=True, linear_path=True)
+    args.update(kw)
+    return build_model(name, backend=backend, **args)
+
+
+OPTIONS = {
+    "independent-revin-linear": {},
+    "independent-plain": dict(revin=False, linear_path=False),
+    "mixed-revin-linear": dict(channels="mixed"),
+    "mixed-revin": dict(channels="mixed", linear_path=False),
+    "one-step-tokens": dict(seg_len=1),
+}
+
+
+@pytest.mark.parametrize("name", ["mamba", "mingru", "gru", "hybrid"])
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_gradients_match_finite_differences(name, option):
+    model = small(name, **OPTIONS[option])
+    rng = np.random.default_rng(3)
+    perturb_for_gradcheck(model, rng)
+    x = rng.standard_normal((2, 6, 3)) * 2.0 + 0.5
+    errors = module_grad_errors(model, x, seed=4)
+    assert set(errors) == set(model.state_dict()) | {"input"}
+    assert_grads_close(errors)
+
+
+def test_output_is_step_major_and_revin_restores_level_and_scale():
+    # Without a linear path and with the encoder's head zeroed the normalised forecast is 0,
+    # so RevIN must hand back each window's own channel means for every step.
+    model = small("mingru", linear_path=False)
+    model.encoder.head.p("weight")[...] = 0
+    model.encoder.head.p("bias")[...] = 0
+    x = np.random.default_rng(0).standard_normal((4, 6, 3)) * 5 + np.array([10.0, -3.0, 0.5])
+    y = model.forward(x).reshape(4, 5, 3)
+    np.testing.assert_allclose(y, np.broadcast_to(x.mean(axis=1, keepdims=True), y.shape), rtol=1e-12)
+
+
+def test_channels_are_independent_series_through_shared_weights():
+    # Channel independence: changing channel 0's inputs leaves channels 1 and 2's forecasts alone.
+    model = small("hybrid")
+    x = np.random.default_rng(1).standard_normal((2, 6, 3))
+    y0 = model.forward(x).reshape(2, 5, 3)
+    x2 = x.copy()
+    x2[:, :, 0] += np.linspace(0, 3, 6)
+    y1 = model.forward(x2).reshape(2, 5, 3)
+    np.testing.assert_array_equal(y0[:, :, 1:], y1[:, :, 1:])
+    assert np.max(np.abs(y0[:, :, 0] - y1[:, :, 0])) > 1e-3
+    # ...and a mixed model does let channels meet.
+    mixed = small("hybrid", channels="mixed")
+    assert np.max(np.abs(mixed.forward(x).reshape(2, 5, 3)[:, :, 1:]
+                         - mixed.forward(x2).reshape(2, 5, 3)[:, :, 1:])) > 1e-6
+
+
+def test_config_rebuilds_the_same_model_and_state_dict_names():
+    model = small("hybrid", channels="mixed", seg_len=3)
+    clone = build_model(**model.config, backend="numpy", seed=1)
+    x = np.random.default_rng(2).standard_normal((2, 6, 3))
+    clone.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(clone.forward(x), model.forward(x))
+    keys = list(model.state_dict())
+    assert keys[-2:] == ["linear.weight", "linear.bias"]
+    assert all(k.startswith(("encoder.", "linear.")) for k in keys)
+    assert model.state_dict()["linear.weight"].shape == (5, 6)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(seg_len=4), "must divide"),
+    (dict(channels="diagonal"), "unknown channels"),
+    (dict(seq_len=0), "seq_len"),
+])
+def test_bad_options_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        small(**bad)
+
+
+def test_wrong_input_shape_is_refused():
+    with pytest.raises(ValueError, match=r"\(batch, 6, 3\)"):
+        small().forward(np.zeros((2, 7, 3)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backends_agree(backend, dtype):
+    ref = small("hybrid", backend="numpy", dtype=dtype, channels="mixed")
+    model = small("hybrid", backend=backend, dtype=dtype, channels="mixed")
+    model.load_state_dict(ref.state_dict())
+    x = np.random.default_rng(5).standard_normal((3, 6, 3)).astype(dtype)
+    dy = np.random.default_rng(6).standard_normal((3, 15)).astype(dtype)
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(model.forward(x), ref.forward(x), rtol=tol, atol=tol)
+    np.testing.assert_allclose(model.backward(dy), ref.backward(dy), rtol=tol, atol=tol)
+    for (k, g), (_, g_ref) in zip(model.grads().items(), ref.grads().items()):
+        np.testing.assert_allclose(g, g_ref, rtol=tol, atol=tol, err_msg=k)
+    assert model.forward(x).dtype == dtype
