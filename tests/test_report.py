@@ -164,7 +164,7 @@ def test_report_table_shows_the_summary_numbers_and_bolds_the_best(study):
 
 
 def test_conclusion_names_the_best_model_of_each_metric(study):
-    rows = summarize(load_study(study / "runs"))
+    rows = summarize(load_study(study / "runs")).rows
     conclusion_text = (study / "report.md").read_text().split("## Conclusion")[1]
     verdict_lines = {line.split("|")[1].strip(): line
                      for line in conclusion_text.splitlines() if line.startswith("| ")}
@@ -248,3 +248,47 @@ def test_fmt_is_stable():
     assert fmt(3.14159) == "3.142" and fmt(0.0123456) == "0.01235"
     assert fmt(float("nan")) == "–" and fmt(None) == "–" and fmt(12345.6) == "12346"
     assert fmt_stat(1.5, 0.123) == "1.5 ± 0.12"
+
+
+def test_the_summary_is_computed_once_and_renderers_get_only_it(tmp_path, monkeypatch):
+    # Data flows one way, runs -> summary -> renderers: one summarize() per report (per
+    # source for the cross-source page), and no renderer sees a run record.
+    from forecast.study import cross, figures, report
+    from forecast.study import summary as summary_module
+    from forecast.study.summary import RunRecord, StudySummary, SummaryRow, WindowFigures
+
+    calls = []
+
+    def counting(records):
+        calls.append(len(records))
+        return summary_module.summarize(records)
+
+    def no_records(name, kind):
+        real = getattr(figures, name)
+
+        def spy(data, path, *args, **kwargs):
+            assert not any(isinstance(x, RunRecord) for x in (data if isinstance(data, list) else [data]))
+            assert isinstance(data, kind) or all(isinstance(r, kind) for r in data), (name, data)
+            seen.append(name)
+            return real(data, path, *args, **kwargs)
+        monkeypatch.setattr(figures, name, spy)
+
+    seen = []
+    for name in ("plot_convergence", "plot_predictions", "plot_fusion_weight", "plot_errors"):
+        no_records(name, WindowFigures)
+    no_records("plot_metrics", SummaryRow)
+    rendered = []
+    real_render = report.render_report
+    monkeypatch.setattr(report, "render_report",
+                        lambda summary, *a, **k: rendered.append(summary) or real_render(summary, *a, **k))
+    monkeypatch.setattr(report, "summarize", counting)
+    monkeypatch.setattr(cross, "summarize", counting)
+
+    one = make_study(tmp_path / "one", {"mamba": 2.0, "hybrid": 1.0}, seeds=(0, 1))
+    report.build_report(one)
+    assert calls == [4]
+    assert len(seen) == 5 and len(rendered) == 1 and isinstance(rendered[0], StudySummary)
+    two = make_study(tmp_path / "two", {"mamba": 2.0, "gru": 1.0}, seeds=(0,))
+    calls.clear()
+    cross.build_cross_report(tmp_path, [one, two])
+    assert calls == [4, 2]                 # once per source, nothing recomputed while rendering

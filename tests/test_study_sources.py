@@ -19,6 +19,8 @@ from forecast.errors import UserInputError
 from forecast.study import cross
 from forecast.study import plan as planning
 from forecast.study.fingerprint import VersionMismatch, check_fingerprint, code_hash, fingerprint
+from forecast.study.significance import judge
+from forecast.study.summary import rank_values
 from pipeline_helpers import price_frame, write_csv
 
 TINY = ["--models", "mingru", "--seeds", "2", "--epochs", "1", "--hidden", "4", "--d-state", "4",
@@ -100,7 +102,7 @@ def test_cross_source_ranks_are_recomputed_from_the_summaries(study):
 def test_cross_source_significance_is_recounted_from_the_summaries(study):
     out, _, _ = study
     sources = cross.load_sources([out / "sources" / slug for slug in ("sample-AAPL", "sample-IBM")])
-    counts = cross.significance_counts(sources)
+    counts = cross.summarize_sources(sources).counts
     expected: dict = {}
     for slug in ("sample-AAPL", "sample-IBM"):
         for test in json.loads((out / "sources" / slug / "summary.json").read_text())["tests"]:
@@ -124,10 +126,8 @@ def test_significance_counts_tally_each_way():
                 "step": step, "statistic": statistic, "p_holm": p_holm}
     welch = {"test": "welch-t", "seq_len": 60, "model": "hybrid", "against": "naive",
              "statistic": -9.0, "p_holm": 1e-6}
-    sources = [cross.SourceSummary("a", Path("a"), [], [dm("hybrid", "naive", -3.0, 0.01), welch]),
-               cross.SourceSummary("b", Path("b"), [], [dm("hybrid", "naive", 2.5, 0.03)]),
-               cross.SourceSummary("c", Path("c"), [], [dm("hybrid", "naive", -1.0, 0.3)]),
-               cross.SourceSummary("d", Path("d"), [], [dm("hybrid", "naive", math.nan, math.nan)])]
+    sources = [judge([dm("hybrid", "naive", -3.0, 0.01), welch]), judge([dm("hybrid", "naive", 2.5, 0.03)]),
+               judge([dm("hybrid", "naive", -1.0, 0.3)]), judge([dm("hybrid", "naive", math.nan, math.nan)])]
     assert cross.significance_counts(sources) == {(60, "hybrid", "naive", 1): {
         "better": 1, "worse": 1, "no significant difference": 1, "undefined": 1}}
 
@@ -143,9 +143,9 @@ def test_report_only_rebuilds_every_source(study):
 
 
 def test_rank_values_share_tied_places():
-    assert cross.rank_values({"a": 2.0, "b": 1.0, "c": 2.0, "d": math.nan}, "rmse") == {
+    assert rank_values({"a": 2.0, "b": 1.0, "c": 2.0, "d": math.nan}, "rmse") == {
         "b": 1.0, "a": 2.5, "c": 2.5}
-    assert cross.rank_values({"a": 0.4, "b": 0.6}, "direction_accuracy") == {"b": 1.0, "a": 2.0}
+    assert rank_values({"a": 0.4, "b": 0.6}, "direction_accuracy") == {"b": 1.0, "a": 2.0}
 
 
 def test_parse_sources_and_their_folders(tmp_path):

@@ -8,6 +8,10 @@ places), how many sources it beats the naive "tomorrow = today" forecast on, and
 many of them that difference is significant (each source's Diebold-Mariano tests,
 :mod:`forecast.study.significance`). It writes ``<out>/cross_source.csv`` and
 ``<out>/report.md``, from the run files alone.
+
+It reads each source's :class:`forecast.study.summary.StudySummary` (its rows, places and
+judged tests), reduces them once to a :class:`CrossSummary` (:func:`summarize_sources`)
+and renders that.
 """
 from __future__ import annotations
 
@@ -20,27 +24,28 @@ from pathlib import Path
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER
-from forecast.stats import DM_TEST, SIGNIFICANCE_LEVEL
+from forecast.stats import SIGNIFICANCE_LEVEL
 from forecast.study.figures import display_name
-from forecast.study.report import WINDOW_METRICS, fmt
-from forecast.study.significance import NAIVE, study_tests, verdict
-from forecast.study.summary import NAIVE_PREFIX, is_naive, load_study, model_rank, summarize
+from forecast.study.report import fmt
+from forecast.study.significance import NAIVE
+from forecast.study.summary import (NAIVE_PREFIX, WINDOW_METRICS, StudySummary, is_naive, load_study,
+                                    model_rank, summarize)
 
-__all__ = ["NAIVE_LAST", "SourceSummary", "CrossRow", "rank_values", "load_sources", "cross_rows",
-           "significance_counts", "write_cross_csv", "build_cross_report"]
+__all__ = ["NAIVE_LAST", "SourceSummary", "CrossRow", "CrossSummary", "load_sources", "cross_rows",
+           "significance_counts", "summarize_sources", "write_cross_csv", "render_cross",
+           "build_cross_report"]
 
 #: The summary row of the last-value forecast ("tomorrow = today").
 NAIVE_LAST = NAIVE_PREFIX + "last"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SourceSummary:
-    """One source's study: its name (``--data`` spelling), folder, summary rows and tests."""
+    """One source's study: its name (``--data`` spelling), folder and summary."""
 
     source: str
     folder: Path
-    rows: list            # SummaryRow
-    tests: list           # study_tests() of the source's runs
+    summary: StudySummary
 
 
 @dataclass
@@ -60,19 +65,27 @@ class CrossRow:
     n_sources: int
 
     def mean_rank(self, metric: str) -> float:
+        """Mean of the ranks over the sources where ``metric`` is defined (NaN: nowhere)."""
         values = self.ranks.get(metric) or []
         return sum(values) / len(values) if values else float("nan")
 
 
-def rank_values(values: dict, metric: str) -> dict:
-    """``{name: rank}`` of finite values, 1 = best; tied values share the mean of their places."""
-    finite = {k: v for k, v in values.items() if math.isfinite(v)}
-    ordered = sorted(finite.values(), reverse=metric in HIGHER_IS_BETTER)
-    ranks = {}
-    for name, value in finite.items():
-        places = [i + 1 for i, v in enumerate(ordered) if v == value]
-        ranks[name] = sum(places) / len(places)
-    return ranks
+@dataclass(frozen=True)
+class CrossSummary:
+    """Everything the cross-source page states, computed once by :func:`summarize_sources`.
+
+    Attributes
+    ----------
+    sources : tuple of SourceSummary
+    rows : tuple of CrossRow
+        Per window length: the models, then the naive baselines.
+    counts : dict
+        :func:`significance_counts` of the sources.
+    """
+
+    sources: tuple
+    rows: tuple
+    counts: dict
 
 
 def _beats(metric: str, value: float, naive: float) -> bool:
@@ -85,13 +98,19 @@ def load_sources(folders) -> list[SourceSummary]:
     for folder in folders:
         records = load_study(Path(folder) / "runs")
         if records:
-            source = str(records[0].config.get("data", Path(folder).name))
-            out.append(SourceSummary(source, Path(folder), summarize(records), study_tests(records)))
+            summary = summarize(records)
+            out.append(SourceSummary(str(summary.config.get("data", Path(folder).name)), Path(folder),
+                                     summary))
     return out
 
 
-def significance_counts(sources) -> dict:
+def significance_counts(answers_per_source) -> dict:
     """Diebold-Mariano verdicts counted over the sources.
+
+    Parameters
+    ----------
+    answers_per_source : list of list of forecast.study.significance.Answer
+        Each source's judged tests (:func:`forecast.study.significance.judge`).
 
     Returns
     -------
@@ -102,30 +121,42 @@ def significance_counts(sources) -> dict:
         at :data:`forecast.stats.SIGNIFICANCE_LEVEL`).
     """
     counts: dict = {}
-    for s in sources:
-        for test in s.tests:
-            if test["test"] != DM_TEST:
-                continue
-            key = (test["seq_len"], test["model"], test["against"], test["step"])
-            tally = counts.setdefault(key, {"better": 0, "worse": 0, "no significant difference": 0,
-                                            "undefined": 0})
-            tally[verdict(test)] += 1
+    for answers in answers_per_source:
+        for answer in answers:
+            for test, verdict in zip(answer.dm, answer.verdicts):
+                key = (test["seq_len"], test["model"], test["against"], test["step"])
+                tally = counts.setdefault(key, {"better": 0, "worse": 0, "no significant difference": 0,
+                                                "undefined": 0})
+                tally[verdict] += 1
     return counts
 
 
-def cross_rows(sources, metrics=WINDOW_METRICS) -> list[CrossRow]:
-    """Mean ranks and naive wins of every model at every window length, over ``sources``."""
-    seq_lens = sorted({r.seq_len for s in sources for r in s.rows})
+def cross_rows(sources) -> list[CrossRow]:
+    """Mean ranks and naive wins of every model at every window length, over ``sources``.
+
+    Parameters
+    ----------
+    sources : list of SourceSummary
+
+    Returns
+    -------
+    list of CrossRow
+        On :data:`forecast.study.summary.WINDOW_METRICS` (the metrics each source's
+        summary places its rows on).
+    """
+    metrics = WINDOW_METRICS
+    seq_lens = sorted({L for s in sources for L in s.summary.seq_lens})
     rows = []
     for seq_len in seq_lens:
-        per_source = [{r.model: r for r in s.rows if r.seq_len == seq_len} for s in sources]
+        per_source = [{r.model: r for r in s.summary.rows_at(seq_len)} for s in sources]
+        places = [s.summary.ranks for s in sources]
         names = sorted({m for here in per_source for m in here},
                        key=lambda m: (is_naive(m), model_rank(m)))
         ranks = {m: {k: [] for k in metrics} for m in names}
         beats = {m: {k: (None if m == NAIVE_LAST else [0, 0]) for k in metrics} for m in names}
-        for here in per_source:
+        for here, ranked in zip(per_source, places):
             for metric in metrics:
-                placed = rank_values({m: row.mean(metric) for m, row in here.items()}, metric)
+                placed = ranked.get((seq_len, metric), {})
                 naive = here[NAIVE_LAST].mean(metric) if NAIVE_LAST in here else float("nan")
                 for m, row in here.items():
                     if m in placed:
@@ -141,9 +172,26 @@ def cross_rows(sources, metrics=WINDOW_METRICS) -> list[CrossRow]:
     return rows
 
 
-def write_cross_csv(rows, path, metrics=WINDOW_METRICS) -> Path:
+def summarize_sources(sources) -> CrossSummary:
+    """Reduce the per-source summaries to what the cross-source page states, once.
+
+    Parameters
+    ----------
+    sources : list of SourceSummary
+
+    Returns
+    -------
+    CrossSummary
+    """
+    return CrossSummary(sources=tuple(sources), rows=tuple(cross_rows(sources)),
+                        counts=significance_counts([[a for L in s.summary.seq_lens
+                                                     for a in s.summary.answers[L]] for s in sources]))
+
+
+def write_cross_csv(rows, path) -> Path:
     """``seq_len, model, n_sources`` and per metric ``_mean_rank``, ``_beats_naive`` (sources
     won) and ``_vs_naive`` (sources where both were defined); empty for the naive row."""
+    metrics = WINDOW_METRICS
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["seq_len", "model", "n_sources"]
@@ -191,9 +239,23 @@ def _significance_table(counts: dict, seq_len: int, n_sources: int) -> list:
     return lines + _table(head, body)
 
 
-def render_cross(sources, rows, out_dir, context: dict, metrics=WINDOW_METRICS) -> str:
-    """The Markdown of the cross-source report."""
-    out_dir = Path(out_dir)
+def render_cross(cross: CrossSummary, out_dir, context: dict) -> str:
+    """The Markdown of the cross-source report.
+
+    Parameters
+    ----------
+    cross : CrossSummary
+    out_dir : Path
+        The study folder (links to the sources' reports are relative to it).
+    context : dict
+        See :func:`forecast.study.report.build_report`; the ``failed runs`` of its
+        ``study``, ``command`` and ``environment`` are shown.
+
+    Returns
+    -------
+    str
+    """
+    out_dir, sources, rows, metrics = Path(out_dir), cross.sources, cross.rows, WINDOW_METRICS
     n = len(sources)
     lines = [f"# Study over {n} data sources", "",
              "Each source is a study of its own, with its runs, summary and report; this page "
@@ -215,13 +277,13 @@ def render_cross(sources, rows, out_dir, context: dict, metrics=WINDOW_METRICS) 
         lines += _table(["model"] + list(metrics),
                         [[display_name(r.model)] + [_wins(r.beats[m]) for m in metrics]
                          for r in here if r.model != NAIVE_LAST])
-        lines += _significance_table(significance_counts(sources), seq_len, n)
+        lines += _significance_table(cross.counts, seq_len, n)
         lines += ["", "Rank per source (RMSE):", ""]
         names = [r.model for r in here]
         per_source = []
         for s in sources:
-            by = {row.model: row for row in s.rows if row.seq_len == seq_len}
-            placed = rank_values({m: row.mean("rmse") for m, row in by.items()}, "rmse")
+            by = {row.model: row for row in s.summary.rows_at(seq_len)}
+            placed = s.summary.ranks.get((seq_len, "rmse"), {})
             per_source.append([s.source] + [f"{fmt(by[m].mean('rmse'))} ({fmt(placed[m], 3)})"
                                             if m in placed else "–" for m in names])
         lines += _table(["source"] + [display_name(m) for m in names], per_source)
@@ -243,8 +305,8 @@ def build_cross_report(out_dir, folders, context: dict | None = None) -> Path:
     sources = load_sources(folders)
     if not sources:
         raise UserInputError(f"no finished runs below {out_dir}")
-    rows = cross_rows(sources)
-    write_cross_csv(rows, out_dir / "cross_source.csv")
+    cross = summarize_sources(sources)
+    write_cross_csv(cross.rows, out_dir / "cross_source.csv")
     path = out_dir / "report.md"
-    atomic_write_text(path, render_cross(sources, rows, out_dir, dict(context or {})))
+    atomic_write_text(path, render_cross(cross, out_dir, dict(context or {})))
     return path

@@ -1,14 +1,15 @@
 """Figures of a comparison study (matplotlib, Agg backend, PNG).
 
-Each function draws one figure from loaded runs (:class:`forecast.study.summary.RunRecord`)
-or summary rows (:class:`forecast.study.summary.SummaryRow`) and writes it to a path. They
-are meant for people: every axis says what it shows and in which unit, and each
-model keeps the same colour in every figure.
+Each function draws one figure from the study summary (the figure data of one window,
+:class:`forecast.study.summary.WindowFigures`, or the summary rows,
+:class:`forecast.study.summary.SummaryRow`) and writes it to a path. They compute no
+statistics: every mean, band and error is the summary's. They are meant for people:
+every axis says what it shows and in which unit, and each model keeps the same colour
+in every figure.
 """
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -17,13 +18,11 @@ matplotlib.use("Agg")  # files only: no display is needed or wanted in workers a
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_LABELS  # noqa: E402
 from forecast.study.summary import is_naive  # noqa: E402
-from models.names import HYBRID  # noqa: E402
 
-__all__ = ["COLORS", "model_color", "display_name", "fusion_series",
+__all__ = ["COLORS", "model_color", "display_name",
            "plot_convergence", "plot_predictions", "plot_fusion_weight", "plot_errors",
            "plot_metrics"]
 
@@ -65,57 +64,28 @@ def _save(fig, path) -> Path:
     return path
 
 
-def _by_model(records) -> dict:
-    groups: dict = {}
-    for rec in records:
-        groups.setdefault(rec.model, []).append(rec)
-    return groups
-
-
-def _ragged_band(series_list):
-    """Mean, min, max and run count per epoch over runs of different lengths.
-
-    Early stopping ends runs at different epochs. At epoch ``e`` only the runs that
-    reached ``e`` contribute, so a run that stopped early neither drags the mean down
-    nor ends the line; the count tells where the mean covers fewer runs.
-    """
-    n = max(len(s) for s in series_list)
-    table = np.full((len(series_list), n), np.nan)
-    for i, s in enumerate(series_list):
-        table[i, :len(s)] = s
-    count = np.sum(np.isfinite(table), axis=0)
-    # A diverged run logs NaN losses; an epoch where every run did so stays NaN (a gap
-    # in the line) without a warning per column.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return (np.nanmean(table, axis=0), np.nanmin(table, axis=0),
-                np.nanmax(table, axis=0), count)
-
-
-def plot_convergence(records, path, subtitle: str = "") -> Path:
+def plot_convergence(window, path, subtitle: str = "") -> Path:
     """Training and validation loss per epoch: mean over seeds, band from min to max.
 
     Parameters
     ----------
-    records : list of RunRecord
-        Runs of one window length.
+    window : forecast.study.summary.WindowFigures
+        The figure data of one window length.
     path : str or Path
         Output PNG.
     subtitle : str
         Appended to the title (e.g. the window length).
     """
     fig, axes = plt.subplots(1, 2, figsize=FIGSIZE_WIDE, sharex=True, layout="constrained")
-    n_seeds = 0
-    for model, runs in _by_model(records).items():
-        n_seeds = max(n_seeds, len(runs))
+    for model, bands in window.losses.items():
         for ax, key in zip(axes, ("train_loss", "val_loss")):
-            series = [r.series(key) for r in runs if len(r.history)]
-            if not series:
+            band = bands.get(key)
+            if band is None:
                 continue
-            mean, lo, hi, count = _ragged_band(series)
+            mean, lo, hi = band.mean, band.lo, band.hi
             epochs = np.arange(1, len(mean) + 1)
             color = model_color(model)
-            full = count == len(series)
+            full = band.count == band.runs
             # Solid while every seed is still training, dashed once some stopped early:
             # there the mean follows fewer seeds and may jump.
             last_full = int(np.nonzero(full)[0].max()) + 1 if full.any() else 0
@@ -124,7 +94,7 @@ def plot_convergence(records, path, subtitle: str = "") -> Path:
             if last_full < len(mean):
                 start = max(0, last_full - 1)
                 ax.plot(epochs[start:], mean[start:], color=color, lw=1.4, ls="--")
-            if len(series) > 1:
+            if band.runs > 1:
                 ax.fill_between(epochs, lo, hi, color=color, alpha=0.18, lw=0)
     for ax, name in zip(axes, ("Training loss", "Validation loss")):
         ax.set_title(name)
@@ -137,28 +107,12 @@ def plot_convergence(records, path, subtitle: str = "") -> Path:
     handles.append(plt.Line2D([], [], color="grey", lw=1.4, ls="--"))
     labels.append("dashed: some seeds stopped early")
     axes[0].legend(handles, labels, loc="upper right", fontsize=9)
-    fig.suptitle(f"Convergence: mean over {n_seeds} seed(s), shaded band = min–max over "
+    fig.suptitle(f"Convergence: mean over {window.n_seeds} seed(s), shaded band = min–max over "
                  f"seeds{subtitle}", fontsize=12)
     return _save(fig, path)
 
 
-def seed_mean_predictions(runs) -> pd.DataFrame:
-    """Average the test predictions of several seeds of one model, date by date.
-
-    For horizon > 1 only the last step (the ``horizon``-day-ahead forecast) is kept,
-    so every date appears once.
-    """
-    frames = []
-    for run in runs:
-        frame = run.predictions
-        if "step" in frame.columns:
-            frame = frame[frame["step"] == frame["step"].max()]
-        frames.append(frame[["date", "actual", "predicted", "naive"]])
-    stacked = pd.concat(frames, ignore_index=True)
-    return stacked.groupby("date", sort=True).mean().reset_index()
-
-
-def plot_predictions(records, path, unit: str = "USD", zoom_days: int = 60,
+def plot_predictions(window, path, unit: str = "USD", zoom_days: int = 60,
                      subtitle: str = "") -> Path:
     """Test-period predictions (seed mean per model) against the actual price.
 
@@ -166,17 +120,23 @@ def plot_predictions(records, path, unit: str = "USD", zoom_days: int = 60,
     panel zooms into the last ``zoom_days`` test days, where the naive forecast is
     drawn as well. A separate zoom panel is used instead of an inset drawn over the
     top panel, because a trending price leaves no corner free for an inset.
+
+    Parameters
+    ----------
+    window : forecast.study.summary.WindowFigures
+        The figure data of one window length.
+    path : str or Path
+        Output PNG.
+    unit : str
+        Price currency.
+    zoom_days : int
+        Test days in the zoom panel.
+    subtitle : str
+        Appended to the title.
     """
-    groups = _by_model(records)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(13, 8.5), layout="constrained",
                                       gridspec_kw={"height_ratios": [3, 2]})
-    actual = None
-    means = {}
-    for model, runs in groups.items():
-        frame = seed_mean_predictions(runs)
-        means[model] = frame
-        if actual is None:
-            actual = frame[["date", "actual", "naive"]]
+    actual, means = window.actual, window.predictions
     dates = actual["date"]
     zoom_start = dates.iloc[max(0, len(dates) - zoom_days)]
     for ax, zoomed in ((top, False), (bottom, True)):
@@ -195,8 +155,7 @@ def plot_predictions(records, path, unit: str = "USD", zoom_days: int = 60,
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     top.axvspan(zoom_start, dates.iloc[-1], color="gold", alpha=0.18, lw=0,
                 label=f"zoom: last {min(zoom_days, len(dates))} days")
-    n_seeds = max(len(r) for r in groups.values())
-    top.set_title(f"Test period: {_forecast_name(records)} (mean of {n_seeds} seed(s)) vs "
+    top.set_title(f"Test period: {_forecast_name(window.horizon)} (mean of {window.n_seeds} seed(s)) vs "
                   f"actual price{subtitle}")
     bottom.set_title(f"Zoom on the last {min(zoom_days, len(dates))} test days")
     bottom.set_xlabel("date")
@@ -208,41 +167,36 @@ def plot_predictions(records, path, unit: str = "USD", zoom_days: int = 60,
     return _save(fig, path)
 
 
-def _forecast_name(records) -> str:
-    horizon = int(records[0].config.get("horizon", 1) or 1) if records else 1
+def _forecast_name(horizon: int) -> str:
     return "next-day forecast" if horizon == 1 else f"{horizon}-day-ahead forecast"
 
 
-def fusion_series(record) -> np.ndarray:
-    """The hybrid's Mamba weight per epoch.
-
-    :mod:`forecast.train` logs it under ``alpha`` as the weight itself, ``sigmoid(alpha)``
-    (mean over channels for channel fusion), not the raw parameter.
-    """
-    key = "fusion_weight" if any("fusion_weight" in h for h in record.history) else "alpha"
-    return record.series(key)
-
-
-def plot_fusion_weight(records, path, hybrid: str = HYBRID, subtitle: str = ""):
+def plot_fusion_weight(window, path, subtitle: str = ""):
     """The hybrid's fusion weight per epoch, one line per seed.
+
+    Parameters
+    ----------
+    window : forecast.study.summary.WindowFigures
+        The figure data of one window length.
+    path : str or Path
+        Output PNG.
+    subtitle : str
+        Appended to the title.
 
     Returns
     -------
     Path or None
         ``None`` (and no file) when no hybrid run logged its weight.
     """
-    runs = [r for r in records if r.model == hybrid]
-    runs = [r for r in runs if np.isfinite(fusion_series(r)).any()]
-    if not runs:
+    if not window.fusion:
         return None
-    fusion = str(runs[0].config.get("fusion", "scalar"))
+    fusion = window.fusion_kind
     fig, ax = plt.subplots(figsize=(8.5, 5), layout="constrained")
     cmap = plt.get_cmap("viridis")
-    for i, rec in enumerate(runs):
-        w = fusion_series(rec)
-        color = cmap(i / max(1, len(runs) - 1) * 0.85)
+    for i, (seed, w) in enumerate(window.fusion):
+        color = cmap(i / max(1, len(window.fusion) - 1) * 0.85)
         ax.plot(np.arange(1, len(w) + 1), w, marker="o", ms=3, lw=1.6, color=color,
-                label=f"seed {rec.seed}")
+                label=f"seed {seed}")
     ax.axhline(0.5, color="grey", ls="--", lw=1, label="start (α = 0: equal weights)")
     what = {"scalar": "σ(α)", "channel": "σ(α), mean over channels",
             "gate": "gate value, mean over batch, steps and channels"}.get(fusion, "σ(α)")
@@ -251,7 +205,7 @@ def plot_fusion_weight(records, path, hybrid: str = HYBRID, subtitle: str = ""):
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(True, alpha=0.3)
     note = "1 = Mamba only, 0 = minGRU only"
-    values = np.concatenate([fusion_series(r) for r in runs] + [np.array([0.5])])
+    values = np.concatenate([w for _, w in window.fusion] + [np.array([0.5])])
     values = values[np.isfinite(values)]
     lo, hi = float(values.min()), float(values.max())
     if hi - lo < 0.1:
@@ -269,23 +223,25 @@ def plot_fusion_weight(records, path, hybrid: str = HYBRID, subtitle: str = ""):
     return _save(fig, path)
 
 
-def plot_errors(records, path, unit: str = "USD", subtitle: str = "") -> Path:
+def plot_errors(window, path, unit: str = "USD", subtitle: str = "") -> Path:
     """Distribution of test errors (predicted − actual) per model, naive included.
 
     Errors of every seed are pooled per model; the naive forecast is the same for
     every seed and is drawn once.
+
+    Parameters
+    ----------
+    window : forecast.study.summary.WindowFigures
+        The figure data of one window length.
+    path : str or Path
+        Output PNG.
+    unit : str
+        Price currency.
+    subtitle : str
+        Appended to the title.
     """
-    groups = _by_model(records)
-    names, data = [], []
-    for model, runs in groups.items():
-        errs = np.concatenate([(r.predictions["predicted"] - r.predictions["actual"]).to_numpy()
-                               for r in runs])
-        names.append(model)
-        data.append(errs[np.isfinite(errs)])
-    first = next(iter(groups.values()))[0].predictions
-    naive = (first["naive"] - first["actual"]).to_numpy()
-    names.append("naive_last")
-    data.append(naive[np.isfinite(naive)])
+    names = [sample.name for sample in window.errors]
+    data = [sample.errors for sample in window.errors]
     fig, ax = plt.subplots(figsize=(max(7.5, 1.9 * len(names) + 2), 5.5), layout="constrained")
     parts = ax.violinplot(data, showextrema=False, widths=0.85)
     for body, name in zip(parts["bodies"], names):
@@ -296,15 +252,13 @@ def plot_errors(records, path, unit: str = "USD", subtitle: str = "") -> Path:
     ax.set_xticks(range(1, len(names) + 1))
     ax.set_xticklabels([display_name(n).replace(" (", "\n(").replace(": ", ":\n")
                         for n in names], fontsize=9)
-    for i, d in enumerate(data, start=1):
-        mae = float(np.mean(np.abs(d))) if d.size else float("nan")
-        ax.annotate(f"MAE {mae:.2f}", (i, 1.0), xycoords=("data", "axes fraction"),
+    for i, sample in enumerate(window.errors, start=1):
+        ax.annotate(f"MAE {sample.mae:.2f}", (i, 1.0), xycoords=("data", "axes fraction"),
                     xytext=(0, -12), textcoords="offset points", ha="center", fontsize=8,
                     color="dimgrey")
     ax.set_ylabel(f"forecast error: predicted − actual ({unit})")
     ax.grid(True, axis="y", alpha=0.3)
-    n_seeds = max(len(r) for r in groups.values())
-    ax.set_title(f"Test errors per model ({n_seeds} seed(s) pooled; box = quartiles, "
+    ax.set_title(f"Test errors per model ({window.n_seeds} seed(s) pooled; box = quartiles, "
                  f"whiskers = 1.5 IQR){subtitle}", fontsize=11)
     return _save(fig, path)
 
@@ -313,6 +267,19 @@ def plot_metrics(rows, path, metrics, unit: str = "USD", subtitle: str = "") -> 
     """Test metrics per model: bars at the mean, error bars ± one std over seeds.
 
     Naive baselines are drawn as horizontal reference lines.
+
+    Parameters
+    ----------
+    rows : list of SummaryRow
+        The summary rows of one window length.
+    path : str or Path
+        Output PNG.
+    metrics : list of str
+        One panel each.
+    unit : str
+        Price currency.
+    subtitle : str
+        Appended to the title.
     """
     models = [r for r in rows if r.kind == "model"]
     naive = [r for r in rows if r.kind == "naive"]

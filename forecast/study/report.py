@@ -1,33 +1,29 @@
 """The Markdown report of a comparison study, built from the files of its runs.
 
-:func:`build_report` reads ``<out>/runs``, writes ``summary.csv``, ``summary.json``,
-the figures (``figures/*.png``) and ``report.md``. Every number and every verdict in
-the report is computed from the run files here; nothing is written in advance, so
-the report can be rebuilt from a finished study at any time.
+:func:`build_report` reads ``<out>/runs``, summarises them once
+(:func:`forecast.study.summary.summarize`) and renders that summary: ``summary.csv``,
+``summary.json``, the figures (``figures/*.png``) and ``report.md``. Every number and
+every verdict in the report comes from the run files through the summary; nothing is
+written in advance, so the report can be rebuilt from a finished study at any time.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from forecast.data.sources import price_currency
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_LABELS
 from forecast.stats import SIGNIFICANCE_LEVEL
 from forecast.study import figures
-from forecast.study.significance import TESTS_NOTE, study_tests
+from forecast.study.significance import TESTS_NOTE
 from forecast.study.significance_report import significance_lines
-from forecast.study.summary import (SPREAD_RULE, best_of, conclude, is_naive, load_study, metric_keys,
-                                    summarize, write_summary_csv, write_summary_json)
-from models.names import HYBRID
+from forecast.study.summary import (SPREAD_RULE, load_study, summarize, write_summary_csv,
+                                    write_summary_json)
 
-__all__ = ["build_report", "render_report", "fmt", "fmt_stat", "figure_paths"]
+__all__ = ["build_report", "render_report", "fmt", "fmt_stat", "metric_header", "figure_paths"]
 
 FIGURES = ("convergence", "predictions", "fusion_weight", "errors", "metrics")
-#: Metrics of the cross-window table (one table per metric would be too long).
-WINDOW_METRICS = ("rmse", "mae", "rel_mae", "direction_accuracy")
 
 
 def fmt(x: float, digits: int = 4) -> str:
@@ -60,13 +56,6 @@ def figure_paths(out_dir, seq_len: int, several: bool) -> dict:
             for i, name in enumerate(FIGURES, start=1)}
 
 
-def price_unit(records) -> str:
-    """Currency of the prices: the data's own if it says, USD for the bundled/Yahoo data."""
-    info = dict((records[0].info.get("data") or {}) if records else {})
-    info.setdefault("source", records[0].config.get("data", "sample") if records else "")
-    return price_currency(info)
-
-
 # -- building --------------------------------------------------------------------------
 
 def build_report(out_dir, context: dict | None = None, draw: bool = True) -> Path:
@@ -94,40 +83,46 @@ def build_report(out_dir, context: dict | None = None, draw: bool = True) -> Pat
     records = load_study(out_dir / "runs")
     if not records:
         raise UserInputError(f"no finished runs (metrics.json) below {out_dir / 'runs'}")
-    rows = summarize(records)
-    tests = study_tests(records)
-    write_summary_csv(rows, out_dir / "summary.csv")
-    write_summary_json(rows, out_dir / "summary.json",
+    summary = summarize(records)      # the one pass over the runs; everything below renders it
+    write_summary_csv(summary.rows, out_dir / "summary.csv")
+    write_summary_json(summary.rows, out_dir / "summary.json",
                        extra={"spread_rule": SPREAD_RULE, "significance_level": SIGNIFICANCE_LEVEL,
-                              "tests_note": TESTS_NOTE, "tests": tests,
+                              "tests_note": TESTS_NOTE, "tests": list(summary.tests),
                               "environment": context.get("environment", {}),
                               "wall_seconds": context.get("wall_seconds")})
-    seq_lens = sorted({r.seq_len for r in records})
-    several = len(seq_lens) > 1
-    unit = price_unit(records)
-    metrics = metric_keys(records)
     for old in (out_dir / "figures").glob("*.png"):
         old.unlink()          # a rebuilt report must not link figures of an older study
+    made = draw_figures(summary, out_dir) if draw else {}
+    path = out_dir / "report.md"
+    atomic_write_text(path, render_report(summary, made, context, out_dir))
+    return path
+
+
+def draw_figures(summary, out_dir) -> dict:
+    """Draw every figure of every window length of ``summary`` below ``out_dir/figures``.
+
+    Returns
+    -------
+    dict
+        ``{seq_len: {figure name: Path or None}}`` (None: not drawn, see the figure).
+    """
+    several = len(summary.seq_lens) > 1
     made = {}
-    for seq_len in seq_lens if draw else ():
-        here = [r for r in records if r.seq_len == seq_len]
-        here_rows = [r for r in rows if r.seq_len == seq_len]
+    for seq_len in summary.seq_lens:
+        window, unit = summary.figures[seq_len], summary.unit
         paths = figure_paths(out_dir, seq_len, several)
         sub = f" — window {seq_len} days" if several else ""
         made[seq_len] = {
-            "convergence": figures.plot_convergence(here, paths["convergence"], subtitle=sub),
-            "predictions": figures.plot_predictions(here, paths["predictions"], unit=unit,
+            "convergence": figures.plot_convergence(window, paths["convergence"], subtitle=sub),
+            "predictions": figures.plot_predictions(window, paths["predictions"], unit=unit,
                                                     subtitle=sub),
-            "fusion_weight": figures.plot_fusion_weight(here, paths["fusion_weight"],
+            "fusion_weight": figures.plot_fusion_weight(window, paths["fusion_weight"],
                                                         subtitle=sub),
-            "errors": figures.plot_errors(here, paths["errors"], unit=unit, subtitle=sub),
-            "metrics": figures.plot_metrics(here_rows, paths["metrics"], metrics, unit=unit,
-                                            subtitle=sub),
+            "errors": figures.plot_errors(window, paths["errors"], unit=unit, subtitle=sub),
+            "metrics": figures.plot_metrics(summary.rows_at(seq_len), paths["metrics"],
+                                            summary.metrics, unit=unit, subtitle=sub),
         }
-    text = render_report(rows, records, made, context, out_dir, unit, tests=tests)
-    path = out_dir / "report.md"
-    atomic_write_text(path, text)
-    return path
+    return made
 
 
 # -- rendering -------------------------------------------------------------------------
@@ -151,14 +146,12 @@ def _kv_table(pairs, head=("item", "value")) -> list:
     return lines
 
 
-def _data_section(records) -> list:
+def _data_section(summary) -> list:
     """Source, period and the split (dates, rows, windows) of every window length."""
     lines = ["## Data", ""]
-    seq_lens = sorted({r.seq_len for r in records})
-    infos = {L: (next(r for r in records if r.seq_len == L).info.get("data") or {})
-             for L in seq_lens}
-    first = infos[seq_lens[0]]
-    cfg = records[0].config
+    infos = summary.data
+    first = infos[summary.seq_lens[0]]
+    cfg = summary.config
     pairs = [("source", first.get("spec", cfg.get("data", "?")))]
     for key in ("source", "ticker", "path"):
         if key in first and str(first[key]) not in str(pairs[0][1]):
@@ -177,12 +170,9 @@ def _data_section(records) -> list:
                 lines.append(f"| {L} | {part} | {d.get('first_date', '?')} | "
                              f"{d.get('last_date', '?')} | {d.get('rows', '?')} | "
                              f"{d.get('windows', '?')} |")
-    for seq_len in seq_lens:
-        seen = {json.dumps(r.info.get("data"), sort_keys=True, default=str)
-                for r in records if r.seq_len == seq_len}
-        if len(seen) > 1:
-            lines += ["", f"**Warning:** runs with window {seq_len} saw different data; the "
-                          "comparison is not like for like."]
+    for seq_len in summary.mixed_data:
+        lines += ["", f"**Warning:** runs with window {seq_len} saw different data; the "
+                      "comparison is not like for like."]
     return lines + [""]
 
 
@@ -195,14 +185,13 @@ def _value(v) -> str:
     return str(v)
 
 
-def _config_section(records, context) -> list:
+def _config_section(config, context) -> list:
     lines = ["## Configuration", ""]
     study = context.get("study") or {}
     if study:
         lines += _kv_table(_flatten(study), head=("study option", "value")) + [""]
     skip = {"model", "seed", "out", "seq_len"}
-    cfg = records[0].config
-    pairs = [(k, _value(v)) for k, v in cfg.items() if k not in skip]
+    pairs = [(k, _value(v)) for k, v in config.items() if k not in skip]
     pairs = [("fusion (hybrid only)" if k == "fusion" else k, v) for k, v in pairs]
     lines += _kv_table(pairs, head=("training option (same for every run)", "value"))
     if context.get("command"):
@@ -210,21 +199,24 @@ def _config_section(records, context) -> list:
     return lines + [""]
 
 
-def _results_table(rows, metrics, unit) -> list:
+def _cell(row, metric: str) -> str:
+    """A row's mean ± std (the mean alone for a naive baseline: it has no seed spread)."""
+    if row.kind == "naive":
+        return fmt(row.mean(metric))
+    return fmt_stat(row.mean(metric), row.std(metric))
+
+
+def _results_table(summary, seq_len: int) -> list:
     """Mean ± std per model and metric; the best mean per metric (naive included) in bold."""
-    best = {}
-    for metric in metrics:
-        top = best_of(rows, metric)
-        if top is not None:   # every row tied with the best is bold
-            best[metric] = {r.model for r in rows if r.mean(metric) == top.mean(metric)}
+    metrics, unit = summary.metrics, summary.unit
     head = ["model"] + [metric_header(m, unit) for m in metrics] + ["epochs run", "s / epoch"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
+    for row in summary.rows_at(seq_len):
         cells = [figures.display_name(row.model)]
         for metric in metrics:
-            cell = (fmt(row.mean(metric)) if row.kind == "naive"
-                    else fmt_stat(row.mean(metric), row.std(metric)))
-            cells.append(f"**{cell}**" if row.model in best.get(metric, ()) else cell)
+            cell = _cell(row, metric)     # every row tied with the best is bold
+            cells.append(f"**{cell}**" if row.model in summary.bests.get((seq_len, metric), ())
+                         else cell)
         if row.kind == "model":
             cells += [fmt_stat(row.mean("epochs"), row.std("epochs")),
                       fmt_stat(row.mean("epoch_seconds"), row.std("epoch_seconds"))]
@@ -257,9 +249,10 @@ def _figure_lines(made: dict, out_dir: Path) -> list:
     return lines
 
 
-def _verdict_lines(conclusion, rows, unit) -> list:
+def _verdict_lines(summary, seq_len: int) -> list:
     """The per-metric verdict table, the naive check and the fusion answer."""
-    by_name = {r.model: r for r in rows if r.seq_len == conclusion.seq_len}
+    conclusion, unit = summary.conclusions[seq_len], summary.unit
+    by_name = {r.model: r for r in summary.rows_at(seq_len)}
     lines = ["Per metric: the best mean overall (naive forecasts included), the best trained "
              "model, and its gap to every other trained model against the spread over seeds. "
              f"Rule: a gap is larger than the seed spread when {SPREAD_RULE}.", "",
@@ -268,8 +261,7 @@ def _verdict_lines(conclusion, rows, unit) -> list:
              "|---|---|---|---|---|"]
     for v in conclusion.verdicts:
         winner = by_name[v.best]
-        tied = [r.model for r in by_name.values()
-                if r.model != v.best and r.mean(v.metric) == winner.mean(v.metric)]
+        tied = [m for m in summary.bests[(seq_len, v.metric)] if m != v.best]
         cells = [metric_header(v.metric, unit),
                  f"**{v.best}** ({fmt(winner.mean(v.metric))})"
                  + (f", tied with {', '.join(tied)}" if tied else "")]
@@ -277,7 +269,7 @@ def _verdict_lines(conclusion, rows, unit) -> list:
         cells.append(f"{v.best_model} ({fmt(top.mean(v.metric))})" if top else "–")
         cells.append("; ".join(f"{g.other} {fmt(g.difference)} {'>' if g.separated else '≤'} "
                                f"{fmt(g.spread)}" for g in v.gaps) or "–")
-        n_sep = sum(g.separated for g in v.gaps)
+        n_sep = v.n_separated
         if not v.gaps:
             verdict = "only one trained model"
         elif n_sep == len(v.gaps):
@@ -315,57 +307,40 @@ def _fusion_lines(conclusion) -> list:
     if not conclusion.fusion:
         return ["Fusion question: not answered (the hybrid and at least one of its branches "
                 "must both be in the study)."]
-    metrics = list(dict.fromkeys(f[0] for f in conclusion.fusion))
-    parts = list(dict.fromkeys(f[1] for f in conclusion.fusion))
+    parts = [t.part for t in conclusion.tallies]
     lines = [f"Does fusing help? The hybrid against {' and '.join(parts)}:", ""]
-    beyond_all = []
-    for part in parts:
-        entries = [f for f in conclusion.fusion if f[1] == part]
-        wins = [f[0] for f in entries if f[2]]
-        clear = [f[0] for f in entries if f[2] and f[3].separated]
-        clear_losses = [f[0] for f in entries if not f[2] and f[3].separated]
-        lines.append(f"- vs {part}: better mean on {len(wins)} of {len(entries)} metrics"
-                     f" ({', '.join(wins) or 'none'}); better beyond the seed spread on "
-                     f"{len(clear)} ({', '.join(clear) or 'none'}); worse beyond the seed "
-                     f"spread on {len(clear_losses)} ({', '.join(clear_losses) or 'none'}).")
-    for metric in metrics:
-        entries = [f for f in conclusion.fusion if f[0] == metric]
-        if len(entries) == len(parts) and all(f[2] and f[3].separated for f in entries):
-            beyond_all.append(metric)
+    for t in conclusion.tallies:
+        lines.append(f"- vs {t.part}: better mean on {len(t.wins)} of {len(t.metrics)} metrics"
+                     f" ({', '.join(t.wins) or 'none'}); better beyond the seed spread on "
+                     f"{len(t.clear_wins)} ({', '.join(t.clear_wins) or 'none'}); worse beyond the "
+                     f"seed spread on {len(t.clear_losses)} ({', '.join(t.clear_losses) or 'none'}).")
+    beyond_all = conclusion.beyond_all
     lines += ["", f"The hybrid beats every single branch by more than the seed spread on "
-                  f"{len(beyond_all)} of {len(metrics)} metrics"
+                  f"{len(beyond_all)} of {len(conclusion.fusion_metrics)} metrics"
                   f"{': ' + ', '.join(beyond_all) if beyond_all else ''}."]
     return lines
 
 
-def _window_table(rows, seq_lens, unit) -> list:
+def _window_table(summary) -> list:
     """Per window length and metric: every model's mean ± std, best in bold, hybrid's rank."""
-    models = list(dict.fromkeys(r.model for r in rows))
+    models = list(dict.fromkeys(r.model for r in summary.rows))
     head = ["window", "metric"] + [figures.display_name(m) for m in models] + ["hybrid rank"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    metrics = [m for m in WINDOW_METRICS if any(math.isfinite(r.mean(m)) for r in rows)]
-    for seq_len in seq_lens:
-        here = {r.model: r for r in rows if r.seq_len == seq_len}
-        for metric in metrics:
-            vals = {m: here[m].mean(metric) for m in models if m in here}
-            finite = {m: v for m, v in vals.items() if math.isfinite(v)}
-            hi = metric in HIGHER_IS_BETTER
-            best = (max if hi else min)(finite, key=finite.get) if finite else None
-            cells = [str(seq_len), metric_header(metric, unit)]
+    for seq_len in summary.seq_lens:
+        here = {r.model: r for r in summary.rows_at(seq_len)}
+        for metric in summary.window_metrics:
+            tied = summary.bests.get((seq_len, metric), ())
+            # One bold cell per line: the first of the tied models in column order.
+            best = next((m for m in models if m in tied), None)
+            cells = [str(seq_len), metric_header(metric, summary.unit)]
             for m in models:
                 if m not in here:
                     cells.append("–")
                     continue
-                row = here[m]
-                cell = (fmt(row.mean(metric)) if row.kind == "naive"
-                        else fmt_stat(row.mean(metric), row.std(metric)))
+                cell = _cell(here[m], metric)
                 cells.append(f"**{cell}**" if m == best else cell)
-            trained = sorted((v, m) for m, v in finite.items() if not is_naive(m))
-            if hi:
-                trained = trained[::-1]
-            order = [m for _, m in trained]
-            cells.append(f"{order.index(HYBRID) + 1} of {len(order)}"
-                         if HYBRID in order else "–")
+            place = summary.hybrid_ranks.get((seq_len, metric))
+            cells.append(f"{place[0]} of {place[1]}" if place else "–")
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -383,58 +358,52 @@ def _environment_section(context) -> list:
     return lines + [""]
 
 
-def render_report(rows, records, made: dict, context: dict, out_dir, unit: str, tests=None) -> str:
+def render_report(summary, made: dict, context: dict, out_dir) -> str:
     """The Markdown text of the report.
 
     Parameters
     ----------
-    rows : list of SummaryRow
-    records : list of RunRecord
+    summary : forecast.study.summary.StudySummary
+        The study, summarised once (:func:`forecast.study.summary.summarize`).
     made : dict
         ``{seq_len: {figure name: Path or None}}``.
     context : dict
         See :func:`build_report`.
     out_dir : Path
         The study folder (figure links are relative to it).
-    unit : str
-        Price currency.
-    tests : list of dict, optional
-        Significance tests (:func:`forecast.study.significance.study_tests`); computed
-        from ``records`` when not given.
+
+    Returns
+    -------
+    str
     """
     out_dir = Path(out_dir)
-    seq_lens = sorted({r.seq_len for r in records})
-    metrics = metric_keys(records)
-    models = list(dict.fromkeys(r.model for r in records))
-    n_seeds = len({r.seed for r in records})
+    seq_lens, unit = summary.seq_lens, summary.unit
+    several = len(seq_lens) > 1
     lines = ["# Ablation study: does fusing Mamba and minGRU help?", "",
-             f"Models: {', '.join(models)}; {n_seeds} seed(s) each; window length(s): "
+             f"Models: {', '.join(summary.models)}; {summary.n_seeds} seed(s) each; window length(s): "
              f"{', '.join(map(str, seq_lens))} days. Test metrics are in original price units "
              f"({unit}); ± is the sample standard deviation over seeds; naive forecasts do "
              "not depend on the seed. Bold marks the best mean of each metric.", ""]
-    lines += _data_section(records)
-    lines += _config_section(records, context)
+    lines += _data_section(summary)
+    lines += _config_section(summary.config, context)
     lines += ["## Results", ""]
     for seq_len in seq_lens:
-        here = [r for r in rows if r.seq_len == seq_len]
-        if len(seq_lens) > 1:
+        if several:
             lines += [f"### Window {seq_len} days", ""]
-        lines += _results_table(here, metrics, unit) + [""]
-        lines += ["#### Figures" if len(seq_lens) > 1 else "### Figures", ""]
+        lines += _results_table(summary, seq_len) + [""]
+        lines += ["#### Figures" if several else "### Figures", ""]
         lines += _figure_lines(made.get(seq_len, {}), out_dir)
-    if len(seq_lens) > 1:
+    if several:
         lines += ["### Hybrid against the others per window length", ""]
-        lines += _window_table(rows, seq_lens, unit) + [""]
-    if tests is None:
-        tests = study_tests(records)
+        lines += _window_table(summary) + [""]
     lines += ["## Conclusion", "",
               "Computed from the run files by forecast/study/significance.py (the answer, from "
               "significance tests) and forecast/study/summary.py (means against the seed "
               "spread); nothing here is written by hand.", ""]
     for seq_len in seq_lens:
-        if len(seq_lens) > 1:
+        if several:
             lines += [f"### Window {seq_len} days", ""]
-        lines += significance_lines(tests, seq_len, unit)
-        lines += _verdict_lines(conclude(rows, seq_len, metrics), rows, unit) + [""]
+        lines += significance_lines(summary.answers[seq_len], unit)
+        lines += _verdict_lines(summary, seq_len) + [""]
     lines += _environment_section(context)
     return "\n".join(lines).rstrip() + "\n"

@@ -22,10 +22,14 @@ when ``p_holm`` is below :data:`forecast.stats.SIGNIFICANCE_LEVEL`.
 
 Sign convention: the statistic is for ``model - against``; a negative value means the
 model's loss (or metric) is smaller.
+
+:func:`judge` turns the test entries into the answers the report states (a verdict per
+test, per pair and step), once, so the Markdown and the cross-source page only word them.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -34,8 +38,8 @@ from forecast.stats import (DM_METHOD, DM_TEST, SIGNIFICANCE_LEVEL, WELCH_TEST, 
                             squared_error_differential, welch_t_test)
 from models.names import BRANCHES, HYBRID
 
-__all__ = ["NAIVE", "SEED_METRIC", "TESTS_NOTE", "comparisons", "seed_mean_forecasts",
-           "study_tests", "verdict"]
+__all__ = ["NAIVE", "SEED_METRIC", "TESTS_NOTE", "PairVerdict", "Answer", "comparisons",
+           "seed_mean_forecasts", "study_tests", "verdict", "judge"]
 
 #: ``against`` of the tests with the naive forecast.
 NAIVE = "naive"
@@ -185,3 +189,99 @@ def verdict(test: dict, level: float = SIGNIFICANCE_LEVEL) -> str:
     if p >= level:
         return "no significant difference"
     return "better" if statistic < 0 else "worse"
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    """The verdicts of one tested pair (``model`` against ``against``) at one source and window.
+
+    Attributes
+    ----------
+    model, against : str
+    dm : tuple of dict
+        The pair's Diebold-Mariano entries, one per forecast step.
+    steps : tuple of (str, tuple of int)
+        The steps grouped by their verdict, verdicts in the order first met.
+    welch : dict or None
+        The pair's Welch entry (the test over seeds), when there is one.
+    welch_verdict : str or None
+        Its verdict.
+    """
+
+    model: str
+    against: str
+    dm: tuple
+    steps: tuple
+    welch: dict | None
+    welch_verdict: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The significance answer at one data source and window length.
+
+    Attributes
+    ----------
+    data : str
+        The source (the runs' ``--data`` spelling).
+    seq_len : int
+    level : float
+        Significance level the verdicts apply to the Holm-adjusted p-values.
+    days : int
+        Test days (forecasts per step) behind the Diebold-Mariano tests.
+    dm : tuple of dict
+        The Diebold-Mariano entries, in the order of :func:`study_tests`.
+    verdicts : tuple of str
+        :func:`verdict` of each entry of ``dm``.
+    pairs : tuple of PairVerdict
+        Every pair of ``dm``, in the order first met.
+    """
+
+    data: str
+    seq_len: int
+    level: float
+    days: int
+    dm: tuple
+    verdicts: tuple
+    pairs: tuple
+
+
+def _pair_verdict(model: str, against: str, dm, welch, level: float) -> PairVerdict:
+    entries = tuple(t for t in dm if (t["model"], t["against"]) == (model, against))
+    steps: dict = {}
+    for entry in entries:
+        steps.setdefault(verdict(entry, level), []).append(entry.get("step", 1))
+    seeds = next((w for w in welch if (w["model"], w["against"]) == (model, against)), None)
+    return PairVerdict(model=model, against=against, dm=entries,
+                       steps=tuple((v, tuple(s)) for v, s in steps.items()), welch=seeds,
+                       welch_verdict=None if seeds is None else verdict(seeds, level))
+
+
+def judge(tests, level: float = SIGNIFICANCE_LEVEL) -> list[Answer]:
+    """The verdicts of every test, per data source and window length.
+
+    Parameters
+    ----------
+    tests : list of dict
+        Entries of :func:`study_tests` (or the same dicts read back from ``summary.json``).
+    level : float
+        Significance level, applied to the Holm-adjusted p-values.
+
+    Returns
+    -------
+    list of Answer
+        One per (data source, window length) that has tests, in the order first met.
+    """
+    groups: dict = {}
+    for test in tests:
+        groups.setdefault((test.get("data"), test.get("seq_len")), []).append(test)
+    answers = []
+    for (data, seq_len), group in groups.items():
+        dm = tuple(t for t in group if t["test"] == DM_TEST)
+        welch = [t for t in group if t["test"] == WELCH_TEST]
+        pairs = dict.fromkeys((t["model"], t["against"]) for t in dm)
+        answers.append(Answer(
+            data=data, seq_len=seq_len, level=level, days=max((t.get("n") or 0 for t in dm), default=0),
+            dm=dm, verdicts=tuple(verdict(t, level) for t in dm),
+            pairs=tuple(_pair_verdict(m, a, dm, welch, level) for m, a in pairs)))
+    return answers

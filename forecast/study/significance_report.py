@@ -1,19 +1,23 @@
 """The report's answer from the significance tests (Markdown lines).
 
-Reads the test entries of :func:`forecast.study.significance.study_tests` (or the same
-dicts read back from ``summary.json``) and states, at
-:data:`forecast.stats.SIGNIFICANCE_LEVEL`, which models forecast significantly better or
-worse than the naive forecast and whether the hybrid differs from its branches, with
-the table of every test behind it. Nothing is written by hand.
+Words the answers of :func:`forecast.study.significance.judge` (the study summary holds
+them): which models forecast significantly better or worse than the naive forecast and
+whether the hybrid differs from its branches, with the table of every test behind it.
+Nothing is judged here and nothing is written by hand.
 """
 from __future__ import annotations
 
 import math
 
-from forecast.stats import DM_METHOD, DM_TEST, SIGNIFICANCE_LEVEL, WELCH_TEST
-from forecast.study.significance import NAIVE, SEED_METRIC, verdict
+from forecast.stats import DM_METHOD
+from forecast.study.significance import NAIVE, SEED_METRIC
 
 __all__ = ["significance_lines"]
+
+#: How the naive sentence orders and names the verdicts.
+_ORDER = ("better", "worse", "no significant difference", "undefined")
+_LABELS = {"better": "significantly better", "worse": "significantly worse",
+           "no significant difference": "no significant difference", "undefined": "not testable"}
 
 
 def _p(x) -> str:
@@ -28,107 +32,92 @@ def _num(x, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
-def _combined(entries, level) -> str:
-    """One verdict for a pair over its steps: ``better`` or ``better at step 1, ...``."""
-    by_verdict: dict = {}
-    for e in entries:
-        by_verdict.setdefault(verdict(e, level), []).append(e.get("step", 1))
-    if len(by_verdict) == 1:
-        return next(iter(by_verdict))
+def _combined(pair) -> str:
+    """One verdict for a pair over its steps: ``better`` or ``better at step 1; ...``."""
+    if len(pair.steps) == 1:
+        return pair.steps[0][0]
     return "; ".join(f"{v} at step{'s' if len(steps) > 1 else ''} {', '.join(map(str, steps))}"
-                     for v, steps in by_verdict.items())
+                     for v, steps in pair.steps)
 
 
-def _pairs(tests) -> list:
-    return list(dict.fromkeys((t["model"], t["against"]) for t in tests))
-
-
-def _naive_sentence(dm, level) -> str:
+def _naive_sentence(answer) -> str:
     groups: dict = {}
-    for model, against in _pairs(dm):
-        if against == NAIVE:
-            groups.setdefault(_combined([t for t in dm if t["model"] == model and t["against"] == against],
-                                        level), []).append(model)
+    for pair in answer.pairs:
+        if pair.against == NAIVE:
+            groups.setdefault(_combined(pair), []).append(pair.model)
     if not groups:
         return ""
-    order = ["better", "worse", "no significant difference", "undefined"]
-    labels = {"better": "significantly better", "worse": "significantly worse",
-              "no significant difference": "no significant difference", "undefined": "not testable"}
-    parts = [f"{labels.get(v, v)}: {', '.join(models)}"
-             for v, models in sorted(groups.items(), key=lambda kv: order.index(kv[0])
-                                     if kv[0] in order else len(order))]
+    parts = [f"{_LABELS.get(v, v)}: {', '.join(models)}"
+             for v, models in sorted(groups.items(), key=lambda kv: _ORDER.index(kv[0])
+                                     if kv[0] in _ORDER else len(_ORDER))]
     better = groups.get("better", [])
     head = (f"{len(better)} of {sum(map(len, groups.values()))} models forecast significantly better "
             "than the naive forecast (tomorrow = today)")
     return f"- {head}: " + "; ".join(parts) + "."
 
 
-def _fusion_sentence(dm, welch, level) -> str:
-    pairs = [(m, a) for m, a in _pairs(dm) if a != NAIVE]
+def _fusion_sentence(answer) -> str:
+    pairs = [p for p in answer.pairs if p.against != NAIVE]
     if not pairs:
         return ("- Does fusing help? Not tested (the hybrid and at least one of its branches "
                 "must both be in the study).")
     parts = []
-    for model, against in pairs:
-        entries = [t for t in dm if t["model"] == model and t["against"] == against]
-        text = f"{model} vs {against}: {_combined(entries, level)}"
-        if len(entries) == 1:
-            text += f" (DM p = {_p(entries[0]['p_value'])}, Holm {_p(entries[0]['p_holm'])})"
-        seeds = [t for t in welch if t["model"] == model and t["against"] == against]
-        if seeds:
-            text += (f"; over seeds: {verdict(seeds[0], level)} (Welch p = {_p(seeds[0]['p_value'])}, "
-                     f"Holm {_p(seeds[0]['p_holm'])})")
+    for pair in pairs:
+        text = f"{pair.model} vs {pair.against}: {_combined(pair)}"
+        if len(pair.dm) == 1:
+            text += f" (DM p = {_p(pair.dm[0]['p_value'])}, Holm {_p(pair.dm[0]['p_holm'])})"
+        if pair.welch is not None:
+            text += (f"; over seeds: {pair.welch_verdict} (Welch p = {_p(pair.welch['p_value'])}, "
+                     f"Holm {_p(pair.welch['p_holm'])})")
         parts.append(text)
     return "- Does fusing help? " + "; ".join(parts) + "."
 
 
-def _table(dm, welch, unit) -> list:
-    several_steps = any(t.get("step", 1) != 1 for t in dm)
+def _table(answer, unit) -> list:
+    several_steps = any(t.get("step", 1) != 1 for t in answer.dm)
     head = ["model", "against"] + (["step"] if several_steps else []) + [
         f"MSE model ({unit}²)", f"MSE against ({unit}²)", "DM statistic", "p", "p Holm", "verdict",
         f"seeds: Welch t on {SEED_METRIC} (p, p Holm)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for t in dm:
-        seeds = next((w for w in welch if (w["model"], w["against"]) == (t["model"], t["against"])), None)
+    welch = {(p.model, p.against): p.welch for p in answer.pairs}
+    for t, verdict in zip(answer.dm, answer.verdicts):
+        seeds = welch[(t["model"], t["against"])]
         cells = [t["model"], t["against"]] + ([str(t.get("step", 1))] if several_steps else [])
         cells += [_num(t.get("mse_model")), _num(t.get("mse_against")), _num(t["statistic"], 3),
-                  _p(t["p_value"]), _p(t["p_holm"]), verdict(t) + (f" ({t['note']})" if t.get("note") else "")]
+                  _p(t["p_value"]), _p(t["p_holm"]), verdict + (f" ({t['note']})" if t.get("note") else "")]
         cells.append(f"{_num(seeds['statistic'], 3)} ({_p(seeds['p_value'])}, {_p(seeds['p_holm'])})"
                      if seeds else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def significance_lines(tests, seq_len: int, unit: str = "USD", level: float = SIGNIFICANCE_LEVEL) -> list:
+def significance_lines(answers, unit: str = "USD") -> list:
     """The answer and the test table for one window length (per data source when several).
 
     Parameters
     ----------
-    tests : list of dict
-        Entries of :func:`forecast.study.significance.study_tests`.
-    seq_len : int
+    answers : list of forecast.study.significance.Answer
+        The answers at one window length (:attr:`forecast.study.summary.StudySummary.answers`).
     unit : str
         Price currency, for the MSE columns.
-    level : float
-        Significance level, applied to the Holm-adjusted p-values.
+
+    Returns
+    -------
+    list of str
+        Markdown lines.
     """
-    here = [t for t in tests if t.get("seq_len") == seq_len]
-    if not here:
+    if not answers:
         return ["Significance: no tests (no runs with predictions at this window length).", ""]
-    sources = list(dict.fromkeys(t["data"] for t in here))
     lines = []
-    for data in sources:
-        dm = [t for t in here if t["data"] == data and t["test"] == DM_TEST]
-        welch = [t for t in here if t["data"] == data and t["test"] == WELCH_TEST]
-        n = max((t.get("n") or 0 for t in dm), default=0)
-        where = f" on {data}" if len(sources) > 1 else ""
-        lines += [f"**Answer at the {level:.0%} level{where}.** Diebold-Mariano tests of equal "
-                  f"accuracy ({DM_METHOD}) on each model's seed-mean forecast over {n} test days; "
+    for answer in answers:
+        where = f" on {answer.data}" if len(answers) > 1 else ""
+        lines += [f"**Answer at the {answer.level:.0%} level{where}.** Diebold-Mariano tests of equal "
+                  f"accuracy ({DM_METHOD}) on each model's seed-mean forecast over {answer.days} test days; "
                   "p-values Holm-adjusted over "
-                  f"the {len(dm)} tests of this window (the MSE columns are those of the seed-mean "
+                  f"the {len(answer.dm)} tests of this window (the MSE columns are those of the seed-mean "
                   "forecasts). A negative statistic means the model's error is the smaller one. "
                   "Beside each, Welch's t-test on the per-seed test "
                   f"{SEED_METRIC} asks whether the difference exceeds the spread over seeds.", ""]
-        lines += [s for s in (_naive_sentence(dm, level), _fusion_sentence(dm, welch, level)) if s]
-        lines += [""] + _table(dm, welch, unit) + [""]
+        lines += [s for s in (_naive_sentence(answer), _fusion_sentence(answer)) if s]
+        lines += [""] + _table(answer, unit) + [""]
     return lines

@@ -1,13 +1,16 @@
-"""Read the runs of a comparison study from disk and reduce them to numbers.
+"""Read the runs of a comparison study from disk and reduce them to one summary.
 
 A study keeps every training run in its own folder (``runs/<model>/seed<k>/`` or,
 when several window lengths are compared, ``runs/seq<L>/<model>/seed<k>/``), each
 holding the pipeline's files (see :mod:`forecast.pipeline`): ``config.json``,
 ``history.json``, ``metrics.json``, ``predictions.csv``, ``summary.json`` (data
 description, training outcome, seconds) and ``checkpoint.npz``. This module loads those
-folders (:func:`load_study`), aggregates them over seeds (:func:`summarize`) and
-draws the conclusions that the report states (:func:`conclude`). It knows nothing
-about training or plotting, so the report can be rebuilt from the files alone.
+folders (:func:`load_study`) and computes, once, everything a study states about them
+(:func:`summarize` -> :class:`StudySummary`): the rows aggregated over seeds, the bests,
+the verdicts (:func:`conclude`), the significance answers and the data of the figures.
+Data flows one way, runs -> summary -> renderers: the report, the cross-source page and
+the figures only render the summary. It knows nothing about training or plotting, so the
+report can be rebuilt from the files alone.
 """
 from __future__ import annotations
 
@@ -15,20 +18,24 @@ import csv
 import io
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from forecast.data.sources import price_currency
 from forecast.fileio import atomic_write_json, atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from forecast.study.significance import judge, study_tests
 from models.names import BRANCHES, HYBRID, STUDY_ORDER
 
 __all__ = [
-    "NAIVE_PREFIX", "RunRecord", "Stat", "SummaryRow",
-    "Gap", "MetricVerdict", "Conclusion", "load_run", "load_study", "summarize",
-    "conclude", "model_rank", "write_summary_csv", "write_summary_json", "is_naive", "sample_std",
+    "NAIVE_PREFIX", "WINDOW_METRICS", "RunRecord", "Stat", "SummaryRow", "Gap", "MetricVerdict",
+    "FusionTally", "Conclusion", "Band", "ErrorSample", "WindowFigures", "StudySummary",
+    "load_run", "load_study", "summarize", "conclude", "rank_values", "model_rank",
+    "write_summary_csv", "write_summary_json", "is_naive", "sample_std",
 ]
 
 #: Summary rows of naive baselines are named ``naive_<baseline>`` (``naive_last``...).
@@ -37,6 +44,9 @@ NAIVE_PREFIX = "naive_"
 RUN_STATS = ("epoch_seconds", "epochs")
 SPREAD_RULE = ("|difference of means| > sqrt(std_a^2 + std_b^2), with std the sample "
                "standard deviation (ddof=1) over seeds")
+#: Metrics compared across window lengths and across sources (one table per metric would
+#: be too long).
+WINDOW_METRICS = ("rmse", "mae", "rel_mae", "direction_accuracy")
 
 
 def is_naive(name: str) -> bool:
@@ -259,10 +269,12 @@ class SummaryRow:
         return "naive" if is_naive(self.model) else "model"
 
     def mean(self, key: str) -> float:
+        """Mean over seeds of ``key`` (NaN when the row has no such quantity)."""
         stat = self.stats.get(key)
         return stat.mean if stat is not None else float("nan")
 
     def std(self, key: str) -> float:
+        """Sample standard deviation over seeds of ``key`` (NaN when absent)."""
         stat = self.stats.get(key)
         return stat.std if stat is not None else float("nan")
 
@@ -272,14 +284,14 @@ def _keys_in_order(mappings) -> list[str]:
     return list(dict.fromkeys(key for mapping in mappings for key in mapping))
 
 
-def metric_keys(records) -> list[str]:
+def _metric_keys(records) -> list[str]:
     """Metric names present in the runs: the known ones in table order, then any extra."""
     seen = _keys_in_order(rec.metrics for rec in records)
     known = [m for m in METRIC_NAMES if m in seen]
     return known + [m for m in seen if m not in METRIC_NAMES]
 
 
-def summarize(records) -> list[SummaryRow]:
+def _rows(records) -> list[SummaryRow]:
     """Aggregate runs over seeds, per window length and model.
 
     Naive baselines become rows named ``naive_<baseline>``. Their metrics come from
@@ -296,7 +308,7 @@ def summarize(records) -> list[SummaryRow]:
         Trained models first (in the order they first appear), then baselines, for
         each window length in increasing order.
     """
-    keys = metric_keys(records)
+    keys = _metric_keys(records)
     rows: list[SummaryRow] = []
     for seq_len in sorted({r.seq_len for r in records}):
         group = [r for r in records if r.seq_len == seq_len]
@@ -388,6 +400,22 @@ class MetricVerdict:
     gaps: tuple               # Gap of best_model against every other trained model
     naive_best: bool          # a naive baseline beats every trained model
 
+    @property
+    def n_separated(self) -> int:
+        """How many of the gaps are larger than the seed spread."""
+        return sum(g.separated for g in self.gaps)
+
+
+@dataclass(frozen=True)
+class FusionTally:
+    """The hybrid against one of its branches over the judged metrics."""
+
+    part: str
+    metrics: tuple            # metrics compared
+    wins: tuple               # ... where the hybrid's mean is better
+    clear_wins: tuple         # ... better by more than the seed spread
+    clear_losses: tuple       # ... worse by more than the seed spread
+
 
 @dataclass(frozen=True)
 class Conclusion:
@@ -397,6 +425,13 @@ class Conclusion:
     verdicts: tuple                # MetricVerdict per metric
     beats_naive: dict              # model -> rel_mae mean < 1 (None without rel_mae)
     fusion: tuple                  # (metric, versus, hybrid better?, Gap) for the hybrid
+    tallies: tuple = ()            # FusionTally per branch, from ``fusion``
+    beyond_all: tuple = ()         # metrics where the hybrid beats every branch beyond the spread
+
+    @property
+    def fusion_metrics(self) -> tuple:
+        """The metrics of the fusion question, in the order judged."""
+        return tuple(dict.fromkeys(f[0] for f in self.fusion))
 
 
 def _better(metric: str, a: float, b: float) -> bool:
@@ -408,7 +443,7 @@ def _better(metric: str, a: float, b: float) -> bool:
     return a > b if metric in HIGHER_IS_BETTER else a < b
 
 
-def best_of(rows, metric: str) -> SummaryRow | None:
+def _best_of(rows, metric: str) -> SummaryRow | None:
     """The row with the best mean on ``metric`` (first one on ties), or ``None``."""
     best = None
     for row in rows:
@@ -422,6 +457,27 @@ def best_of(rows, metric: str) -> SummaryRow | None:
 def _gap(a: SummaryRow, b: SummaryRow, metric: str) -> Gap:
     return Gap(other=b.model, difference=abs(a.mean(metric) - b.mean(metric)),
                spread=math.hypot(a.std(metric), b.std(metric)))
+
+
+def _tallies(fusion) -> tuple[tuple, tuple]:
+    """Per branch, where the hybrid wins, clearly wins and clearly loses; and the metrics
+    where it beats every branch by more than the seed spread."""
+    parts = list(dict.fromkeys(f[1] for f in fusion))
+    tallies = []
+    for part in parts:
+        entries = [f for f in fusion if f[1] == part]
+        tallies.append(FusionTally(
+            part=part, metrics=tuple(f[0] for f in entries),
+            wins=tuple(f[0] for f in entries if f[2]),
+            clear_wins=tuple(f[0] for f in entries if f[2] and f[3].separated),
+            clear_losses=tuple(f[0] for f in entries if not f[2] and f[3].separated)))
+    beyond_all = []
+    for metric in dict.fromkeys(f[0] for f in fusion):
+        entries = [f for f in fusion if f[0] == metric]
+        # A branch missing on this metric (no finite mean) leaves the question open.
+        if len(entries) == len(parts) and all(f[2] and f[3].separated for f in entries):
+            beyond_all.append(metric)
+    return tuple(tallies), tuple(beyond_all)
 
 
 def conclude(rows, seq_len: int, metrics=None, hybrid: str = HYBRID,
@@ -448,8 +504,8 @@ def conclude(rows, seq_len: int, metrics=None, hybrid: str = HYBRID,
         metrics = [k for k in _stat_keys(here) if k not in RUN_STATS]
     verdicts = []
     for metric in metrics:
-        overall = best_of(here, metric)
-        top = best_of(models, metric)
+        overall = _best_of(here, metric)
+        top = _best_of(models, metric)
         if overall is None:
             continue
         gaps = tuple(_gap(top, r, metric) for r in models if r is not top) if top else ()
@@ -471,5 +527,323 @@ def conclude(rows, seq_len: int, metrics=None, hybrid: str = HYBRID,
                     h, p = by_name[hybrid], by_name[part]
                     fusion.append((metric, part, _better(metric, h.mean(metric), p.mean(metric)),
                                    _gap(h, p, metric)))
+    tallies, beyond_all = _tallies(fusion)
     return Conclusion(seq_len=seq_len, verdicts=tuple(verdicts), beats_naive=beats,
-                      fusion=tuple(fusion))
+                      fusion=tuple(fusion), tallies=tallies, beyond_all=beyond_all)
+
+
+# -- places ----------------------------------------------------------------------------
+
+def rank_values(values: dict, metric: str) -> dict:
+    """``{name: rank}`` of finite values, 1 = best; tied values share the mean of their places."""
+    finite = {k: v for k, v in values.items() if math.isfinite(v)}
+    ordered = sorted(finite.values(), reverse=metric in HIGHER_IS_BETTER)
+    ranks = {}
+    for name, value in finite.items():
+        places = [i + 1 for i, v in enumerate(ordered) if v == value]
+        ranks[name] = sum(places) / len(places)
+    return ranks
+
+
+def _bests(here, metric: str) -> tuple:
+    """The rows of one window holding the best mean of ``metric``, ties included (row order)."""
+    top = _best_of(here, metric)
+    return () if top is None else tuple(r.model for r in here if r.mean(metric) == top.mean(metric))
+
+
+def _hybrid_rank(here, metric: str, hybrid: str = HYBRID):
+    """``(place, of)`` of the hybrid among the trained models with a finite mean, or None.
+
+    Unlike :func:`rank_values`, ties do not share a place: they are broken by name, so
+    the place is a whole number a table can print as "2 of 4".
+    """
+    trained = sorted((r.mean(metric), r.model) for r in here
+                     if r.kind == "model" and math.isfinite(r.mean(metric)))
+    if metric in HIGHER_IS_BETTER:
+        trained = trained[::-1]
+    order = [m for _, m in trained]
+    return (order.index(hybrid) + 1, len(order)) if hybrid in order else None
+
+
+# -- what the figures draw -------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Band:
+    """A per-epoch quantity over seeds: mean, min, max and how many runs reached each epoch.
+
+    ``runs`` is the number of runs behind it; where ``count < runs`` some stopped early.
+    """
+
+    mean: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    count: np.ndarray
+    runs: int
+
+
+def _band(series_list) -> Band:
+    """The band of runs of different lengths.
+
+    Early stopping ends runs at different epochs. At epoch ``e`` only the runs that
+    reached ``e`` contribute, so a run that stopped early neither drags the mean down
+    nor ends the line; the count tells where the mean covers fewer runs.
+    """
+    n = max(len(s) for s in series_list)
+    table = np.full((len(series_list), n), np.nan)
+    for i, s in enumerate(series_list):
+        table[i, :len(s)] = s
+    # A diverged run logs NaN losses; an epoch where every run did so stays NaN (a gap
+    # in the line) without a warning per column.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return Band(mean=np.nanmean(table, axis=0), lo=np.nanmin(table, axis=0),
+                    hi=np.nanmax(table, axis=0), count=np.sum(np.isfinite(table), axis=0),
+                    runs=len(series_list))
+
+
+@dataclass(frozen=True, eq=False)
+class ErrorSample:
+    """The pooled finite test errors (predicted - actual) of one model or baseline."""
+
+    name: str
+    errors: np.ndarray
+    mae: float
+
+    @classmethod
+    def of(cls, name: str, errors) -> "ErrorSample":
+        """The sample of ``errors`` with the non-finite ones (diverged forecasts) left out."""
+        errors = np.asarray(errors, dtype=float)
+        errors = errors[np.isfinite(errors)]
+        return cls(name, errors, float(np.mean(np.abs(errors))) if errors.size else float("nan"))
+
+
+@dataclass(frozen=True, eq=False)
+class WindowFigures:
+    """What the figures of one window length draw, computed from its runs.
+
+    Attributes
+    ----------
+    n_seeds : int
+        Most runs of any one model.
+    horizon : int
+        Days ahead of the forecasts.
+    losses : dict
+        ``{model: {"train_loss": Band, "val_loss": Band}}`` (a key is absent when no run
+        logged it).
+    predictions : dict
+        ``{model: DataFrame}`` of ``date, actual, predicted, naive``: the mean over seeds
+        per date (for horizon > 1, the last step only).
+    actual : pandas.DataFrame
+        ``date, actual, naive`` of the test period.
+    fusion_kind : str or None
+        The hybrid's fusion (``scalar``, ``channel``, ``gate``); None without a logged weight.
+    fusion : tuple of (int, numpy.ndarray)
+        ``(seed, Mamba weight per epoch)`` of every hybrid run that logged its weight.
+    errors : tuple of ErrorSample
+        Per model, then the naive forecast "tomorrow = today" (the same for every seed,
+        so taken once).
+    """
+
+    n_seeds: int
+    horizon: int
+    losses: dict
+    predictions: dict
+    actual: pd.DataFrame
+    fusion_kind: str | None
+    fusion: tuple
+    errors: tuple
+
+
+def _by_model(records) -> dict:
+    groups: dict = {}
+    for rec in records:
+        groups.setdefault(rec.model, []).append(rec)
+    return groups
+
+
+def _seed_mean_predictions(runs) -> pd.DataFrame:
+    """Average the test predictions of several seeds of one model, date by date.
+
+    For horizon > 1 only the last step (the ``horizon``-day-ahead forecast) is kept,
+    so every date appears once.
+    """
+    frames = []
+    for run in runs:
+        frame = run.predictions
+        if "step" in frame.columns:
+            frame = frame[frame["step"] == frame["step"].max()]
+        frames.append(frame[["date", "actual", "predicted", "naive"]])
+    stacked = pd.concat(frames, ignore_index=True)
+    return stacked.groupby("date", sort=True).mean().reset_index()
+
+
+def _fusion_series(record) -> np.ndarray:
+    """The hybrid's Mamba weight per epoch.
+
+    :mod:`forecast.train` logs it under ``alpha`` as the weight itself, ``sigmoid(alpha)``
+    (mean over channels for channel fusion), not the raw parameter.
+    """
+    key = "fusion_weight" if any("fusion_weight" in h for h in record.history) else "alpha"
+    return record.series(key)
+
+
+def _window_figures(records, hybrid: str = HYBRID) -> WindowFigures:
+    """The figure data of the runs of one window length."""
+    groups = _by_model(records)
+    losses = {}
+    for model, runs in groups.items():
+        series = {key: [r.series(key) for r in runs if len(r.history)]
+                  for key in ("train_loss", "val_loss")}
+        losses[model] = {key: _band(s) for key, s in series.items() if s}
+    predictions = {model: _seed_mean_predictions(runs) for model, runs in groups.items()}
+    weighted = [(r, _fusion_series(r)) for r in groups.get(hybrid, [])]
+    weighted = [(r, w) for r, w in weighted if np.isfinite(w).any()]
+    errors = [ErrorSample.of(model, np.concatenate(
+        [(r.predictions["predicted"] - r.predictions["actual"]).to_numpy() for r in runs]))
+        for model, runs in groups.items()]
+    first = records[0].predictions
+    errors.append(ErrorSample.of(NAIVE_PREFIX + "last", (first["naive"] - first["actual"]).to_numpy()))
+    return WindowFigures(
+        n_seeds=max(len(runs) for runs in groups.values()),
+        horizon=int(records[0].config.get("horizon", 1) or 1),
+        losses=losses, predictions=predictions,
+        actual=next(iter(predictions.values()))[["date", "actual", "naive"]],
+        fusion_kind=str(weighted[0][0].config.get("fusion", "scalar")) if weighted else None,
+        fusion=tuple((r.seed, w) for r, w in weighted), errors=tuple(errors))
+
+
+# -- the summary -----------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class StudySummary:
+    """Everything a study states about its runs, computed once by :func:`summarize`.
+
+    The report, the cross-source page and the figures only read it.
+
+    Attributes
+    ----------
+    rows : tuple of SummaryRow
+        Per window length (increasing): the trained models, then the naive baselines.
+    seq_lens : tuple of int
+    models : tuple of str
+        Trained models, in study order.
+    n_seeds : int
+        Distinct seeds over all runs.
+    metrics : tuple of str
+        Metric names in the runs: the known ones in table order, then any extra.
+    unit : str
+        Currency of the prices.
+    config : dict
+        The first run's configuration (the training options are those of every run).
+    data : dict
+        ``{seq_len: data description}`` (``summary.json``'s ``data``) of each window's first run.
+    mixed_data : tuple of int
+        Window lengths whose runs saw different data (not a like-for-like comparison).
+    bests : dict
+        ``{(seq_len, metric): models}``: the rows holding the best mean, naive baselines
+        included, ties included, in row order; absent when no row has a finite mean.
+    conclusions : dict
+        ``{seq_len: Conclusion}`` (:func:`conclude` over :attr:`metrics`).
+    window_metrics : tuple of str
+        The :data:`WINDOW_METRICS` that some row has a finite mean of.
+    ranks : dict
+        ``{(seq_len, metric): {model: rank}}`` for :data:`WINDOW_METRICS`, over every row
+        of that window (:func:`rank_values`).
+    hybrid_ranks : dict
+        ``{(seq_len, metric): (place, of) or None}`` for :data:`WINDOW_METRICS`: the
+        hybrid's place among the trained models.
+    tests : tuple of dict
+        Every significance test (:func:`forecast.study.significance.study_tests`).
+    answers : dict
+        ``{seq_len: tuple of Answer}``: the tests judged, per source
+        (:func:`forecast.study.significance.judge`).
+    figures : dict
+        ``{seq_len: WindowFigures}``.
+    """
+
+    rows: tuple
+    seq_lens: tuple
+    models: tuple
+    n_seeds: int
+    metrics: tuple
+    unit: str
+    config: dict
+    data: dict
+    mixed_data: tuple
+    bests: dict
+    conclusions: dict
+    window_metrics: tuple
+    ranks: dict
+    hybrid_ranks: dict
+    tests: tuple
+    answers: dict
+    figures: dict
+
+    def rows_at(self, seq_len: int) -> list[SummaryRow]:
+        """The rows of one window length, in table order."""
+        return [r for r in self.rows if r.seq_len == seq_len]
+
+    def row(self, seq_len: int, model: str) -> SummaryRow | None:
+        """The row of ``model`` (or ``naive_<baseline>``) at ``seq_len``, if any."""
+        return next((r for r in self.rows if (r.seq_len, r.model) == (seq_len, model)), None)
+
+
+def _price_unit(record: RunRecord) -> str:
+    """Currency of the prices: the data's own if it says, USD for the bundled/Yahoo data."""
+    info = dict(record.info.get("data") or {})
+    info.setdefault("source", record.config.get("data", "sample"))
+    return price_currency(info)
+
+
+def _data_key(record: RunRecord) -> str:
+    return json.dumps(record.info.get("data"), sort_keys=True, default=str)
+
+
+def summarize(records) -> StudySummary:
+    """Compute everything the study states about its runs, once.
+
+    Parameters
+    ----------
+    records : list of RunRecord
+        The study's runs (:func:`load_study`): one data source, any window lengths.
+
+    Returns
+    -------
+    StudySummary
+
+    Raises
+    ------
+    ValueError
+        Without runs.
+    """
+    records = list(records)
+    if not records:
+        raise ValueError("no runs to summarize")
+    rows = _rows(records)
+    seq_lens = tuple(sorted({r.seq_len for r in records}))
+    metrics = tuple(_metric_keys(records))
+    window = {L: [r for r in records if r.seq_len == L] for L in seq_lens}
+    bests, ranks, hybrid_ranks = {}, {}, {}
+    for seq_len in seq_lens:
+        here = [r for r in rows if r.seq_len == seq_len]
+        for metric in metrics:
+            tied = _bests(here, metric)
+            if tied:
+                bests[(seq_len, metric)] = tied
+        for metric in WINDOW_METRICS:
+            ranks[(seq_len, metric)] = rank_values({r.model: r.mean(metric) for r in here}, metric)
+            hybrid_ranks[(seq_len, metric)] = _hybrid_rank(here, metric)
+    tests = study_tests(records)
+    judged = judge(tests)
+    return StudySummary(
+        rows=tuple(rows), seq_lens=seq_lens, models=tuple(dict.fromkeys(r.model for r in records)),
+        n_seeds=len({r.seed for r in records}), metrics=metrics, unit=_price_unit(records[0]),
+        config=records[0].config,
+        data={L: (runs[0].info.get("data") or {}) for L, runs in window.items()},
+        mixed_data=tuple(L for L, runs in window.items() if len({_data_key(r) for r in runs}) > 1),
+        bests=bests, conclusions={L: conclude(rows, L, list(metrics)) for L in seq_lens},
+        window_metrics=tuple(m for m in WINDOW_METRICS
+                             if any(math.isfinite(r.mean(m)) for r in rows)),
+        ranks=ranks, hybrid_ranks=hybrid_ranks, tests=tuple(tests),
+        answers={L: tuple(a for a in judged if a.seq_len == L) for L in seq_lens},
+        figures={L: _window_figures(runs) for L, runs in window.items()})
