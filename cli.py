@@ -79,7 +79,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     from forecast.config import DTYPES
     from forecast.config import RunConfig
     from forecast.ltsf.protocol import PROTOCOLS
-    from models.longhorizon import CHANNEL_MODES
+    from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
     from models.names import FUSIONS, MODEL_NAMES
 
     d = RunConfig.defaults()
@@ -102,9 +102,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "token (" + _default_help("channels") + ")")
     g.add_argument("--seg-len", type=int, default=None,
                    help="steps per token; must divide --seq-len (" + _default_help("seg_len") + ")")
-    g.add_argument("--revin", action=argparse.BooleanOptionalAction, default=None,
-                   help="normalise each window by its own mean and std, and map the forecast back ("
-                        + _default_help("revin") + ")")
+    g.add_argument("--norm", choices=INSTANCE_NORMS, default=None,
+                   help="instance normalisation: take each window's last value, mean, or mean and std "
+                        "(revin) out per channel and put them back into the forecast (" + _default_help("norm") + ")")
     g.add_argument("--linear-path", action=argparse.BooleanOptionalAction, default=None,
                    help="add a linear window-to-horizon map to the encoder's forecast ("
                         + _default_help("linear_path") + ")")
@@ -244,6 +244,19 @@ def run_evaluate(args) -> int:
     res = evaluate_checkpoint(args.checkpoint, data=args.data, start=args.start, end=args.end,
                               part=args.part, backend=args.backend)
     part = res["data"]["split"][res["part"]]
+    if res["metrics"].get("protocol") == "ltsf":
+        summary = {"metrics": res["metrics"], "data": res["data"], "config": res["config"],
+                   "training": {}, "seconds": 0.0, "out_dir": args.out}
+        text = format_series_summary(summary).splitlines()
+        text[0] = text[0].replace("test windows", f"{res['part']} windows").replace(
+            f"(targets {res['data']['split']['test']['first_target']} to "
+            f"{res['data']['split']['test']['last_target']})",
+            f"(targets {part['first_target']} to {part['last_target']})")
+        print("\n".join(text))
+        if args.out:
+            atomic_write_json(args.out, {**res["metrics"], "part": res["part"], "data": res["data"]})
+            print(f"metrics written to {args.out}")
+        return 0
     summary = {"metrics": res["metrics"], "data": res["data"], "training": {
         "best_epoch": None, "epochs_run": 0, "stop_reason": "completed"}, "config": res["config"],
         "seconds": 0.0, "out_dir": args.out}

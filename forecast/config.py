@@ -20,7 +20,7 @@ from forecast.errors import UserInputError
 from forecast.fileio import to_jsonable
 from forecast.ltsf.protocol import LTSF, LTSF_DEFAULTS, PROTOCOLS, STOCK, STOCK_ONLY
 from forecast.train import TrainSettings
-from models.longhorizon import CHANNEL_MODES
+from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
 from models.names import FUSIONS, HYBRID, MODEL_NAMES
 
 __all__ = ["DTYPES", "RunConfig", "STOCK_DEFAULTS", "protocol_defaults"]
@@ -49,7 +49,7 @@ STOCK_DEFAULTS = {
     "warmup": TrainSettings.warmup,
 }
 #: Options that only the long-horizon protocol has.
-LTSF_ONLY = ("channels", "seg_len", "revin", "linear_path")
+LTSF_ONLY = ("channels", "seg_len", "norm", "linear_path")
 
 
 def protocol_defaults(protocol: str) -> dict:
@@ -114,8 +114,10 @@ class RunConfig:
         channels in every token (see :mod:`models.longhorizon`).
     seg_len : int
         ltsf only: steps per token (must divide ``seq_len``).
-    revin, linear_path : bool
-        ltsf only: instance normalisation of each window; a linear window-to-horizon path.
+    norm : {"none", "last", "mean", "revin"}
+        ltsf only: instance normalisation of each window (see :mod:`models.longhorizon`).
+    linear_path : bool
+        ltsf only: a linear window-to-horizon path beside the encoder.
     epochs, batch_size : int
     lr, weight_decay, clip : float
         Peak learning rate, AdamW decoupled decay, max gradient norm (0: no clipping).
@@ -151,7 +153,7 @@ class RunConfig:
     fusion: str = "scalar"
     channels: str | None = None
     seg_len: int | None = None
-    revin: bool | None = None
+    norm: str | None = None
     linear_path: bool | None = None
     epochs: int | None = None
     batch_size: int | None = None
@@ -215,7 +217,7 @@ class RunConfig:
     def _validate_ltsf(self) -> None:
         self.channels = _choice("--channels", self.channels, CHANNEL_MODES)
         self.seg_len = _integer("seg_len", self.seg_len, minimum=1)
-        self.revin = _boolean("--revin", self.revin)
+        self.norm = _choice("--norm", self.norm, INSTANCE_NORMS)
         self.linear_path = _boolean("--linear-path", self.linear_path)
         spec = parse_source(self.data)
         if spec.kind in ("sample", "yahoo"):

@@ -97,7 +97,7 @@ def build_forecaster(config: RunConfig, input_size: int):
     layout = {}
     if config.protocol == LTSF:
         layout = dict(channels=config.channels, seq_len=config.seq_len, seg_len=config.seg_len,
-                      revin=config.revin, linear_path=config.linear_path)
+                      norm=config.norm, linear_path=config.linear_path)
     try:
         return build_model(config.model, input_size=input_size, hidden_size=config.hidden,
                            d_state=config.d_state, n_layers=config.layers, horizon=config.horizon,
@@ -407,6 +407,15 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
     CheckpointError, UserInputError
     """
     state, meta = load_checkpoint(path)
+    if meta.get("protocol") == LTSF:
+        if start is not None or end is not None:
+            raise UserInputError("--start and --end do not apply to a --protocol ltsf run: its borders "
+                                 "are fixed by the benchmark")
+        if part not in PARTS:
+            raise UserInputError(f"--part: choose {', '.join(PARTS)}, got {part!r}")
+        from forecast.ltsf.run import evaluate_series_checkpoint
+
+        return evaluate_series_checkpoint(state, meta, path, data=data, part=part, backend=backend)
     try:
         run_config = dict(meta["run_config"])
         # Older checkpoints predate window_norm and trained on raw values.

@@ -7,12 +7,12 @@ import numpy as np
 
 from models.forecasters import Forecaster, GRUForecaster, HybridForecaster, ResidualForecaster
 from models.gru import GRULayer
-from models.longhorizon import CHANNEL_MODES, LongHorizonForecaster
+from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS, LongHorizonForecaster
 from models.mamba import MambaBlock
 from models.mingru import MinGRULayer
 from models.names import FUSIONS, HYBRID, MODEL_NAMES, RNN_BASELINE
 
-__all__ = ["MODEL_NAMES", "FUSIONS", "CHANNEL_MODES", "build_model", "Forecaster",
+__all__ = ["MODEL_NAMES", "FUSIONS", "CHANNEL_MODES", "INSTANCE_NORMS", "build_model", "Forecaster",
            "LongHorizonForecaster", "MambaBlock", "MinGRULayer", "GRULayer"]
 
 
@@ -25,7 +25,7 @@ def _positive_int(key: str, value) -> int:
 def build_model(name: str, input_size: int, hidden_size: int = 64, d_state: int = 16,
                 n_layers: int = 1, horizon: int = 1, backend=None, dtype=np.float64,
                 seed: int = 0, fusion: str = "scalar", channels: str | None = None,
-                seq_len: int | None = None, seg_len: int = 1, revin: bool = False,
+                seq_len: int | None = None, seg_len: int = 1, norm: str = "none",
                 linear_path: bool = False):
     """Build a forecaster by name.
 
@@ -59,9 +59,12 @@ def build_model(name: str, input_size: int, hidden_size: int = 64, d_state: int 
         Window length; required with ``channels``.
     seg_len : int
         Steps per token (must divide ``seq_len``); with ``channels`` only.
-    revin, linear_path : bool
-        Instance normalisation of each window; a linear window-to-horizon path added to
-        the encoder's forecast. With ``channels`` only.
+    norm : {"none", "last", "mean", "revin"}
+        Instance normalisation of each window (see :mod:`models.longhorizon`); with
+        ``channels`` only.
+    linear_path : bool
+        A linear window-to-horizon path added to the encoder's forecast; with
+        ``channels`` only.
 
     Returns
     -------
@@ -69,7 +72,7 @@ def build_model(name: str, input_size: int, hidden_size: int = 64, d_state: int 
         Maps ``(batch, seq_len, input_size)`` to ``(batch, horizon)``, or with
         ``channels`` to ``(batch, horizon * input_size)``. Its ``config`` dict holds its
         keyword arguments (``name, input_size, hidden_size, d_state, n_layers, horizon,
-        fusion`` and, with ``channels``, ``channels, seq_len, seg_len, revin,
+        fusion`` and, with ``channels``, ``channels, seq_len, seg_len, norm,
         linear_path``), so ``build_model(**model.config)`` rebuilds the architecture
         (backend, dtype and seed are not part of it and take their defaults unless
         passed as well).
@@ -98,7 +101,7 @@ def build_model(name: str, input_size: int, hidden_size: int = 64, d_state: int 
     if mode not in CHANNEL_MODES:
         raise ValueError(f"unknown channels mode {channels!r}; choose one of {', '.join(CHANNEL_MODES)}")
     config.update(channels=mode, seq_len=_positive_int("seq_len", seq_len),
-                  seg_len=_positive_int("seg_len", seg_len), revin=bool(revin), linear_path=bool(linear_path))
+                  seg_len=_positive_int("seg_len", seg_len), norm=str(norm), linear_path=bool(linear_path))
 
     def inner(token_size: int, outputs: int, inner_seed: int) -> Forecaster:
         return _encoder(dict(config, input_size=token_size, horizon=outputs), backend=backend,

@@ -9,10 +9,13 @@ sequence encoders (the *inner* forecaster of :mod:`models.forecasters`)::
                                  `-> linear path (L -> H per channel) -----------+-> add
                 -> de-normalise -> y (b, H * C), step-major (y.reshape(b, H, C))
 
-- ``revin``: each window is standardised per channel by its own mean and standard
-  deviation, and the forecast is mapped back with them (reversible instance
-  normalisation, Kim et al. 2022, without the affine part). The level and scale of a
-  window then need no learning, which is most of what a long forecast gets wrong.
+- ``norm``, instance normalisation: each window's level is taken out per channel before
+  the encoder and added back to the forecast, so the level of a window needs no
+  learning, which is most of what a long forecast gets wrong when the series drifts:
+  ``"last"`` subtracts the last input value (NLinear, SegRNN), ``"mean"`` the window's
+  mean, ``"revin"`` also divides by the window's standard deviation and multiplies the
+  forecast back by it (reversible instance normalisation, Kim et al. 2022, without the
+  affine part); ``"none"`` feeds the window as it is.
 - ``channels="independent"``: every channel is its own univariate series through shared
   weights (the batch grows ``C``-fold); ``"mixed"``: one sequence whose tokens hold all
   channels and whose head emits ``H * C`` values.
@@ -34,10 +37,12 @@ import numpy as np
 from engine.layers import Linear
 from engine.module import Module, derive_seed
 
-__all__ = ["CHANNEL_MODES", "REVIN_EPS", "LongHorizonForecaster"]
+__all__ = ["CHANNEL_MODES", "INSTANCE_NORMS", "REVIN_EPS", "LongHorizonForecaster"]
 
 #: How channels meet the encoder (see the module docstring); the first is the default.
 CHANNEL_MODES = ("independent", "mixed")
+#: Instance normalisations of a window (see the module docstring).
+INSTANCE_NORMS = ("none", "last", "mean", "revin")
 #: Added to each window's variance before the square root (RevIN's value).
 REVIN_EPS = 1e-5
 
@@ -49,7 +54,7 @@ class LongHorizonForecaster(Module):
     ----------
     config : dict
         ``name, input_size`` (the channels ``C``), ``seq_len, horizon, channels, seg_len,
-        revin, linear_path`` plus the inner forecaster's ``hidden_size, d_state, n_layers,
+        norm, linear_path`` plus the inner forecaster's ``hidden_size, d_state, n_layers,
         fusion``: the keyword arguments of :func:`models.build_model`.
     inner_builder : callable
         ``inner_builder(input_size, horizon, seed) -> Forecaster``: the sequence encoder
@@ -72,12 +77,14 @@ class LongHorizonForecaster(Module):
         self.horizon = H = int(config["horizon"])
         self.channels = config["channels"]
         self.seg_len = w = int(config["seg_len"])
-        self.revin = bool(config["revin"])
+        self.norm = config["norm"]
         self.linear_path = bool(config["linear_path"])
         self.hidden_size = int(config["hidden_size"])
         self.input_size = C                     # what the data must give per step
         if self.channels not in CHANNEL_MODES:
             raise ValueError(f"unknown channels mode {self.channels!r}; choose one of {', '.join(CHANNEL_MODES)}")
+        if self.norm not in INSTANCE_NORMS:
+            raise ValueError(f"unknown instance norm {self.norm!r}; choose one of {', '.join(INSTANCE_NORMS)}")
         if L % w:
             raise ValueError(f"seg_len {w} must divide seq_len {L}")
         self.n_tokens = L // w
@@ -113,13 +120,8 @@ class LongHorizonForecaster(Module):
         b, L, C, H = x.shape[0], self.seq_len, self.n_channels, self.horizon
         if x.ndim != 3 or x.shape[1:] != (L, C):
             raise ValueError(f"{self.name} expects input of shape (batch, {L}, {C}), got {x.shape}")
-        if self.revin:
-            mu = x.mean(axis=1, keepdims=True)                              # (b, 1, C)
-            sd = np.sqrt(x.var(axis=1, keepdims=True) + REVIN_EPS)          # (b, 1, C)
-            xn = (x - mu) / sd
-        else:
-            mu = sd = None
-            xn = x
+        mu, sd = self._statistics(x)                                        # (b, 1, C) each
+        xn = x if mu is None else (x - mu) if sd is None else (x - mu) / sd
         xc = np.ascontiguousarray(xn.transpose(0, 2, 1))                    # (b, C, L)
         if self.channels == "independent":
             tokens = xc.reshape(b * C, self.n_tokens, self.seg_len)         # (bC, T, w)
@@ -129,9 +131,20 @@ class LongHorizonForecaster(Module):
             deep = self.encoder.forward(tokens).reshape(b, H, C).transpose(0, 2, 1)
         yc = deep + self.linear.forward(xc) if self.linear_path else deep   # (b, C, H)
         yn = yc.transpose(0, 2, 1)                                          # (b, H, C)
-        y = yn * sd + mu if self.revin else yn
+        y = yn if mu is None else (yn + mu) if sd is None else yn * sd + mu
         self._cache = (xn, yn, sd, b)
         return np.ascontiguousarray(y).reshape(b, H * C)
+
+    def _statistics(self, x: np.ndarray):
+        """``(level, scale)`` of each window and channel, ``(b, 1, C)``; None where unused."""
+        if self.norm == "none":
+            return None, None
+        if self.norm == "last":
+            return x[:, -1:, :], None
+        mu = x.mean(axis=1, keepdims=True)
+        if self.norm == "mean":
+            return mu, None
+        return mu, np.sqrt(x.var(axis=1, keepdims=True) + REVIN_EPS)
 
     # -- backward --------------------------------------------------------------------
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -139,7 +152,7 @@ class LongHorizonForecaster(Module):
         xn, yn, sd, b = self._cache
         C, L, H = self.n_channels, self.seq_len, self.horizon
         dy = self._as_input(dy).reshape(b, H, C)
-        dyn = dy * sd if self.revin else dy                                 # (b, H, C)
+        dyn = dy if sd is None else dy * sd                                 # (b, H, C)
         dyc = np.ascontiguousarray(dyn.transpose(0, 2, 1))                  # (b, C, H)
         dxc = self.linear.backward(dyc) if self.linear_path else np.zeros((b, C, L), dtype=self.dtype)
         if self.channels == "independent":
@@ -149,13 +162,24 @@ class LongHorizonForecaster(Module):
         else:
             dtok = self.encoder.backward(np.ascontiguousarray(dyn).reshape(b, H * C))   # (b, T, wC)
             dxn = dxc.transpose(0, 2, 1) + dtok.reshape(b, L, C)
-        if not self.revin:
-            return np.ascontiguousarray(dxn)
+        return self._statistics_backward(np.ascontiguousarray(dxn), dy, xn, yn, sd)
+
+    def _statistics_backward(self, dxn, dy, xn, yn, sd) -> np.ndarray:
+        """``dx`` from the gradient of the normalised window ``dxn`` and the output's ``dy``:
+        the level and scale are functions of ``x`` too, on both sides of the encoder."""
+        if self.norm == "none":
+            return dxn
+        dmu = dy.sum(axis=1, keepdims=True)                                 # (b, 1, C): y = yn + mu...
+        if self.norm == "last":
+            dx = dxn.copy()
+            dx[:, -1:] += dmu - dxn.sum(axis=1, keepdims=True)              # mu = x[:, -1]
+            return dx
+        L = self.seq_len
+        if self.norm == "mean":
+            return dxn - dxn.mean(axis=1, keepdims=True) + dmu / L
         # xn = (x - mu) / sd with the window's own mu and sd: the layer-norm backward
-        # (exact with eps too, since d sd / dx = xn / L)...
+        # (exact with eps too, since d sd / dx = xn / L), plus y = yn * sd + mu.
         dx = (dxn - dxn.mean(axis=1, keepdims=True)
               - xn * (dxn * xn).mean(axis=1, keepdims=True)) / sd
-        # ...plus the de-normalisation y = yn * sd + mu, whose mu and sd also depend on x.
-        dmu = dy.sum(axis=1, keepdims=True)                                 # (b, 1, C)
         dsd = (dy * yn).sum(axis=1, keepdims=True)                          # (b, 1, C)
         return dx + (dmu + dsd * xn) / L

@@ -11,16 +11,20 @@ from tests.model_cases import BACKENDS, perturb_for_gradcheck
 
 def small(name="hybrid", backend="numpy", **kw):
     args = dict(input_size=3, hidden_size=4, d_state=2, horizon=5, seed=1, channels="independent",
-                seq_len=6, seg_len=2, revin=True, linear_path=True)
+                seq_len=6, seg_len=2, norm="revin", linear_path=True)
     args.update(kw)
     return build_model(name, backend=backend, **args)
 
 
 OPTIONS = {
     "independent-revin-linear": {},
-    "independent-plain": dict(revin=False, linear_path=False),
+    "independent-plain": dict(norm="none", linear_path=False),
+    "independent-last": dict(norm="last"),
+    "independent-mean": dict(norm="mean", linear_path=False),
     "mixed-revin-linear": dict(channels="mixed"),
     "mixed-revin": dict(channels="mixed", linear_path=False),
+    "mixed-last": dict(channels="mixed", norm="last"),
+    "mixed-mean": dict(channels="mixed", norm="mean"),
     "one-step-tokens": dict(seg_len=1),
 }
 
@@ -37,15 +41,18 @@ def test_gradients_match_finite_differences(name, option):
     assert_grads_close(errors)
 
 
-def test_output_is_step_major_and_revin_restores_level_and_scale():
+@pytest.mark.parametrize("norm", ["revin", "mean", "last", "none"])
+def test_output_is_step_major_and_the_norm_restores_the_level(norm):
     # Without a linear path and with the encoder's head zeroed the normalised forecast is 0,
-    # so RevIN must hand back each window's own channel means for every step.
-    model = small("mingru", linear_path=False)
+    # so the forecast must be each window's own level (mean or last value) for every step.
+    model = small("mingru", linear_path=False, norm=norm)
     model.encoder.head.p("weight")[...] = 0
     model.encoder.head.p("bias")[...] = 0
     x = np.random.default_rng(0).standard_normal((4, 6, 3)) * 5 + np.array([10.0, -3.0, 0.5])
     y = model.forward(x).reshape(4, 5, 3)
-    np.testing.assert_allclose(y, np.broadcast_to(x.mean(axis=1, keepdims=True), y.shape), rtol=1e-12)
+    level = {"revin": x.mean(axis=1, keepdims=True), "mean": x.mean(axis=1, keepdims=True),
+             "last": x[:, -1:], "none": np.zeros((4, 1, 3))}[norm]
+    np.testing.assert_allclose(y, np.broadcast_to(level, y.shape), rtol=1e-12, atol=1e-12)
 
 
 def test_channels_are_independent_series_through_shared_weights():
@@ -79,6 +86,7 @@ def test_config_rebuilds_the_same_model_and_state_dict_names():
 @pytest.mark.parametrize("bad, message", [
     (dict(seg_len=4), "must divide"),
     (dict(channels="diagonal"), "unknown channels"),
+    (dict(norm="zscore"), "unknown instance norm"),
     (dict(seq_len=0), "seq_len"),
 ])
 def test_bad_options_are_refused(bad, message):

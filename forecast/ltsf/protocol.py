@@ -37,7 +37,7 @@ LTSF_DEFAULTS = {
     "layers": 1,
     "channels": "independent",
     "seg_len": 12,
-    "revin": True,
+    "norm": "revin",
     "linear_path": True,
     "epochs": 10,
     "batch_size": 64,

@@ -29,7 +29,7 @@ from forecast.ltsf.protocol import LTSF
 from forecast.train import fit, predict
 
 __all__ = ["load_series_dataset", "series_dataset_from_frame", "evaluate_series_model", "SeriesRun",
-           "train_series_run", "SERIES_RUN_FILES"]
+           "train_series_run", "evaluate_series_checkpoint", "SERIES_RUN_FILES"]
 
 #: The files of a run folder under the protocol, in the order they are written.
 SERIES_RUN_FILES = ("config.json", "history.json", "metrics.json", "window_losses.csv", "summary.json",
@@ -142,3 +142,51 @@ def train_series_run(config, dataset: SeriesDataset, model, progress: bool = Tru
     summary = {"data": dataset.info, "training": training, "model_config": dict(model.config),
                "parameters": model.num_parameters()}
     return SeriesRun(config, model, dataset, result, _metrics(dataset, test, val), losses, summary, t0)
+
+
+def evaluate_series_checkpoint(state, meta: dict, path, data=None, part: str = "test", backend=None) -> dict:
+    """Re-evaluate a checkpoint written under the protocol (``cli.py evaluate``).
+
+    The run's lookback, horizon and *saved* scaler are reused; ``data`` may name another
+    series with the same channels (its borders follow its own length and kind).
+
+    Returns
+    -------
+    dict
+        ``metrics`` (as in ``metrics.json``, on ``part``), ``window_losses`` (DataFrame),
+        ``data``, ``config``, ``part``.
+    """
+    from forecast.config import RunConfig
+    from forecast.data.scaling import scaler_from_dict
+    from forecast.data.series import load_series
+    from forecast.errors import CheckpointError, UserInputError, first_line
+    from models import build_model
+
+    try:
+        config = RunConfig.from_dict(dict(meta["run_config"]))
+        scaler = scaler_from_dict(meta["scalers"]["series"])
+        model_config = dict(meta["model_config"])
+        seed, dtype = int(meta.get("seed", 0)), meta.get("dtype", "float64")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata incomplete ({exc})") from exc
+    if data is not None:
+        config.data = data
+    if backend is not None:
+        config.backend = backend
+    config.validate()
+    try:
+        model = build_model(**model_config, backend=config.backend, dtype=dtype, seed=seed)
+        model.load_state_dict(state)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path} does not fit its model ({first_line(exc)})") from exc
+    frame, info = load_series(config.data)
+    if frame.shape[1] != model.n_channels:
+        raise UserInputError(f"{config.data} has {frame.shape[1]} channels; the model of {path} "
+                             f"takes {model.n_channels}")
+    dataset = series_dataset_from_frame(config, frame, info, scaler=scaler)
+    with single_threaded_blas():
+        metrics, losses = evaluate_series_model(model, dataset, part)
+    result = {"protocol": LTSF, "test_windows": dataset.windows(part), "test": metrics["model"],
+              "repeat": metrics["repeat"], "linear": metrics["linear"]}
+    return {"metrics": result, "window_losses": losses, "data": to_jsonable(dataset.info),
+            "config": config.to_dict(), "part": part}

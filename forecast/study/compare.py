@@ -35,7 +35,7 @@ from forecast.study.executors import execute, make_executor
 from forecast.study.plan import (COMPARE_DEFAULTS, DEFAULT_SEEDS, SOURCES_DIR, RunSpec, StudyPlan,
                                  command_line, plan_study, shared_fields, usable_cores)
 from forecast.study.report import build_report
-from models.longhorizon import CHANNEL_MODES
+from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
 from models.names import FUSIONS, STUDY_ORDER
 
 __all__ = ["add_arguments", "run", "run_study", "environment", "StudyResult", "EXIT_RUNS_FAILED"]
@@ -46,7 +46,7 @@ EXIT_RUNS_FAILED = 1
 #: Allowed values of the train options that have a fixed set (as ``train`` has).
 CHOICES = {"backend": BACKENDS, "fusion": FUSIONS, "dtype": DTYPES, "target": TARGETS,
            "scaler": SCALERS, "window_norm": WINDOW_NORMS, "protocol": PROTOCOLS,
-           "channels": CHANNEL_MODES}
+           "channels": CHANNEL_MODES, "norm": INSTANCE_NORMS}
 
 
 # -- the command line ------------------------------------------------------------------
