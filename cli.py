@@ -76,7 +76,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     error rather than silently ignored.
     """
     from engine.backend import BACKENDS
-    from forecast.config import DTYPES
+    from forecast.config import DTYPES, LINEAR_INITS
     from forecast.config import RunConfig
     from forecast.ltsf.protocol import PROTOCOLS
     from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
@@ -108,6 +108,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--linear-path", action=argparse.BooleanOptionalAction, default=None,
                    help="add a linear window-to-horizon map to the encoder's forecast ("
                         + _default_help("linear_path") + ")")
+    g.add_argument("--linear-init", choices=LINEAR_INITS, default=None,
+                   help="start the linear path at a random draw, or at the least-squares map of the "
+                        "training windows with the encoder's head at zero (" + _default_help("linear_init") + ")")
     add_data_arguments(p, d)
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=None, help=_default_help("epochs"))
@@ -384,6 +387,8 @@ COMMANDS: dict[str, Command] = {
                     add_data_command_arguments, run_data),
     "compare": Command("compare the four models over seeds", module="forecast.study.compare"),
     "bench": Command("benchmark numpy vs numba kernels", module="bench.harness.cli"),
+    "export": Command("write a checkpoint's weights and configuration as a safetensors file for PyTorch",
+                      module="forecast.export"),
 }
 
 

@@ -23,7 +23,7 @@ from forecast.train import TrainSettings
 from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
 from models.names import FUSIONS, HYBRID, MODEL_NAMES
 
-__all__ = ["DTYPES", "RunConfig", "STOCK_DEFAULTS", "protocol_defaults"]
+__all__ = ["DTYPES", "RunConfig", "STOCK_DEFAULTS", "LINEAR_INITS", "protocol_defaults"]
 
 #: Parameter dtypes a run can train in.
 DTYPES = ("float64", "float32")
@@ -49,7 +49,10 @@ STOCK_DEFAULTS = {
     "warmup": TrainSettings.warmup,
 }
 #: Options that only the long-horizon protocol has.
-LTSF_ONLY = ("channels", "seg_len", "norm", "linear_path")
+LTSF_ONLY = ("channels", "seg_len", "norm", "linear_path", "linear_init")
+#: How the linear path starts: PyTorch's default uniform draw, or the least-squares map of
+#: the training windows (see models.longhorizon.LongHorizonForecaster.init_linear_path).
+LINEAR_INITS = ("random", "lstsq")
 
 
 def protocol_defaults(protocol: str) -> dict:
@@ -118,6 +121,9 @@ class RunConfig:
         ltsf only: instance normalisation of each window (see :mod:`models.longhorizon`).
     linear_path : bool
         ltsf only: a linear window-to-horizon path beside the encoder.
+    linear_init : {"random", "lstsq"}
+        ltsf only: the linear path starts at a random draw, or at the least-squares map of
+        the training windows with the encoder's head at zero.
     epochs, batch_size : int
     lr, weight_decay, clip : float
         Peak learning rate, AdamW decoupled decay, max gradient norm (0: no clipping).
@@ -155,6 +161,7 @@ class RunConfig:
     seg_len: int | None = None
     norm: str | None = None
     linear_path: bool | None = None
+    linear_init: str | None = None
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -219,6 +226,9 @@ class RunConfig:
         self.seg_len = _integer("seg_len", self.seg_len, minimum=1)
         self.norm = _choice("--norm", self.norm, INSTANCE_NORMS)
         self.linear_path = _boolean("--linear-path", self.linear_path)
+        self.linear_init = _choice("--linear-init", self.linear_init, LINEAR_INITS)
+        if self.linear_init == "lstsq" and not self.linear_path:
+            raise UserInputError("--linear-init lstsq starts the linear path: it needs --linear-path")
         spec = parse_source(self.data)
         if spec.kind in ("sample", "yahoo"):
             raise UserInputError(f"--protocol ltsf takes a multichannel series (ett:ETTh1, ett:ETTh2, "

@@ -96,6 +96,37 @@ class LongHorizonForecaster(Module):
                                                           seed=derive_seed(self.seed, 1)))
         self._cache = None
 
+    def init_linear_path(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Start from the least-squares linear forecast: the linear path takes the closed-form
+        map of the normalised training windows to their normalised targets, and the
+        encoder's head starts at zero, so training begins at that map's forecast and the
+        encoder learns what it misses.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, L, C)
+            Training windows.
+        y : ndarray, shape (n, H * C)
+            Their targets, step-major.
+        """
+        if not self.linear_path:
+            raise ValueError("init_linear_path needs a model built with linear_path=True")
+        X = np.asarray(X, dtype=np.float64)
+        n, L, C, H = len(X), self.seq_len, self.n_channels, self.horizon
+        Y = np.asarray(y, dtype=np.float64).reshape(n, H, C)
+        mu, sd = self._statistics(X)
+        if mu is not None:
+            X, Y = X - mu, Y - mu
+        if sd is not None:
+            X, Y = X / sd, Y / sd
+        A = np.ascontiguousarray(X.transpose(0, 2, 1)).reshape(n * C, L)
+        B = np.ascontiguousarray(Y.transpose(0, 2, 1)).reshape(n * C, H)
+        coef, *_ = np.linalg.lstsq(np.hstack([A, np.ones((n * C, 1))]), B, rcond=None)   # (L + 1, H)
+        self.linear.p("weight")[...] = coef[:-1].T
+        self.linear.p("bias")[...] = coef[-1]
+        self.encoder.head.p("weight")[...] = 0
+        self.encoder.head.p("bias")[...] = 0
+
     @property
     def fusion_weight(self):
         """The inner hybrid's fusion weight (None for the other encoders)."""

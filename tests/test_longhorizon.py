@@ -113,3 +113,24 @@ def test_backends_agree(backend, dtype):
     for (k, g), (_, g_ref) in zip(model.grads().items(), ref.grads().items()):
         np.testing.assert_allclose(g, g_ref, rtol=tol, atol=tol, err_msg=k)
     assert model.forward(x).dtype == dtype
+
+
+@pytest.mark.parametrize("norm", ["none", "mean", "revin"])
+def test_least_squares_start_forecasts_the_closed_form_map(norm):
+    from forecast.ltsf.dataset import LinearMap
+
+    rng = np.random.default_rng(7)
+    X = np.cumsum(rng.standard_normal((200, 6, 3)), axis=1)
+    y = X[:, -1:, :] + 0.3 * np.cumsum(rng.standard_normal((200, 5, 3)), axis=1)
+    model = small("hybrid", norm=norm)
+    model.init_linear_path(X, y.reshape(200, -1))
+    pred = model.forward(X).reshape(200, 5, 3)
+    if norm == "none":
+        expected = LinearMap().fit(X, y).predict(X)
+    else:
+        mu = X.mean(axis=1, keepdims=True)
+        sd = np.sqrt(X.var(axis=1, keepdims=True) + 1e-5) if norm == "revin" else 1.0
+        expected = LinearMap().fit((X - mu) / sd, (y - mu) / sd).predict((X - mu) / sd) * sd + mu
+    np.testing.assert_allclose(pred, expected, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="linear_path=True"):
+        small("mingru", linear_path=False).init_linear_path(X, y.reshape(200, -1))

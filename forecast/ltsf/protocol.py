@@ -39,6 +39,7 @@ LTSF_DEFAULTS = {
     "seg_len": 12,
     "norm": "revin",
     "linear_path": True,
+    "linear_init": "random",
     "epochs": 10,
     "batch_size": 64,
     "lr": 1e-3,

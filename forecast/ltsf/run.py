@@ -131,6 +131,8 @@ def train_series_run(config, dataset: SeriesDataset, model, progress: bool = Tru
     """
     t0 = time.perf_counter()
     with single_threaded_blas():
+        if config.linear_init == "lstsq":
+            model.init_linear_path(*dataset.part("train"))
         result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
                      progress=progress, desc=f"{config.model} H={config.horizon}")
         if result.note and progress:

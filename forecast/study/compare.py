@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.backend import BACKENDS
-from forecast.config import DTYPES, RunConfig
+from forecast.config import DTYPES, LINEAR_INITS, RunConfig
 from forecast.data import SCALERS, TARGETS, WINDOW_NORMS
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_json
@@ -46,7 +46,7 @@ EXIT_RUNS_FAILED = 1
 #: Allowed values of the train options that have a fixed set (as ``train`` has).
 CHOICES = {"backend": BACKENDS, "fusion": FUSIONS, "dtype": DTYPES, "target": TARGETS,
            "scaler": SCALERS, "window_norm": WINDOW_NORMS, "protocol": PROTOCOLS,
-           "channels": CHANNEL_MODES, "norm": INSTANCE_NORMS}
+           "channels": CHANNEL_MODES, "norm": INSTANCE_NORMS, "linear_init": LINEAR_INITS}
 
 
 # -- the command line ------------------------------------------------------------------
