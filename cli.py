@@ -96,7 +96,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--d-state", type=int, default=d["d_state"], help="Mamba state size (default %(default)s)")
     g.add_argument("--layers", type=int, default=None, help="blocks per branch (" + _default_help("layers") + ")")
     g.add_argument("--fusion", choices=FUSIONS, default=d["fusion"], help="hybrid fusion (default %(default)s)")
-    g.add_argument("--dtype", choices=DTYPES, default=d["dtype"], help="default %(default)s")
+    g.add_argument("--dtype", choices=DTYPES, default=None, help=_default_help("dtype"))
     g.add_argument("--channels", choices=CHANNEL_MODES, default=None,
                    help="each channel its own series through shared weights, or all channels in every "
                         "token (" + _default_help("channels") + ")")

@@ -47,6 +47,7 @@ STOCK_DEFAULTS = {
     "weight_decay": TrainSettings.weight_decay,
     "patience": TrainSettings.patience,
     "warmup": TrainSettings.warmup,
+    "dtype": "float64",
 }
 #: Options that only the long-horizon protocol has.
 LTSF_ONLY = ("channels", "seg_len", "norm", "linear_path", "linear_init")
@@ -170,7 +171,7 @@ class RunConfig:
     patience: int | None = None
     warmup: int | None = None
     seed: int = TrainSettings.seed
-    dtype: str = "float64"
+    dtype: str | None = None
     out: str | None = None
 
     # -- validation -------------------------------------------------------------------
