@@ -68,8 +68,9 @@ def _default_help(name: str) -> str:
     return f"default {shown(stock)}; under --protocol ltsf {shown(ltsf)}"
 
 
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``train`` (defaults from :class:`forecast.config.RunConfig`).
+def add_train_arguments(p: argparse.ArgumentParser, models=None) -> None:
+    """Options of ``train`` (defaults from :class:`forecast.config.RunConfig`); ``models``:
+    the ``--model`` choices (default: the neural models).
 
     Options whose default depends on ``--protocol`` default to None here and are
     resolved by :meth:`RunConfig.validate`, so giving one the other protocol lacks is an
@@ -89,7 +90,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "standard scaler per channel, all channels in and out, MSE/MAE on the "
                         "standardised scale beside Repeat and a linear map) (default %(default)s)")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODEL_NAMES, default=d["model"], help="default %(default)s")
+    g.add_argument("--model", choices=models or MODEL_NAMES, default=d["model"], help="default %(default)s")
     g.add_argument("--backend", choices=BACKENDS, default=d["backend"],
                    help="time-loop kernels (default %(default)s; set the default with MAMBA_GRU_BACKEND)")
     g.add_argument("--hidden", type=int, default=None, help="model width (" + _default_help("hidden") + ")")
@@ -278,8 +279,9 @@ def run_evaluate(args) -> int:
 def add_backtest_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``backtest``: those of ``train`` plus the folds."""
     from forecast.backtest import DEFAULT_FINETUNE_EPOCHS, REFITS
+    from models.names import CLASSICAL, MODEL_NAMES
 
-    add_train_arguments(p)
+    add_train_arguments(p, models=(*MODEL_NAMES, *CLASSICAL))   # + statsforecast's baselines
     g = p.add_argument_group("walk-forward backtest")
     g.add_argument("--folds", type=int, default=5,
                    help="consecutive folds the test part is cut into; the model is trained on the "
@@ -314,10 +316,12 @@ def format_backtest(result: dict) -> str:
                             ("drift", overall["drift"])])
     for f in folds:
         m = f["metrics"]
-        lines.append(f"fold {f['fold']}: {f['first_date']} to {f['last_date']} ({f['windows']} windows, trained "
-                     f"to {f['val']['last_date']}): MAE {_fmt(m['model']['mae'])} vs naive "
-                     f"{_fmt(m['naive']['mae'])} (MAE / naive MAE {_fmt(m['model']['rel_mae'])}); best epoch "
-                     f"{f['training']['best_epoch']} of {f['training']['epochs_run']}")
+        fitted = f["training"].get("fitted")     # a classical baseline: fitted on the training rows
+        upto = f"fitted to {f['train']['last_date']}" if fitted else f"trained to {f['val']['last_date']}"
+        how = fitted or f"best epoch {f['training']['best_epoch']} of {f['training']['epochs_run']}"
+        lines.append(f"fold {f['fold']}: {f['first_date']} to {f['last_date']} ({f['windows']} windows, {upto}): "
+                     f"MAE {_fmt(m['model']['mae'])} vs naive "
+                     f"{_fmt(m['naive']['mae'])} (MAE / naive MAE {_fmt(m['model']['rel_mae'])}); {how}")
     for t in result["tests"]:
         step = f" step {t['step']}" if any(u["step"] > 1 for u in result["tests"]) else ""
         lines.append(f"Diebold-Mariano vs {t['against']}{step}: statistic {_fmt(t['statistic'])}, "

@@ -22,6 +22,12 @@ predicts the fold's windows with those weights:
   previous fold's weights for ``finetune_epochs`` epochs (no warm-up) on its own past
   and its refitted scalers: online learning.
 
+A classical baseline (``arima``, ``ets``, ``theta``: :mod:`forecast.classical`) is
+refitted before each fold too, by statsforecast, on the fold's training rows (those its
+scalers would see), then forecasts each of the fold's days from the history known that
+day with the fitted parameters. It has no epochs to continue, so only ``--refit full``
+applies to it.
+
 Metrics are in price units beside the naive and drift forecasts, per fold and over
 all folds, with the MASE scale of the whole series' training part (as ``train``'s).
 No prediction depends on a price after its own fold: its model, scalers and inputs
@@ -42,6 +48,8 @@ import numpy as np
 import pandas as pd
 
 from engine.backend import single_threaded_blas
+from forecast.classical import fit_classical, forecast_classical, is_classical
+from forecast.classical_run import fitted_training, validate_run_config
 from forecast.config import RunConfig
 from forecast.data import Dataset, load_source
 from forecast.data.sources import price_currency
@@ -147,6 +155,34 @@ def _tests(prices: dict, horizon: int) -> list[dict]:
     return out
 
 
+def _trained_fold(config: RunConfig, data: Dataset, fold: Fold, n_folds: int, model, refit: str,
+                  finetune_epochs: int, progress: bool):
+    """Train (or fine-tune) a neural model on the fold's past; ``(model, prices, training)``."""
+    settings = config.train_settings()
+    fresh = refit == "full" or model is None
+    if fresh:
+        model = build_forecaster(config, data.n_features)
+    else:
+        settings = dataclasses.replace(settings, epochs=finetune_epochs, warmup=0)
+    result = fit(model, data.part("train"), data.part("val"), settings, progress=progress,
+                 desc=f"{config.model} fold {fold.number}/{n_folds}")
+    training = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                "stop_reason": result.stop_reason, "note": result.note,
+                "best_val_loss": result.best_val_loss,
+                "started_from": "scratch" if fresh else "previous fold"}
+    return model, forecast_prices(model, data, fold.windows), training
+
+
+def _classical_fold(name: str, data: Dataset, fold: Fold):
+    """Fit a classical baseline on the fold's training rows and forecast the fold;
+    ``(prices, training)``. Like a trained model's scalers, the fit sees rows ``[0, b1)``
+    only; the validation rows reach it as history, never as a refit."""
+    fitted = fit_classical(name, data)
+    t0 = time.perf_counter()
+    prices = forecast_classical(fitted, data, fold.windows)
+    return prices, {**fitted_training(fitted, time.perf_counter() - t0), "started_from": "scratch"}
+
+
 def run_backtest(config: RunConfig, folds: int, refit: str = "full",
                  finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS, out_dir=None, progress: bool = True,
                  write: bool = True) -> dict:
@@ -156,6 +192,7 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
     ----------
     config : RunConfig
         The training options (validated here); ``config.out`` is the default folder.
+        ``model`` may also be a classical baseline (:data:`models.names.CLASSICAL`).
     folds : int
         Number of consecutive folds the test windows are cut into.
     refit : {"full", "finetune"}
@@ -185,27 +222,28 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
         Bad options or data; nothing is left on disk.
     """
     t0 = time.perf_counter()
-    config.validate()
+    classical = is_classical(config.model)
+    validate_run_config(config)
     refit, finetune_epochs = _check_refit(refit, finetune_epochs)
+    if classical and refit != "full":
+        raise UserInputError(f"--refit {refit} continues training a neural model; {config.model} is a "
+                             "classical baseline, refitted on each fold's past (use --refit full)")
     frame, info = load_source(config.data, config.start, config.end)
     whole = dataset_from_frame(config, frame, info)
     plan = plan_folds(whole, folds)
     scale = naive_scale(whole.train_prices)
-    warm_kernels(config.backend, (config.dtype,), model=build_forecaster(config, whole.n_features))
+    if not classical:
+        warm_kernels(config.backend, (config.dtype,), model=build_forecaster(config, whole.n_features))
     model, records, tables, pooled = None, [], [], []
     with single_threaded_blas():
         for fold in plan:
             t_fold = time.perf_counter()
             data = dataset_from_frame(config, frame, info, bounds=fold.bounds)
-            settings = config.train_settings()
-            fresh = refit == "full" or model is None
-            if fresh:
-                model = build_forecaster(config, data.n_features)
+            if classical:
+                prices, training = _classical_fold(config.model, data, fold)
             else:
-                settings = dataclasses.replace(settings, epochs=finetune_epochs, warmup=0)
-            result = fit(model, data.part("train"), data.part("val"), settings, progress=progress,
-                         desc=f"{config.model} fold {fold.number}/{len(plan)}")
-            prices = forecast_prices(model, data, fold.windows)
+                model, prices, training = _trained_fold(config, data, fold, len(plan), model, refit,
+                                                        finetune_epochs, progress)
             table = prediction_table(data, fold.windows, prices)
             table.insert(1, "fold", fold.number)
             tables.append(table)
@@ -214,11 +252,7 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
             records.append({
                 "fold": fold.number, "windows": int(len(fold.windows)), **_fold_dates(data, fold.windows),
                 "train": split["train"], "val": split["val"],
-                "training": {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
-                             "stop_reason": result.stop_reason, "note": result.note,
-                             "best_val_loss": result.best_val_loss,
-                             "started_from": "scratch" if fresh else "previous fold",
-                             "seconds": time.perf_counter() - t_fold},
+                "training": {**training, "seconds": time.perf_counter() - t_fold},
                 "metrics": _named(price_metrics(prices, scale)),
             })
     overall = {key: np.concatenate([p[key] for p in pooled]) for key in pooled[0]}

@@ -5,7 +5,7 @@ here, so a model is added (or renamed) in one place.
 """
 from __future__ import annotations
 
-__all__ = ["BRANCHES", "HYBRID", "RNN_BASELINE", "MODEL_NAMES", "STUDY_ORDER", "FUSIONS"]
+__all__ = ["BRANCHES", "HYBRID", "RNN_BASELINE", "MODEL_NAMES", "STUDY_ORDER", "CLASSICAL", "FUSIONS"]
 
 #: The two sequence mixers the hybrid fuses.
 BRANCHES = ("mamba", "mingru")
@@ -17,5 +17,9 @@ RNN_BASELINE = "gru"
 MODEL_NAMES = (*BRANCHES, RNN_BASELINE, HYBRID)
 #: The order of a study's tables and figures: the hybrid beside its branches, the GRU last.
 STUDY_ORDER = (*BRANCHES, HYBRID, RNN_BASELINE)
+#: Classical baselines fitted by statsforecast (AutoARIMA, AutoETS, AutoTheta; see
+#: forecast/classical.py): a study or a backtest may add them, :func:`models.build_model`
+#: does not build them, and nothing in models/ imports statsforecast.
+CLASSICAL = ("arima", "ets", "theta")
 #: How the hybrid weighs its branches (see :class:`models.forecasters.HybridForecaster`).
 FUSIONS = ("scalar", "channel", "gate")

@@ -2,8 +2,9 @@
 
 Trains every chosen model (``mamba``, ``mingru``, ``hybrid``, ``gru``) on the same split
 and budget, for several seeds, window lengths and data sources (:mod:`forecast.study.plan`),
-on an executor (:mod:`forecast.study.executors`: the local process pool or a Dask cluster),
-then hands the finished run folders to :func:`forecast.study.report.build_report` for the
+and fits the classical baselines asked for (``arima``, ``ets``, ``theta``, once each:
+:mod:`forecast.classical`), on an executor (:mod:`forecast.study.executors`: the local
+process pool or a Dask cluster), then hands the finished run folders to :func:`forecast.study.report.build_report` for the
 summary, figures and report of each source, and, with several sources, to
 :func:`forecast.study.cross.build_cross_report` for the table across them.
 
@@ -36,7 +37,7 @@ from forecast.study.plan import (COMPARE_DEFAULTS, DEFAULT_SEEDS, SOURCES_DIR, R
                                  command_line, plan_study, shared_fields, usable_cores)
 from forecast.study.report import build_report
 from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
-from models.names import FUSIONS, STUDY_ORDER
+from models.names import CLASSICAL, FUSIONS, STUDY_ORDER
 
 __all__ = ["add_arguments", "run", "run_study", "environment", "StudyResult", "EXIT_RUNS_FAILED"]
 
@@ -77,7 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "yahoo:TICKER or CSV paths; several sources are swept like models and "
                             f"seeds (default: {RunConfig.defaults()['data']})")
     study.add_argument("--models", default=",".join(STUDY_ORDER),
-                       help=f"comma-separated models to compare (default: {','.join(STUDY_ORDER)})")
+                       help=f"comma-separated models to compare: {', '.join(STUDY_ORDER)}, and the "
+                            f"classical baselines {', '.join(CLASSICAL)} (statsforecast's AutoARIMA, "
+                            "AutoETS, AutoTheta; one run each, they have no seed) "
+                            f"(default: {','.join(STUDY_ORDER)})")
     study.add_argument("--seeds", default=str(DEFAULT_SEEDS),
                        help="number of seeds (3 -> seeds 0,1,2) or a comma-separated list "
                             "(7,11,13; '5,' for the single seed 5); default %(default)s")

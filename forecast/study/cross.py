@@ -30,6 +30,7 @@ from forecast.study.report import fmt
 from forecast.study.significance import NAIVE
 from forecast.study.summary import (NAIVE_PREFIX, WINDOW_METRICS, StudySummary, is_naive, load_study,
                                     model_rank, summarize)
+from models.names import CLASSICAL
 
 __all__ = ["NAIVE_LAST", "SourceSummary", "CrossRow", "CrossSummary", "load_sources", "cross_rows",
            "significance_counts", "summarize_sources", "write_cross_csv", "render_cross",
@@ -257,12 +258,15 @@ def render_cross(cross: CrossSummary, out_dir, context: dict) -> str:
     """
     out_dir, sources, rows, metrics = Path(out_dir), cross.sources, cross.rows, WINDOW_METRICS
     n = len(sources)
+    classical = sorted({r.model for r in rows if r.model in CLASSICAL}, key=model_rank)
     lines = [f"# Study over {n} data sources", "",
              "Each source is a study of its own, with its runs, summary and report; this page "
              "compares them. Rank 1 is the best mean over seeds on a source (naive forecasts are "
              "ranked too; tied means share the mean of their places). \"Beats naive\" counts the "
              "sources where the model's mean is better than the last-value forecast "
-             "(tomorrow = today) on the same test days.", "", "## Sources", ""]
+             "(tomorrow = today) on the same test days."
+             + (f" The classical baselines ({', '.join(classical)}) are one run per source: they "
+                "have no seed." if classical else ""), "", "## Sources", ""]
     lines += _table(["source", "report", "runs folder"],
                     [[s.source, f"[report]({(s.folder / 'report.md').relative_to(out_dir).as_posix()})",
                       (s.folder / "runs").relative_to(out_dir).as_posix()] for s in sources])

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from forecast.errors import UserInputError
 from forecast.study.local_pool import LocalPool
 from forecast.study.workers import Failure, failure_line
+from models.names import CLASSICAL
 
 __all__ = ["RUN_COST", "Outcome", "load_sources", "make_executor", "execute"]
 
@@ -78,7 +79,13 @@ def load_sources(runs, start, end) -> tuple[dict, dict]:
 
 
 def _cost(spec) -> float:
-    """Expected training time of a run, up to a constant (longest runs go first)."""
+    """Expected training time of a run, up to a constant (longest runs go first).
+
+    A classical baseline is fitted once, not trained for epochs: it costs a few seconds
+    whatever the budget, so it goes last and fills the cores the trained runs leave idle.
+    """
+    if spec.model in CLASSICAL:
+        return 0.0
     return (RUN_COST.get(spec.model, 10.0) * spec.seq_len * int(spec.config.get("epochs", 1))
             * (1 + (spec.horizon or 0) / 100))
 

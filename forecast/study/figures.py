@@ -27,10 +27,12 @@ __all__ = ["COLORS", "model_color", "display_name",
            "plot_metrics"]
 
 COLORS = {"mamba": "#1f77b4", "mingru": "#ff7f0e", "hybrid": "#2ca02c", "gru": "#d62728",
+          "arima": "#9467bd", "ets": "#17becf", "theta": "#bcbd22",
           "naive_last": "#555555", "naive_drift": "#8c564b"}
 _EXTRA = ["#9467bd", "#e377c2", "#17becf", "#bcbd22"]
 DISPLAY = {"mamba": "Mamba", "mingru": "minGRU", "hybrid": "Hybrid (Mamba+minGRU)",
-           "gru": "GRU", "naive_last": "naive: tomorrow = today",
+           "gru": "GRU", "arima": "ARIMA (auto)", "ets": "ETS (auto)", "theta": "Theta (auto)",
+           "naive_last": "naive: tomorrow = today",
            "naive_drift": "naive: drift"}
 FIGSIZE_WIDE = (11, 6)
 _NAIVE_STYLE = {"naive_last": "--", "naive_drift": ":"}
@@ -64,7 +66,7 @@ def _save(fig, path) -> Path:
     return path
 
 
-def plot_convergence(window, path, subtitle: str = "") -> Path:
+def plot_convergence(window, path, subtitle: str = ""):
     """Training and validation loss per epoch: mean over seeds, band from min to max.
 
     Parameters
@@ -75,7 +77,15 @@ def plot_convergence(window, path, subtitle: str = "") -> Path:
         Output PNG.
     subtitle : str
         Appended to the title (e.g. the window length).
+
+    Returns
+    -------
+    Path or None
+        None (nothing drawn) when no run logged a loss: a study of classical baselines
+        only, which are fitted rather than trained by epochs.
     """
+    if not any(window.losses.values()):
+        return None
     fig, axes = plt.subplots(1, 2, figsize=FIGSIZE_WIDE, sharex=True, layout="constrained")
     for model, bands in window.losses.items():
         for ax, key in zip(axes, ("train_loss", "val_loss")):
@@ -292,8 +302,11 @@ def plot_metrics(rows, path, metrics, unit: str = "USD", subtitle: str = "") -> 
     for ax, metric in zip(flat, metrics):
         means = [r.mean(metric) for r in models]
         stds = [r.std(metric) for r in models]
-        ax.bar(x, means, yerr=stds, capsize=4, color=[model_color(r.model) for r in models],
-               alpha=0.85, error_kw={"lw": 1.2})
+        bars = ax.bar(x, means, yerr=stds, capsize=4, color=[model_color(r.model) for r in models],
+                      alpha=0.85, error_kw={"lw": 1.2})
+        for bar, row in zip(bars, models):
+            if row.classical:       # one run: hatched, so a missing error bar is not read as "no spread"
+                bar.set_hatch("//")
         for base in naive:
             value = base.mean(metric)
             if math.isfinite(value):
@@ -307,13 +320,16 @@ def plot_metrics(rows, path, metrics, unit: str = "USD", subtitle: str = "") -> 
     legend_ax = flat[len(metrics)]
     for extra in flat[len(metrics):]:
         extra.axis("off")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=model_color(r.model), alpha=0.85)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=model_color(r.model), alpha=0.85,
+                             hatch="//" if r.classical else None)
                for r in models]
     handles += [plt.Line2D([], [], color=model_color(b.model), ls=_NAIVE_STYLE.get(b.model, "--"))
                 for b in naive]
     labels = [display_name(r.model) for r in models] + [display_name(b.model) for b in naive]
-    legend_ax.legend(handles, labels, loc="upper center", fontsize=9,
-                     title="bars: mean ± std over seeds\nlines: naive forecasts")
+    title = "bars: mean ± std over seeds\nlines: naive forecasts"
+    if any(r.classical for r in models):
+        title = "bars: mean ± std over seeds\n(hatched: classical, one run)\nlines: naive forecasts"
+    legend_ax.legend(handles, labels, loc="upper center", fontsize=9, title=title)
     if "direction_accuracy" in metrics and any(b.model == "naive_last" for b in naive):
         legend_ax.text(0.5, 0.02, "'tomorrow = today' predicts no move,\nso its direction "
                        "accuracy is undefined\n(no line drawn)", transform=legend_ax.transAxes,

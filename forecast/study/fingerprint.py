@@ -3,9 +3,9 @@
 A run's results depend on the project's code and on the numerical libraries it calls.
 A version string says little about the code (an edited checkout keeps its version), so
 :func:`fingerprint` hashes the source files of the packages a run executes, beside the
-versions of Python, NumPy and Numba. A Dask worker compares its own fingerprint with
-the client's before its first run and refuses to train with a different one
-(:func:`check_fingerprint`).
+versions of Python, NumPy, Numba and statsforecast. A Dask worker compares its own
+fingerprint with the client's before its first run and refuses to train with a
+different one (:func:`check_fingerprint`).
 
 This module stays cheap to import (no NumPy at module level).
 """
@@ -60,12 +60,14 @@ def fingerprint() -> dict:
     Returns
     -------
     dict
-        ``code`` (:func:`code_hash`), ``python`` (major.minor), ``numpy``, ``numba``.
+        ``code`` (:func:`code_hash`), ``python`` (major.minor), ``numpy``, ``numba``,
+        ``statsforecast`` (which fits the classical baselines).
     """
     return {"code": code_hash(),
             "python": ".".join(platform.python_version_tuple()[:2]),
             "numpy": _dist_version("numpy"),
-            "numba": _dist_version("numba")}
+            "numba": _dist_version("numba"),
+            "statsforecast": _dist_version("statsforecast")}
 
 
 def check_fingerprint(expected: dict, where: str) -> None:

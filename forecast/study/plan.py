@@ -3,7 +3,8 @@
 A :class:`StudyPlan` lists one :class:`RunSpec` per (data source, window length, model,
 seed), each with its complete, validated :class:`forecast.config.RunConfig` fields
 (JSON-ready, so an executor can ship them to another process or machine) and the folder
-the client writes it to. One source keeps the layout ``<out>/runs/...``; several give
+the client writes it to. A classical baseline (``arima``, ``ets``, ``theta``) has no seed
+and runs once, as seed 0, whatever ``--seeds`` says. One source keeps the layout ``<out>/runs/...``; several give
 each source a study folder of its own, ``<out>/sources/<kind>-<ticker>/runs/...``.
 
 Under ``--protocol ltsf`` the study also sweeps ``--horizons`` and every run lives at
@@ -18,20 +19,26 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from forecast.classical_run import refuse_under_ltsf, validate_run_config
 from forecast.config import RunConfig
 from forecast.data import parse_source
 from forecast.errors import UserInputError
 from forecast.fileio import to_jsonable
 from forecast.ltsf.protocol import HORIZONS, LTSF
-from models.names import STUDY_ORDER
+from models.names import CLASSICAL, STUDY_ORDER
 
 __all__ = ["StudyPlan", "RunSpec", "plan_study", "parse_seeds", "parse_int_list", "parse_models",
            "parse_sources", "parse_scheduler", "source_slugs", "shared_fields", "run_dir_for",
            "usable_cores", "default_jobs", "command_line", "PER_RUN_FIELDS", "COMPARE_DEFAULTS",
-           "DEFAULT_SEEDS", "SOURCES_DIR", "LOCAL_SCHEDULER"]
+           "DEFAULT_SEEDS", "SOURCES_DIR", "LOCAL_SCHEDULER", "STUDY_MODELS", "CLASSICAL_SEED", "seeds_for"]
 
 #: RunConfig fields that the study sets per run instead of taking from the command line.
 PER_RUN_FIELDS = ("data", "model", "seed", "seq_len", "out")
+#: Every name ``--models`` accepts: the four neural models, then the classical baselines.
+STUDY_MODELS = (*STUDY_ORDER, *CLASSICAL)
+#: The one seed of a classical baseline's run: its fit is deterministic, so more seeds
+#: would repeat the same numbers (and make a spread of zero look like a measurement).
+CLASSICAL_SEED = 0
 #: Folder of the per-source studies when several sources are compared.
 SOURCES_DIR = "sources"
 #: ``--scheduler`` value that starts a Dask LocalCluster on this machine.
@@ -80,13 +87,20 @@ def parse_seeds(text) -> list[int]:
 
 
 def parse_models(text: str) -> list[str]:
-    """Model names from ``--models`` (comma-separated), validated."""
+    """Model names from ``--models`` (comma-separated), validated: the neural models and
+    the classical baselines (:data:`models.names.CLASSICAL`)."""
     names = list(dict.fromkeys(t.strip().lower() for t in str(text).split(",") if t.strip()))
-    unknown = [n for n in names if n not in STUDY_ORDER]
+    unknown = [n for n in names if n not in STUDY_MODELS]
     if unknown or not names:
         raise UserInputError(f"--models: unknown model(s) {', '.join(unknown) or '(none)'}; "
-                             f"choose from {', '.join(STUDY_ORDER)}")
+                             f"choose from {', '.join(STUDY_MODELS)}")
     return names
+
+
+def seeds_for(model: str, seeds) -> list[int]:
+    """The seeds a model runs with: all of ``--seeds``, or :data:`CLASSICAL_SEED` alone
+    for a classical baseline (one run: it has no seed)."""
+    return [CLASSICAL_SEED] if model in CLASSICAL else list(seeds)
 
 
 def parse_sources(text: str) -> list[str]:
@@ -238,6 +252,7 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
                              "a remote cluster trains as many runs at once as it has worker threads")
     given = {name: getattr(args, name) for name in shared_fields() if getattr(args, name, None) is not None}
     ltsf = given.get("protocol") == LTSF
+    refuse_under_ltsf(models, given.get("protocol"))
     overrides = {} if ltsf else dict(COMPARE_DEFAULTS)
     overrides.update(given)
     # The first source stands in while the shared options are checked (a series source
@@ -263,12 +278,12 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
         for horizon in horizons:
             for seq_len in seq_lens:
                 for model in models:
-                    for seed in seeds:
+                    for seed in seeds_for(model, seeds):
                         run_dir = (series_run_dir(out_dir, slugs[source], horizon, seq_len, model, seed) if ltsf
                                    else run_dir_for(source_dirs[source], model, seed, seq_len, several))
                         cfg = dataclasses.replace(base_cfg, data=source, model=model, seed=seed,
                                                   seq_len=seq_len, horizon=horizon, out=str(run_dir))
-                        cfg.validate()
+                        validate_run_config(cfg)
                         runs.append(RunSpec(model, seed, seq_len, cfg.to_dict(), run_dir,
                                             horizon if ltsf else None))
     backend = str(base_cfg.backend)

@@ -20,6 +20,7 @@ from forecast.study.significance import TESTS_NOTE
 from forecast.study.significance_report import significance_lines
 from forecast.study.summary import (SPREAD_RULE, load_study, summarize, write_summary_csv,
                                     write_summary_json)
+from models.names import CLASSICAL
 
 __all__ = ["build_report", "render_report", "fmt", "fmt_stat", "metric_header", "figure_paths"]
 
@@ -200,8 +201,9 @@ def _config_section(config, context) -> list:
 
 
 def _cell(row, metric: str) -> str:
-    """A row's mean ± std (the mean alone for a naive baseline: it has no seed spread)."""
-    if row.kind == "naive":
+    """A row's mean ± std (the mean alone for a naive or classical baseline: one value,
+    no seed spread)."""
+    if row.kind == "naive" or row.classical:
         return fmt(row.mean(metric))
     return fmt_stat(row.mean(metric), row.std(metric))
 
@@ -217,7 +219,7 @@ def _results_table(summary, seq_len: int) -> list:
             cell = _cell(row, metric)     # every row tied with the best is bold
             cells.append(f"**{cell}**" if row.model in summary.bests.get((seq_len, metric), ())
                          else cell)
-        if row.kind == "model":
+        if row.kind == "model" and not row.classical:
             cells += [fmt_stat(row.mean("epochs"), row.std("epochs")),
                       fmt_stat(row.mean("epoch_seconds"), row.std("epoch_seconds"))]
         else:
@@ -241,8 +243,9 @@ def _figure_lines(made: dict, out_dir: Path) -> list:
     for i, name in enumerate(FIGURES, start=1):
         path = made.get(name)
         if path is None:
-            lines += [f"{i}. {captions[name]}: not drawn (no hybrid run logged a fusion weight).",
-                      ""]
+            why = {"convergence": "no run logged a loss: classical baselines are fitted, not trained"
+                   }.get(name, "no hybrid run logged a fusion weight")
+            lines += [f"{i}. {captions[name]}: not drawn ({why}).", ""]
             continue
         rel = Path(path).relative_to(out_dir).as_posix()
         lines += [f"{i}. {captions[name]}.", "", f"![{captions[name]}]({rel})", ""]
@@ -253,8 +256,9 @@ def _verdict_lines(summary, seq_len: int) -> list:
     """The per-metric verdict table, the naive check and the fusion answer."""
     conclusion, unit = summary.conclusions[seq_len], summary.unit
     by_name = {r.model: r for r in summary.rows_at(seq_len)}
-    lines = ["Per metric: the best mean overall (naive forecasts included), the best trained "
-             "model, and its gap to every other trained model against the spread over seeds. "
+    lines = ["Per metric: the best mean overall (naive forecasts and classical baselines included), "
+             "the best trained model, and its gap to every other trained model against the spread "
+             "over seeds. "
              f"Rule: a gap is larger than the seed spread when {SPREAD_RULE}.", "",
              "| metric | best overall | best trained model | gap / spread to the others "
              "(> means larger than the spread) | verdict |",
@@ -270,7 +274,9 @@ def _verdict_lines(summary, seq_len: int) -> list:
         cells.append("; ".join(f"{g.other} {fmt(g.difference)} {'>' if g.separated else '≤'} "
                                f"{fmt(g.spread)}" for g in v.gaps) or "–")
         n_sep = v.n_separated
-        if not v.gaps:
+        if v.best_model is None:
+            verdict = "no trained model in the study"
+        elif not v.gaps:
             verdict = "only one trained model"
         elif n_sep == len(v.gaps):
             verdict = f"{v.best_model} distinguishable from all others"
@@ -278,8 +284,12 @@ def _verdict_lines(summary, seq_len: int) -> list:
             verdict = "not distinguishable (all gaps within the seed spread)"
         else:
             verdict = f"{v.best_model} distinguishable from {n_sep} of {len(v.gaps)}"
-        if v.naive_best:
+        if v.best_model is None:
+            pass                # nothing trained to be beaten
+        elif v.naive_best:
             verdict += "; the naive forecast beats every trained model"
+        elif winner.classical:
+            verdict += f"; the classical baseline {v.best} beats every trained model"
         cells.append(verdict)
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -379,10 +389,13 @@ def render_report(summary, made: dict, context: dict, out_dir) -> str:
     out_dir = Path(out_dir)
     seq_lens, unit = summary.seq_lens, summary.unit
     several = len(seq_lens) > 1
+    classical = [m for m in summary.models if m in CLASSICAL]
     lines = ["# Ablation study: does fusing Mamba and minGRU help?", "",
-             f"Models: {', '.join(summary.models)}; {summary.n_seeds} seed(s) each; window length(s): "
-             f"{', '.join(map(str, seq_lens))} days. Test metrics are in original price units "
-             f"({unit}); ± is the sample standard deviation over seeds; naive forecasts do "
+             f"Models: {', '.join(summary.models)}; {summary.n_seeds} seed(s) each"
+             + (f" ({', '.join(classical)}: one run each, fitted by statsforecast on the training "
+                "part; a classical baseline has no seed)" if classical else "")
+             + f"; window length(s): {', '.join(map(str, seq_lens))} days. Test metrics are in original "
+             f"price units ({unit}); ± is the sample standard deviation over seeds; naive forecasts do "
              "not depend on the seed. Bold marks the best mean of each metric.", ""]
     lines += _data_section(summary)
     lines += _config_section(summary.config, context)

@@ -5,9 +5,10 @@ For every data source and window length (the runs' ``config.json`` say which):
 * **Diebold-Mariano** (:func:`forecast.stats.diebold_mariano`, HLN-corrected, two-sided,
   Student's t with ``n - 1`` degrees of freedom) on the squared error of each model's
   *seed-mean forecast* (the mean over seeds of its predicted price per date): every
-  model against the naive forecast "tomorrow = today", and the hybrid against each of
-  its branches. Horizon ``H > 1``: one test per step ``s = 1..H``, on the series of
-  ``s``-step-ahead forecasts in origin order, with the autocovariances up to lag
+  model against the naive forecast "tomorrow = today", the hybrid against each of its
+  branches and against each classical baseline (``arima``, ``ets``, ``theta``). Horizon
+  ``H > 1``: one test per step ``s = 1..H``, on the series of ``s``-step-ahead forecasts
+  in origin order, with the autocovariances up to lag
   ``s - 1`` that ``s``-step forecast errors carry (consecutive origins share ``s - 1``
   target days). Pooling all steps into one series would mix forecasts of different
   difficulty and give them an autocorrelation the lag rule does not describe.
@@ -15,6 +16,8 @@ For every data source and window length (the runs' ``config.json`` say which):
   :data:`SEED_METRIC` of the same pairs: is the difference larger than the spread over
   seeds? The naive forecast's metric is the same for every seed, so against it the test
   asks whether the models' per-seed values have the naive forecast's value as mean.
+  A classical baseline runs once (it has no seed), so every Welch test it is part of is
+  left undefined with the note :data:`ONE_RUN`.
 
 Each test's p-value is also Holm-adjusted (``p_holm``) within its *family*: the tests
 of one kind at one data source and window length. A difference is called significant
@@ -28,6 +31,7 @@ test, per pair and step), once, so the Markdown and the cross-source page only w
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -36,29 +40,34 @@ import pandas as pd
 
 from forecast.stats import (DM_METHOD, DM_TEST, SIGNIFICANCE_LEVEL, WELCH_TEST, diebold_mariano, holm_adjust,
                             squared_error_differential, welch_t_test)
-from models.names import BRANCHES, HYBRID
+from models.names import BRANCHES, CLASSICAL, HYBRID
 
-__all__ = ["NAIVE", "SEED_METRIC", "TESTS_NOTE", "PairVerdict", "Answer", "comparisons",
+__all__ = ["NAIVE", "SEED_METRIC", "TESTS_NOTE", "ONE_RUN", "PairVerdict", "Answer", "comparisons",
            "seed_mean_forecasts", "study_tests", "verdict", "judge"]
 
 #: ``against`` of the tests with the naive forecast.
 NAIVE = "naive"
 #: The per-seed metric of the Welch test: the DM test's loss, averaged over the test days.
 SEED_METRIC = "mse"
+#: Note of a Welch test involving a classical baseline: one run, no spread over seeds to test.
+ONE_RUN = "one run"
 #: What summary.json says about its ``tests``.
 TESTS_NOTE = ("statistic of model minus against (negative: the model's loss is smaller); "
               f"{DM_TEST}: the seed-mean forecast, {DM_METHOD}; "
-              f"{WELCH_TEST}: per-seed test {SEED_METRIC}; p_holm: Holm-adjusted within the tests "
-              "of one kind at one data source and window length")
+              f"{WELCH_TEST}: per-seed test {SEED_METRIC} (undefined for a classical baseline: {ONE_RUN}); "
+              "p_holm: Holm-adjusted within the tests of one kind at one data source and window length")
 
 
-def comparisons(models, hybrid: str = HYBRID, branches=BRANCHES) -> list[tuple[str, str]]:
+def comparisons(models, hybrid: str = HYBRID, branches=BRANCHES,
+                classical=CLASSICAL) -> list[tuple[str, str]]:
     """The ``(model, against)`` pairs tested: every model against naive, then the
-    hybrid against each of its branches that the study has."""
+    hybrid against each of its branches, then against each classical baseline, that
+    the study has."""
     models = list(models)
     pairs = [(m, NAIVE) for m in models]
     if hybrid in models:
         pairs += [(hybrid, b) for b in branches if b in models]
+        pairs += [(hybrid, c) for c in classical if c in models]
     return pairs
 
 
@@ -129,6 +138,10 @@ def _welch_entries(records, pairs) -> list[dict]:
     for model, against in pairs:
         a, b = _seed_values(records, model, model), _seed_values(records, model, against)
         result = welch_t_test(a, b)
+        if model in CLASSICAL or against in CLASSICAL:
+            # One run has no spread to test; say so rather than "needs two values".
+            result = dataclasses.replace(result, statistic=float("nan"), p_value=float("nan"), df=float("nan"),
+                                         note=ONE_RUN)
         entries.append({"model": model, "against": against, "test": WELCH_TEST, "metric": SEED_METRIC,
                         "statistic": result.statistic, "p_value": result.p_value, "df": result.df,
                         "n": result.n, "mean_model": _mean(a), "mean_against": _mean(b),

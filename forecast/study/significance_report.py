@@ -1,8 +1,9 @@
 """The report's answer from the significance tests (Markdown lines).
 
 Words the answers of :func:`forecast.study.significance.judge` (the study summary holds
-them): which models forecast significantly better or worse than the naive forecast and
-whether the hybrid differs from its branches, with the table of every test behind it.
+them): which models forecast significantly better or worse than the naive forecast,
+whether the hybrid differs from its branches and from the classical baselines, with the
+table of every test behind it.
 Nothing is judged here and nothing is written by hand.
 """
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import math
 
 from forecast.stats import DM_METHOD
-from forecast.study.significance import NAIVE, SEED_METRIC
+from forecast.study.significance import NAIVE, ONE_RUN, SEED_METRIC
+from models.names import CLASSICAL
 
 __all__ = ["significance_lines"]
 
@@ -56,21 +58,31 @@ def _naive_sentence(answer) -> str:
     return f"- {head}: " + "; ".join(parts) + "."
 
 
+def _pair_text(pair) -> str:
+    text = f"{pair.model} vs {pair.against}: {_combined(pair)}"
+    if len(pair.dm) == 1:
+        text += f" (DM p = {_p(pair.dm[0]['p_value'])}, Holm {_p(pair.dm[0]['p_holm'])})"
+    if pair.welch is not None and pair.welch.get("note") != ONE_RUN:
+        text += (f"; over seeds: {pair.welch_verdict} (Welch p = {_p(pair.welch['p_value'])}, "
+                 f"Holm {_p(pair.welch['p_holm'])})")
+    return text
+
+
 def _fusion_sentence(answer) -> str:
-    pairs = [p for p in answer.pairs if p.against != NAIVE]
+    pairs = [p for p in answer.pairs if p.against != NAIVE and p.against not in CLASSICAL]
     if not pairs:
         return ("- Does fusing help? Not tested (the hybrid and at least one of its branches "
                 "must both be in the study).")
-    parts = []
-    for pair in pairs:
-        text = f"{pair.model} vs {pair.against}: {_combined(pair)}"
-        if len(pair.dm) == 1:
-            text += f" (DM p = {_p(pair.dm[0]['p_value'])}, Holm {_p(pair.dm[0]['p_holm'])})"
-        if pair.welch is not None:
-            text += (f"; over seeds: {pair.welch_verdict} (Welch p = {_p(pair.welch['p_value'])}, "
-                     f"Holm {_p(pair.welch['p_holm'])})")
-        parts.append(text)
-    return "- Does fusing help? " + "; ".join(parts) + "."
+    return "- Does fusing help? " + "; ".join(_pair_text(p) for p in pairs) + "."
+
+
+def _classical_sentence(answer) -> str:
+    """The hybrid against the classical baselines (empty when the study has none)."""
+    pairs = [p for p in answer.pairs if p.against in CLASSICAL]
+    if not pairs:
+        return ""
+    return ("- Against the classical baselines (one run each, so no test over seeds): "
+            + "; ".join(_pair_text(p) for p in pairs) + ".")
 
 
 def _table(answer, unit) -> list:
@@ -85,8 +97,11 @@ def _table(answer, unit) -> list:
         cells = [t["model"], t["against"]] + ([str(t.get("step", 1))] if several_steps else [])
         cells += [_num(t.get("mse_model")), _num(t.get("mse_against")), _num(t["statistic"], 3),
                   _p(t["p_value"]), _p(t["p_holm"]), verdict + (f" ({t['note']})" if t.get("note") else "")]
-        cells.append(f"{_num(seeds['statistic'], 3)} ({_p(seeds['p_value'])}, {_p(seeds['p_holm'])})"
-                     if seeds else "–")
+        if seeds and seeds.get("note") == ONE_RUN:
+            cells.append(f"– ({ONE_RUN})")
+        else:
+            cells.append(f"{_num(seeds['statistic'], 3)} ({_p(seeds['p_value'])}, {_p(seeds['p_holm'])})"
+                         if seeds else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -118,6 +133,7 @@ def significance_lines(answers, unit: str = "USD") -> list:
                   "forecasts). A negative statistic means the model's error is the smaller one. "
                   "Beside each, Welch's t-test on the per-seed test "
                   f"{SEED_METRIC} asks whether the difference exceeds the spread over seeds.", ""]
-        lines += [s for s in (_naive_sentence(answer), _fusion_sentence(answer)) if s]
+        lines += [s for s in (_naive_sentence(answer), _fusion_sentence(answer), _classical_sentence(answer))
+                  if s]
         lines += [""] + _table(answer, unit) + [""]
     return lines

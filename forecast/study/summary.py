@@ -4,7 +4,8 @@ A study keeps every training run in its own folder (``runs/<model>/seed<k>/`` or
 when several window lengths are compared, ``runs/seq<L>/<model>/seed<k>/``), each
 holding the pipeline's files (see :mod:`forecast.pipeline`): ``config.json``,
 ``history.json``, ``metrics.json``, ``predictions.csv``, ``summary.json`` (data
-description, training outcome, seconds) and ``checkpoint.npz``. This module loads those
+description, training outcome, seconds) and ``checkpoint.npz`` (a classical baseline's
+folder has no checkpoint and an empty history: it is fitted, not trained). This module loads those
 folders (:func:`load_study`) and computes, once, everything a study states about them
 (:func:`summarize` -> :class:`StudySummary`): the rows aggregated over seeds, the bests,
 the verdicts (:func:`conclude`), the significance answers and the data of the figures.
@@ -29,7 +30,7 @@ from forecast.data.sources import price_currency
 from forecast.fileio import atomic_write_json, atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from forecast.study.significance import judge, study_tests
-from models.names import BRANCHES, HYBRID, STUDY_ORDER
+from models.names import BRANCHES, CLASSICAL, HYBRID, STUDY_ORDER
 
 __all__ = [
     "NAIVE_PREFIX", "WINDOW_METRICS", "RunRecord", "Stat", "SummaryRow", "Gap", "MetricVerdict",
@@ -218,9 +219,14 @@ def load_study(runs_dir) -> list[RunRecord]:
     return sorted(records, key=lambda r: (r.seq_len, model_rank(r.model), r.seed))
 
 
+#: The order of models in every table: the neural models, then the classical baselines.
+_MODEL_ORDER = (*STUDY_ORDER, *CLASSICAL)
+
+
 def model_rank(name: str) -> tuple:
-    """Sort key of a model name: the study's usual order first, then alphabetical."""
-    return (STUDY_ORDER.index(name) if name in STUDY_ORDER else len(STUDY_ORDER), name)
+    """Sort key of a model name: the study's usual order first (the classical baselines
+    after the neural models), then alphabetical."""
+    return (_MODEL_ORDER.index(name) if name in _MODEL_ORDER else len(_MODEL_ORDER), name)
 
 
 # -- aggregation -----------------------------------------------------------------------
@@ -265,8 +271,14 @@ class SummaryRow:
 
     @property
     def kind(self) -> str:
-        """``"naive"`` for a baseline, ``"model"`` otherwise."""
+        """``"naive"`` for a baseline, ``"model"`` otherwise (classical baselines included:
+        they compete like the neural models)."""
         return "naive" if is_naive(self.model) else "model"
+
+    @property
+    def classical(self) -> bool:
+        """Whether the row is a classical baseline (one run: no seeds, no epochs)."""
+        return self.model in CLASSICAL
 
     def mean(self, key: str) -> float:
         """Mean over seeds of ``key`` (NaN when the row has no such quantity)."""
@@ -395,8 +407,8 @@ class MetricVerdict:
     """Who wins one metric at one window length."""
 
     metric: str
-    best: str                 # best row overall, naive baselines included
-    best_model: str | None    # best trained model
+    best: str                 # best row overall, naive and classical baselines included
+    best_model: str | None    # best trained model (classical baselines are not trained)
     gaps: tuple               # Gap of best_model against every other trained model
     naive_best: bool          # a naive baseline beats every trained model
 
@@ -500,15 +512,18 @@ def conclude(rows, seq_len: int, metrics=None, hybrid: str = HYBRID,
     """
     here = [r for r in rows if r.seq_len == seq_len]
     models = [r for r in here if r.kind == "model"]
+    # The seed-spread rule judges trained models; a classical baseline is one run with no
+    # spread, so it competes for "best overall" (like naive) but is no gap of the rule.
+    trained = [r for r in models if not r.classical]
     if metrics is None:
         metrics = [k for k in _stat_keys(here) if k not in RUN_STATS]
     verdicts = []
     for metric in metrics:
         overall = _best_of(here, metric)
-        top = _best_of(models, metric)
+        top = _best_of(trained, metric)
         if overall is None:
             continue
-        gaps = tuple(_gap(top, r, metric) for r in models if r is not top) if top else ()
+        gaps = tuple(_gap(top, r, metric) for r in trained if r is not top) if top else ()
         verdicts.append(MetricVerdict(metric=metric, best=overall.model,
                                       best_model=top.model if top else None, gaps=gaps,
                                       naive_best=overall.kind == "naive"))
@@ -558,7 +573,7 @@ def _hybrid_rank(here, metric: str, hybrid: str = HYBRID):
     the place is a whole number a table can print as "2 of 4".
     """
     trained = sorted((r.mean(metric), r.model) for r in here
-                     if r.kind == "model" and math.isfinite(r.mean(metric)))
+                     if r.kind == "model" and not r.classical and math.isfinite(r.mean(metric)))
     if metric in HIGHER_IS_BETTER:
         trained = trained[::-1]
     order = [m for _, m in trained]

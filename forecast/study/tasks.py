@@ -78,10 +78,19 @@ def train_one(config: dict, frame, info: dict, threads: int) -> dict:
         ``seconds`` (wall time of the run in the worker) and ``brief`` (a line for the
         progress display).
     """
+    from forecast.classical import is_classical
     from forecast.pipeline import RunConfig, dataset_from_frame, train_run
 
     with _RUN_LOCK:
         start = time.perf_counter()
+        if is_classical(config.get("model")):
+            # A statsforecast baseline (forecast.classical): fitted, not trained, so no kernels.
+            from forecast.classical_run import classical_run, validate_run_config
+
+            cfg = validate_run_config(RunConfig.from_dict(config))
+            run = classical_run(cfg, dataset_from_frame(cfg, frame, info))
+            return {"files": run.files(), "seconds": time.perf_counter() - start,
+                    "brief": brief(run.fitted.description, run.metrics["test"])}
         cfg = RunConfig.from_dict(config).validate()
         set_kernel_threads(cfg.backend, threads)
         run = train_run(cfg, dataset_from_frame(cfg, frame, info), progress=False)
@@ -90,10 +99,12 @@ def train_one(config: dict, frame, info: dict, threads: int) -> dict:
                 "brief": brief(len(run.fit.history), run.metrics["test"])}
 
 
-def brief(epochs: int, test: dict) -> str:
+def brief(epochs, test: dict) -> str:
     """``12 epochs, test RMSE 3.21`` for the progress line (MSE under --protocol ltsf,
-    whose metrics have no RMSE)."""
+    whose metrics have no RMSE); ``epochs`` may instead be a text (a fitted baseline's
+    model, ``ARIMA(5,1,3), test RMSE 3.21``)."""
     name = "rmse" if "rmse" in test else "mse"
     value = test.get(name)
     text = "n/a" if value is None else f"{float(value):.4g}"
-    return f"{epochs} epochs, test {name.upper()} {text}"
+    what = epochs if isinstance(epochs, str) else f"{epochs} epochs"
+    return f"{what}, test {name.upper()} {text}"
