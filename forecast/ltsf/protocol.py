@@ -39,7 +39,7 @@ LTSF_DEFAULTS = {
     "seg_len": 12,
     "norm": "revin",
     "linear_path": True,
-    "linear_init": "random",
+    "linear_init": "lstsq",
     "epochs": 10,
     "batch_size": 64,
     "lr": 1e-3,
