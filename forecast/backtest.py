@@ -55,6 +55,7 @@ from forecast.data import Dataset, load_source
 from forecast.data.sources import price_currency
 from forecast.errors import UserInputError
 from forecast.fileio import OutputDir, atomic_write_json, atomic_write_text, to_jsonable
+from forecast.ltsf.protocol import LTSF
 from forecast.metrics import naive_scale
 from forecast.pipeline import (build_forecaster, dataset_from_frame, default_out_dir, forecast_prices,
                                prediction_table, price_metrics, warm_kernels)
@@ -222,6 +223,10 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
         Bad options or data; nothing is left on disk.
     """
     t0 = time.perf_counter()
+    if str(config.protocol).strip().lower() == LTSF:
+        raise UserInputError("backtest walks forward through the stock protocol's test part; "
+                             "--protocol ltsf has the benchmark's fixed borders (use train or compare "
+                             "--protocol ltsf)")
     classical = is_classical(config.model)
     validate_run_config(config)
     refit, finetune_epochs = _check_refit(refit, finetune_epochs)

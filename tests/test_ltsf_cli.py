@@ -111,6 +111,7 @@ def test_bad_protocol_input_is_one_line(tmp_path, capsys):
     assert "--channels does not apply under --protocol stock" in _bad(
         capsys, ["train", "--channels", "mixed", "--out", out], out)
     assert "--horizons sweeps" in _bad(capsys, ["compare", "--horizons", "96", "--out", out], out)
+    assert "backtest walks forward" in _bad(capsys, ["backtest", *TINY, "--data", data, "--out", out], out)
 
 
 def test_bad_series_files_are_one_line(tmp_path, capsys):
