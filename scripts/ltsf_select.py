@@ -13,8 +13,9 @@ Usage::
     python scripts/ltsf_select.py --data ett:ETTh1 --horizon 96 \\
         --variants '{"base": {}, "mean": {"norm": "mean"}}' --out results/select.jsonl
 
+``python scripts/ltsf_select.py --table FILE`` prints the records as a table with the pick.
 The selection that fixed the defaults in ``forecast/ltsf/protocol.py`` is in
-docs/benchmarks.md, with its commands.
+docs/benchmarks.md (its records: docs/benchmarks/selection.jsonl).
 """
 from __future__ import annotations
 
@@ -39,7 +40,40 @@ def finished(path: str) -> set:
         return {(r["data"], r["horizon"], r["variant"]) for r in map(json.loads, fh) if r}
 
 
+def table(path: str) -> str:
+    """Markdown table of the validation MSE per variant and dataset, and the pick.
+
+    The pick is the variant, among those run on every dataset, with the lowest mean of
+    ``val / best val of that dataset``: one configuration for all data sets, none of
+    which dominates the choice through the scale of its errors.
+    """
+    with open(path, encoding="utf-8") as fh:
+        records = [json.loads(line) for line in fh if line.strip()]
+    datasets = list(dict.fromkeys(r["data"] for r in records))
+    best = {d: min(r["val_mse"] for r in records if r["data"] == d) for d in datasets}
+    cells: dict = {}
+    for r in records:   # a later record of the same variant and data set wins (a re-run)
+        cells.setdefault(r["variant"], {})[r["data"]] = (r["val_mse"],)
+    gaps = {v: sum(c[d][0] / best[d] for d in datasets) / len(datasets)
+            for v, c in cells.items() if all(d in c for d in datasets)}
+    pick = min(gaps, key=gaps.get)
+    lines = ["| variant | " + " | ".join(datasets) + " | mean val / best |",
+             "|---|" + "---|" * (len(datasets) + 1)]
+    for variant, c in cells.items():
+        row = [f"{c[d][0]:.4f}" if d in c else "–" for d in datasets]
+        gap = f"{gaps[variant]:.3f}" if variant in gaps else "–"
+        name = f"**{variant}**" if variant == pick else variant
+        lines.append(f"| {name} | " + " | ".join(row) + f" | {gap} |")
+    lines.append("")
+    lines.append(f"Pick: {pick} (lowest mean ratio to each data set's best validation MSE among the "
+                 "variants run on every data set).")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--table":
+        print(table(sys.argv[2]))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="comma-separated sources (ett:ETTh1,...)")
     p.add_argument("--horizon", type=int, default=96)
