@@ -156,14 +156,47 @@ def add_data_arguments(p: argparse.ArgumentParser, d: dict) -> None:
                    help="fitted on the training part after --window-norm (" + _default_help("scaler") + ")")
 
 
+def add_train_command_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``train``: :func:`add_train_arguments` plus ``--resume``."""
+    add_train_arguments(p)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run of --out DIR from its last finished epoch (its state "
+                        "is in DIR.partial); options left out are the run's own, options given must equal them")
+
+
+def _typed_train_options(argv) -> set[str]:
+    """Destinations of the ``train`` options typed in ``argv`` (not left at their defaults).
+
+    Parsed again into a namespace pre-filled with a marker: argparse sets a default only
+    where the namespace has no value yet, so what still holds the marker was not typed.
+    """
+    parser = Parser(prog="cli.py train")
+    add_train_command_arguments(parser)
+    marker = object()
+    names = vars(parser.parse_args([]))
+    tokens = list(argv)
+    rest = tokens[tokens.index("train") + 1:] if "train" in tokens else tokens
+    typed = parser.parse_args(rest, namespace=argparse.Namespace(**{k: marker for k in names}))
+    return {k for k, v in vars(typed).items() if v is not marker}
+
+
 def run_train(args) -> int:
     """``train``: one run, its files in ``--out``, a summary table on stdout."""
     from forecast.config import RunConfig
     from forecast.pipeline import run_training
 
     fields = {f.name for f in dataclasses.fields(RunConfig)}
-    config = RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    result = run_training(config, progress=not args.quiet)
+    options = {k: v for k, v in vars(args).items() if k in fields}
+    if args.resume:
+        from forecast.resume import resume_config
+
+        if not args.out:
+            raise UsageError("--resume needs --out DIR, the folder of the interrupted run")
+        typed = _typed_train_options(getattr(args, "_argv", ["train"])) & fields
+        config = resume_config(args.out, {k: options[k] for k in typed - {"out"}})
+    else:
+        config = RunConfig(**options)
+    result = run_training(config, progress=not args.quiet, resume=args.resume)
     print(format_summary(result))
     return 0
 
@@ -383,7 +416,7 @@ def run_data(args) -> int:
 
 COMMANDS: dict[str, Command] = {
     "train": Command("train one model and evaluate it on the test part",
-                     add_train_arguments, run_train),
+                     add_train_command_arguments, run_train),
     "evaluate": Command("re-evaluate a saved checkpoint", add_evaluate_arguments, run_evaluate),
     "backtest": Command("walk-forward backtest: retrain before each fold of the test part",
                         add_backtest_arguments, run_backtest),
@@ -431,6 +464,7 @@ def main(argv=None) -> int:
         if run is None:
             parser.print_help(sys.stderr)
             return 2
+        args._argv = argv   # what was typed, for options that must tell typed from default
         return int(run(args) or 0)
     except (UsageError, UserInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)

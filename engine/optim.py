@@ -81,6 +81,40 @@ class Adam:
                 p *= 1.0 - lr * wd
             p -= (lr * (m / c1) / (np.sqrt(v / c2) + self.eps)).astype(p.dtype, copy=False)
 
+    def state_dict(self) -> dict:
+        """What :meth:`step` changes: the step count ``t`` and the moments.
+
+        Returns
+        -------
+        dict
+            ``{"t": int, "m": {name: ndarray}, "v": {name: ndarray}}``, the moments as the
+            live arrays (as PyTorch's optimisers do: saving them costs no copy; copy them
+            to keep a snapshot). With :meth:`load_state_dict` a run continues as if never
+            stopped.
+        """
+        return {"t": self.t, "m": OrderedDict(self.m), "v": OrderedDict(self.v)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output (names and shapes must match the parameters).
+
+        Raises
+        ------
+        KeyError, ValueError
+            A moment is missing, unexpected or of another shape.
+        """
+        for key in ("m", "v"):
+            saved, own = state[key], getattr(self, key)
+            if set(saved) != set(own):
+                raise KeyError(f"optimiser state {key!r} is for other parameters")
+            for name, arr in own.items():
+                value = np.asarray(saved[name])
+                if value.shape != arr.shape:
+                    raise ValueError(f"optimiser state {key!r} of {name}: shape {value.shape}, "
+                                     f"expected {arr.shape}")
+                # In place: the moments stay the arrays step() updates.
+                arr[...] = value
+        self.t = int(state["t"])
+
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter 2019): ``p -= lr * wd * p``
@@ -179,6 +213,18 @@ class EarlyStopping:
             return True
         self.bad_epochs += 1
         return False
+
+    def state_dict(self) -> dict:
+        """The counters and the best weights (``best_state``, None before any best)."""
+        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output."""
+        self.best_loss = float(state["best_loss"])
+        self.best_epoch = None if state["best_epoch"] is None else int(state["best_epoch"])
+        self.bad_epochs = int(state["bad_epochs"])
+        self.best_state = state["best_state"]
 
     @property
     def should_stop(self) -> bool:

@@ -104,6 +104,9 @@ def load_checkpoint(path) -> tuple["OrderedDict[str, np.ndarray]", dict]:
             raise CheckpointError(f"{path} has an unexpected entry {name!r}")
         if value.dtype.kind not in "fiu":
             raise CheckpointError(f"{path}: parameter {name[len(_PREFIX):]!r} is not numeric ({value.dtype})")
+        if not np.isfinite(value).all():
+            # Weights of a diverged or tampered run: every forecast would be NaN.
+            raise CheckpointError(f"{path}: parameter {name[len(_PREFIX):]!r} holds non-finite values")
         state[name[len(_PREFIX):]] = value
     return state, meta
 

@@ -49,6 +49,9 @@ STOCK_DEFAULTS = {
     "warmup": TrainSettings.warmup,
     "dtype": "float64",
 }
+#: Largest --epochs accepted: far beyond any training here, and below what progress bars
+#: and counters can hold.
+MAX_EPOCHS = 1_000_000
 #: Options that only the long-horizon protocol has.
 LTSF_ONLY = ("channels", "seg_len", "norm", "linear_path", "linear_init")
 #: How the linear path starts: PyTorch's default uniform draw, or the least-squares map of
@@ -205,11 +208,23 @@ class RunConfig:
         self.clip = _real("clip", self.clip)
         if self.lr > 1.0:
             raise UserInputError(f"--lr {self.lr:g} is far too large; use a value like 1e-3")
+        self._check_training_bounds()
         if self.protocol == LTSF and self.seq_len % self.seg_len:
             raise UserInputError(f"--seg-len {self.seg_len} must divide --seq-len {self.seq_len}")
         if self.out is not None:
             self.out = str(self.out)
         return self
+
+    def _check_training_bounds(self) -> None:
+        """Refuse epochs and weight decays no training can use (each would run, uselessly)."""
+        if self.epochs > MAX_EPOCHS:
+            raise UserInputError(f"--epochs {self.epochs} is beyond any training; at most {MAX_EPOCHS}")
+        # AdamW multiplies each decayed weight by 1 - lr * wd per step: at or below 0 the
+        # weights flip sign or vanish every step and training diverges.
+        if self.lr * self.weight_decay >= 1.0:
+            raise UserInputError(f"--weight-decay {self.weight_decay:g} with --lr {self.lr:g} scales the weights "
+                                 f"by 1 - lr * wd = {1 - self.lr * self.weight_decay:.3g} every step; use a weight "
+                                 f"decay below {1 / self.lr:.3g} (typically 0.01)")
 
     def _resolve_protocol_defaults(self) -> None:
         """Fill options left at None from the protocol; refuse the other protocol's options."""

@@ -7,7 +7,7 @@ status 2. Anything else escaping is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-__all__ = ["UserInputError", "DataError", "CheckpointError", "first_line"]
+__all__ = ["UserInputError", "DataError", "CheckpointError", "TrainingDiverged", "first_line"]
 
 
 class UserInputError(Exception):
@@ -24,6 +24,14 @@ class DataError(UserInputError):
 
 class CheckpointError(UserInputError):
     """A checkpoint file is missing, corrupt, unsafe or does not fit the model."""
+
+
+class TrainingDiverged(UserInputError):
+    """Training produced a non-finite loss or forecast: the options or the data do not fit.
+
+    A subclass of :class:`UserInputError` because the cure is the user's (a smaller
+    learning rate, cleaner data) and the same run would diverge again.
+    """
 
 
 def first_line(exc: BaseException) -> str:

@@ -18,6 +18,8 @@ naive``; for horizon > 1 also ``origin_date, step``, one row per window and step
 ``summary.json`` (data description, best epoch, stop reason, seconds) and
 ``checkpoint.npz`` (see :mod:`forecast.checkpoint`). The folder is assembled under a
 temporary name and renamed when everything is written, so a failed run leaves nothing.
+While it trains, :func:`run_training` keeps the training state beside it, in
+``<folder>.partial`` (see :mod:`forecast.resume`), so an interrupted run can continue.
 """
 from __future__ import annotations
 
@@ -35,11 +37,13 @@ from forecast.checkpoint import checkpoint_bytes, load_checkpoint
 from forecast.config import RunConfig
 from forecast.data import Dataset, build_dataset, load_source, scaler_from_dict, scaler_to_dict
 from forecast.data.windows import PARTS
-from forecast.errors import CheckpointError, UserInputError, first_line
+from forecast.errors import CheckpointError, TrainingDiverged, UserInputError, first_line
 from forecast.fileio import OutputDir, atomic_write_bytes, json_bytes, to_jsonable
 from forecast.ltsf.protocol import LTSF
+from forecast.memory import check_training_memory
 from forecast.metrics import drift_forecast, forecast_metrics, naive_forecast, naive_scale
-from forecast.train import fit, predict
+from forecast.resume import RunState
+from forecast.train import fit, predict, saving_state
 
 __all__ = ["load_dataset", "dataset_from_frame", "build_forecaster", "warm_kernels", "forecast_prices",
            "price_metrics", "prediction_table", "evaluate_model", "train_run", "TrainedRun", "RUN_FILES",
@@ -90,10 +94,16 @@ def dataset_from_frame(config: RunConfig, frame, info: dict, bounds=None, scaler
                          info=info, window_norm=config.window_norm, bounds=bounds)
 
 
-def build_forecaster(config: RunConfig, input_size: int):
-    """The model that ``config`` describes, freshly initialised from ``config.seed``."""
+def build_forecaster(config: RunConfig, input_size: int, windows: int | None = None):
+    """The model that ``config`` describes, freshly initialised from ``config.seed``.
+
+    Sizes whose training would not fit in the available memory are refused first
+    (:func:`forecast.memory.check_training_memory`; ``windows``, the number of training
+    windows when known, bounds the batch in that estimate).
+    """
     from models import build_model
 
+    check_training_memory(config, input_size, windows)
     layout = {}
     if config.protocol == LTSF:
         layout = dict(channels=config.channels, seq_len=config.seq_len, seg_len=config.seg_len,
@@ -315,12 +325,12 @@ def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool 
         dataset = load_dataset(config)
     else:
         _check_dataset(config, dataset)
-    model = build_forecaster(config, dataset.n_features)
+    model = build_forecaster(config, dataset.n_features, _train_windows(dataset))
     warm_kernels(config.backend, (config.dtype,), model=model)
     if config.protocol == LTSF:
         from forecast.ltsf.run import train_series_run
 
-        return train_series_run(config, dataset, model, progress)
+        return _refuse_diverged(train_series_run(config, dataset, model, progress))
     with single_threaded_blas():
         result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
                      progress=progress, desc=config.model)
@@ -331,12 +341,38 @@ def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool 
                 "stop_reason": result.stop_reason, "note": result.note, "epochs_run": len(result.history)}
     summary = {"data": dataset.info, "training": training, "model_config": dict(model.config),
                "parameters": model.num_parameters()}
-    return TrainedRun(config, model, dataset, result, metrics, predictions, summary, t0)
+    return _refuse_diverged(TrainedRun(config, model, dataset, result, metrics, predictions, summary, t0))
+
+
+def _train_windows(dataset) -> int:
+    """Training windows of a stock or a long-horizon dataset."""
+    parts = getattr(dataset, "parts", None)
+    return len(parts["train"]) if parts is not None else int(dataset.windows("train"))
+
+
+def _refuse_diverged(run):
+    """``run``, unless its training diverged or its forecasts are not finite.
+
+    Either would leave a run folder whose metrics are null or meaningless; the run is
+    refused with one line instead (:class:`~forecast.errors.TrainingDiverged`).
+    """
+    if run.fit.stop_reason == "non_finite":
+        raise TrainingDiverged(f"training diverged: {run.fit.note.split(':')[0]} (nothing written); try a "
+                               f"smaller --lr than {run.config.lr:g}, or check the data for extreme values")
+    mse = run.metrics["test"]["mse"]
+    if mse is None or not np.isfinite(mse):
+        raise TrainingDiverged("the trained model's test forecasts are not finite numbers (nothing written); "
+                               "check the data for extreme values, or try a smaller --lr")
+    return run
 
 
 def run_training(config: RunConfig, out_dir=None, progress: bool = True, dataset: Dataset | None = None,
-                 write: bool = True) -> dict:
-    """Train, evaluate and save one run.
+                 write: bool = True, resume: bool = False) -> dict:
+    """Train, evaluate and save one run; resumable when interrupted.
+
+    While it trains, the run keeps its state in ``<out_dir>.partial`` (see
+    :mod:`forecast.resume`), saved after every epoch; ``resume=True`` continues an
+    interrupted run from there.
 
     Parameters
     ----------
@@ -350,7 +386,10 @@ def run_training(config: RunConfig, out_dir=None, progress: bool = True, dataset
     dataset : Dataset or None
         From :func:`load_dataset` with the same data options, to skip reloading.
     write : bool
-        False: write nothing, only return the results.
+        False: write nothing (no state either), only return the results.
+    resume : bool
+        Continue the interrupted run of ``out_dir`` (or ``config.out``); ``config`` must
+        hold its options (:func:`forecast.resume.resume_config` reads them).
 
     Returns
     -------
@@ -364,14 +403,37 @@ def run_training(config: RunConfig, out_dir=None, progress: bool = True, dataset
     Raises
     ------
     UserInputError
-        Bad options or data; nothing is left on disk.
+        Bad options or data, a diverged training (:class:`~forecast.errors.TrainingDiverged`),
+        nothing to resume or other options than the interrupted run's; nothing is left on
+        disk (a resumed run's state stays).
     """
-    run = train_run(config, dataset, progress)
-    target = None
-    if write:
-        target = os.fspath(out_dir) if out_dir is not None else (config.out or default_out_dir(config.model))
-        config.out = target  # config.json then says where the run was written
+    if not write:
+        if resume:
+            raise UserInputError("resuming a run needs its run folder: write=True")
+        return train_run(config, dataset, progress).result(None)
+    config.validate()
+    if resume and out_dir is None and not config.out:
+        raise UserInputError("--resume needs --out DIR, the folder of the interrupted run")
+    target = os.fspath(out_dir) if out_dir is not None else (config.out or default_out_dir(config.model))
+    config.out = target  # config.json then says where the run was written
+    if resume:
+        state = RunState.open(target)
+        state.check_options(config.to_dict())
+    else:
+        state = RunState.create(target, config.to_dict())
+    try:
+        with saving_state(state):
+            run = train_run(config, dataset, progress)
         write_run_files(target, run.files())
+    except Exception:
+        if not resume:       # it would fail again; a resumed state is the user's to keep
+            state.discard()
+        raise
+    except BaseException:    # interrupted (Ctrl-C, SIGTERM under OutputDir): keep the state for --resume
+        print(f"note: training state kept in {state.path}; continue with: python cli.py train --resume "
+              f"--out {target}", file=sys.stderr)
+        raise
+    state.discard()
     return run.result(target)
 
 

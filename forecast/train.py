@@ -12,21 +12,35 @@ improvement. A non-finite loss or gradient ends it at once, before the bad updat
 applied; that epoch's record carries a ``note`` saying so. Same data, settings and seed
 give the same history (up to ``epoch_seconds``): the only randomness is the shuffle,
 drawn from ``numpy.random.default_rng(seed)``.
+
+Resumable training: given an *epoch store* (:class:`EpochStore`, passed to :func:`fit` or
+made active for a block with :func:`saving_state`), :func:`fit` saves its whole state
+after every epoch (weights, best weights, AdamW moments and step count, schedule step,
+early-stopping counters, the shuffle generator's state, the history) and, when the store
+already holds a state, continues from it. Continued runs end with the same history
+(``epoch_seconds`` aside), weights and results as runs never stopped, to the bit.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
+import hashlib
 import math
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from engine.functional import mse_loss
 from engine.optim import AdamW, CosineSchedule, EarlyStopping, clip_grad_norm
+from forecast.errors import UserInputError
 
-__all__ = ["TrainSettings", "TrainResult", "predict", "evaluate_loss", "fusion_weight", "fit"]
+__all__ = ["TrainSettings", "TrainResult", "EpochStore", "saving_state", "predict", "evaluate_loss",
+           "fusion_weight", "fit"]
 
 
 @dataclass
@@ -85,6 +99,42 @@ class TrainResult:
     best_val_loss: float = math.inf
     stop_reason: str = "completed"
     note: str = ""
+
+
+class EpochStore(Protocol):
+    """Where :func:`fit` keeps its state between epochs (see :mod:`forecast.resume`).
+
+    ``load()`` returns ``(arrays, meta)`` as last saved, or None when nothing is saved;
+    ``save(arrays, meta)`` replaces it atomically (a reader sees the old state or the new,
+    never a mix). ``arrays`` maps names to numeric ndarrays; ``meta`` is JSON-able with
+    NaN and infinity (Python's ``json`` writes and reads them exactly). ``where`` names
+    the store in messages.
+    """
+
+    where: str
+
+    def load(self) -> tuple[dict, dict] | None: ...
+
+    def save(self, arrays: dict, meta: dict) -> None: ...
+
+
+_ACTIVE_STORE: contextvars.ContextVar = contextvars.ContextVar("forecast_train_store", default=None)
+
+
+@contextlib.contextmanager
+def saving_state(store: EpochStore):
+    """Make every :func:`fit` call in the block save to (and resume from) ``store``.
+
+    The pipeline wraps a whole run in it, so both protocols' training loops become
+    resumable without passing the store through their code. One store serves one
+    :func:`fit` call: its saved state is checked against the run's settings, data and
+    initial weights before it is used.
+    """
+    token = _ACTIVE_STORE.set(store)
+    try:
+        yield store
+    finally:
+        _ACTIVE_STORE.reset(token)
 
 
 def predict(model, X: np.ndarray, batch_size: int = 128) -> np.ndarray:
@@ -160,13 +210,137 @@ class _Trainer:
             norms.append(norm)
         return loss_sum / seen, _mean(norms), None
 
+    def state(self) -> tuple[dict, dict]:
+        """``(arrays, meta)`` of everything a step changes: moments, counters, generator."""
+        opt = self.opt.state_dict()
+        arrays = {**_prefixed("adam_m/", opt["m"]), **_prefixed("adam_v/", opt["v"])}
+        # The bit generator's state is plain ints and strings: JSON keeps it exactly.
+        meta = {"step": self.step, "lr": self.lr, "adam_t": opt["t"], "rng": self.rng.bit_generator.state}
+        return arrays, meta
+
+    def restore(self, arrays: dict, meta: dict) -> None:
+        """Undo :meth:`state`: the next step is the one the saved run would have taken."""
+        self.opt.load_state_dict({"t": meta["adam_t"], "m": _unprefixed("adam_m/", arrays),
+                                  "v": _unprefixed("adam_v/", arrays)})
+        self.step, self.lr = int(meta["step"]), float(meta["lr"])
+        self.rng.bit_generator.state = meta["rng"]
+
 
 def _mean(values) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
 
+def _prefixed(prefix: str, arrays: dict) -> dict:
+    return {prefix + name: value for name, value in arrays.items()}
+
+
+def _unprefixed(prefix: str, arrays: dict) -> dict:
+    return {name[len(prefix):]: value for name, value in arrays.items() if name.startswith(prefix)}
+
+
+def _digest(arrays) -> str:
+    """SHA-256 of arrays' shapes, dtypes and bytes: equal digests, equal arrays."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype.str}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _fingerprint(settings: "TrainSettings", data, initial: dict) -> dict:
+    """What a saved state must agree with before a run continues from it.
+
+    The data and the initial weights enter as digests: a run resumed on a changed CSV,
+    or with another seed or architecture, would otherwise continue silently.
+    """
+    return {"settings": dataclasses.asdict(settings), "data": _digest(data),
+            "model": {"parameters": [[k, list(v.shape), v.dtype.str] for k, v in initial.items()],
+                      "initial_weights": _digest(initial.values())}}
+
+
+class _Loop:
+    """One :func:`fit` call's moving parts: the trainer, the stopper and the result so far."""
+
+    def __init__(self, model, settings: TrainSettings, n_train: int, fingerprint: dict | None):
+        self.model = model
+        self.settings = settings
+        self.trainer = _Trainer(model, settings, n_train)
+        self.stopper = EarlyStopping(settings.patience)
+        self.result = TrainResult()
+        self.fingerprint = fingerprint
+        self.epochs_done = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.result.stop_reason != "completed" or self.epochs_done >= self.settings.epochs
+
+    def run_epoch(self, epoch: int, train, val) -> dict:
+        """Train one epoch, validate, decide whether to stop; returns the epoch's record."""
+        t0 = time.perf_counter()
+        train_loss, grad_norm, bad = self.trainer.train_epoch(*train)
+        val_loss = float("nan")
+        if bad is None:
+            val_loss = evaluate_loss(self.model, *val, self.settings.eval_batch_size)
+            if not math.isfinite(val_loss):
+                bad = "validation loss"
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": self.trainer.lr,
+                  "grad_norm": grad_norm, "epoch_seconds": time.perf_counter() - t0}
+        alpha = fusion_weight(self.model)
+        if alpha is not None:
+            record["alpha"] = alpha
+        self.result.history.append(record)
+        self.epochs_done = epoch
+        self._decide(epoch, val_loss, bad)
+        return record
+
+    def _decide(self, epoch: int, val_loss: float, bad: str | None) -> None:
+        stopper, result = self.stopper, self.result
+        if bad is not None:
+            kept = (f"weights of epoch {stopper.best_epoch} restored" if stopper.best_epoch
+                    else "initial weights restored")
+            result.stop_reason = "non_finite"
+            result.note = f"non-finite {bad} in epoch {epoch}: training stopped, {kept}"
+            return
+        stopper.update(val_loss, epoch, lambda: _snapshot(self.model))
+        if stopper.should_stop:
+            result.stop_reason = "early_stopping"
+            result.note = (f"early stopping after epoch {epoch}: no improvement for "
+                           f"{self.settings.patience} epochs, weights of epoch {stopper.best_epoch} restored")
+
+    def state(self) -> tuple[dict, dict]:
+        """``(arrays, meta)`` to save after an epoch (see :class:`EpochStore`)."""
+        arrays, meta = self.trainer.state()
+        # The live weights, not state_dict()'s copies: they are written out at once.
+        arrays.update(_prefixed("model/", {k: p for k, p, _ in self.model.named_parameters()}))
+        stop = self.stopper.state_dict()
+        if stop.pop("best_state") is not None:
+            arrays.update(_prefixed("best/", self.stopper.best_state))
+        meta.update(epoch=self.epochs_done, fingerprint=self.fingerprint, stopper=stop,
+                    history=self.result.history, stop_reason=self.result.stop_reason, note=self.result.note)
+        return arrays, meta
+
+    def restore(self, saved: tuple[dict, dict], where: str) -> None:
+        """Continue from a saved state, after checking it belongs to this run."""
+        arrays, meta = saved
+        differ = [key for key in ("settings", "data", "model")
+                  if meta.get("fingerprint", {}).get(key) != self.fingerprint[key]]
+        if differ:
+            names = {"settings": "training settings", "data": "data", "model": "model or seed"}
+            raise UserInputError(f"the training state in {where} belongs to another run: its "
+                                 f"{' and '.join(names[k] for k in differ)} differ from this one's")
+        self.trainer.restore(arrays, meta)
+        self.model.load_state_dict(_unprefixed("model/", arrays))
+        best = _unprefixed("best/", arrays)
+        self.stopper.load_state_dict({**meta["stopper"], "best_state": best or None})
+        self.result.history = [dict(h) for h in meta["history"]]
+        self.result.stop_reason, self.result.note = meta["stop_reason"], meta["note"]
+        self.epochs_done = int(meta["epoch"])
+
+
 def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-        settings: TrainSettings, progress: bool = True, desc: str = "train") -> TrainResult:
+        settings: TrainSettings, progress: bool = True, desc: str = "train",
+        store: EpochStore | None = None) -> TrainResult:
     """Train ``model`` in place and leave it holding its best-validation weights.
 
     Parameters
@@ -181,54 +355,50 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
         Show a tqdm bar on stderr (epoch, losses and, for the hybrid, alpha).
     desc : str
         Label of the bar.
+    store : EpochStore or None
+        Save the state there after every epoch, and continue from the state it holds;
+        None: the store of the enclosing :func:`saving_state` block, if any.
 
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    UserInputError
+        The store holds the state of another run (other settings, data, model or seed).
     """
     dtype = getattr(model, "dtype", np.float64)
     X, y = np.asarray(train[0], dtype=dtype), np.asarray(train[1], dtype=np.float64)
     Xv, yv = np.asarray(val[0], dtype=dtype), np.asarray(val[1], dtype=np.float64)
-    trainer = _Trainer(model, settings, len(X))
-    stopper = EarlyStopping(settings.patience)
+    store = store if store is not None else _ACTIVE_STORE.get()
     initial = _snapshot(model)
-    result = TrainResult()
-    bar = tqdm(range(1, settings.epochs + 1), desc=desc, unit="epoch", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True, leave=True)
+    fingerprint = _fingerprint(settings, (X, y, Xv, yv), initial) if store is not None else None
+    loop = _Loop(model, settings, len(X), fingerprint)
+    saved = store.load() if store is not None else None
+    if saved is not None:
+        loop.restore(saved, store.where)
+    bar = tqdm(range(loop.epochs_done + 1, settings.epochs + 1), desc=desc, unit="epoch", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True, leave=True, initial=loop.epochs_done,
+               total=settings.epochs)
     # A diverging run overflows before its loss turns inf; that case is handled here,
     # so NumPy's overflow warnings would only add noise to stderr.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in bar:
-            t0 = time.perf_counter()
-            train_loss, grad_norm, bad = trainer.train_epoch(X, y)
-            val_loss = float("nan")
-            if bad is None:
-                val_loss = evaluate_loss(model, Xv, yv, settings.eval_batch_size)
-                if not math.isfinite(val_loss):
-                    bad = "validation loss"
-            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": trainer.lr,
-                      "grad_norm": grad_norm, "epoch_seconds": time.perf_counter() - t0}
-            alpha = fusion_weight(model)
-            if alpha is not None:
-                record["alpha"] = alpha
-            result.history.append(record)
-            if bad is not None:
-                kept = (f"weights of epoch {stopper.best_epoch} restored" if stopper.best_epoch
-                        else "initial weights restored")
-                result.stop_reason = "non_finite"
-                result.note = f"non-finite {bad} in epoch {epoch}: training stopped, {kept}"
+            if loop.finished:   # a restored state that had already stopped
                 break
-            stopper.update(val_loss, epoch, lambda: _snapshot(model))
-            postfix = {"train": f"{train_loss:.4g}", "val": f"{val_loss:.4g}"}
-            if alpha is not None:
-                postfix["alpha"] = f"{alpha:.3f}"
-            bar.set_postfix(postfix, refresh=False)
-            if stopper.should_stop:
-                result.stop_reason = "early_stopping"
-                result.note = (f"early stopping after epoch {epoch}: no improvement for "
-                               f"{settings.patience} epochs, weights of epoch {stopper.best_epoch} restored")
+            record = loop.run_epoch(epoch, (X, y), (Xv, yv))
+            if store is not None:
+                store.save(*loop.state())
+            if loop.result.stop_reason == "completed":
+                postfix = {"train": f"{record['train_loss']:.4g}", "val": f"{record['val_loss']:.4g}"}
+                if "alpha" in record:
+                    postfix["alpha"] = f"{record['alpha']:.3f}"
+                bar.set_postfix(postfix, refresh=False)
+            else:
                 break
     bar.close()
+    result, stopper = loop.result, loop.stopper
     if result.note:
         result.history[-1]["note"] = result.note
     model.load_state_dict(stopper.best_state if stopper.best_state is not None else initial)

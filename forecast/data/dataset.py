@@ -40,8 +40,9 @@ from forecast.data.frame import BASE_FEATURES, prepare_prices
 from forecast.data.scaling import fit_scaler
 from forecast.data.windows import PARTS, check_parts, split_bounds, window_parts, window_rows
 from forecast.errors import DataError
+from forecast.memory import check_window_memory
 
-__all__ = ["FEATURES", "TARGETS", "WINDOW_NORMS", "PRICE_FEATURES", "Dataset", "build_dataset",
+__all__ = ["FEATURES", "TARGETS", "WINDOW_NORMS", "PRICE_FEATURES", "MAX_SCALED", "Dataset", "build_dataset",
            "normalise_windows"]
 
 FEATURES = BASE_FEATURES + ("return",)
@@ -50,6 +51,11 @@ TARGETS = ("close", "return")
 WINDOW_NORMS = ("last", "none")
 #: Features expressed relative to the anchor close under ``window_norm="last"``.
 PRICE_FEATURES = ("open", "high", "low", "close")
+#: Largest magnitude a scaled input or target may reach. The training part scales to about
+#: [0, 1] (or unit variance); a value a million times beyond that is a data error (a
+#: price of 1e-300 among prices of 50, say), and the model's products of such values
+#: overflow float32, and soon float64.
+MAX_SCALED = 1e6
 
 
 @dataclass
@@ -226,6 +232,7 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
                         "(use --window-norm none)")
     feats = np.stack([columns[f] for f in features], axis=1)
     series = close if target == "close" else columns["return"]
+    _check_moves(close, dates, split, bounds, origin)
 
     n_rows = len(close)
     if bounds is None:
@@ -239,6 +246,7 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
     check_parts(parts, n_rows, seq_len, horizon)
 
     n_feats = feats.shape[1]
+    check_window_memory(len(inputs), seq_len, n_feats, horizon)
     if window_norm == "last":
         X_raw, y_raw = normalise_windows(feats[inputs], series[targets], close[inputs[:, -1]],
                                          features, target)
@@ -263,6 +271,7 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
         X = feature_scaler.transform(feats)[inputs]
         y = target_scaler.transform(series[:, None])[:, 0][targets]
 
+    _check_scaled(X, y, dates[inputs[:, -1]], origin, window_norm)
     info.update(_describe_split(dates, n_rows, b1, b2, parts))
     return Dataset(
         X=X, y=y, parts=parts,
@@ -273,6 +282,31 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
         features=features, target=target, seq_len=int(seq_len), horizon=int(horizon), info=info,
         window_norm=window_norm,
     )
+
+
+def _check_moves(close: np.ndarray, dates, split, bounds, origin: str) -> None:
+    """Refuse a close that never changes over the training rows.
+
+    A flat series has nothing to learn, and every error measured against a price move
+    (MASE, the ratio to the naive forecast's error) would be 0 / 0: a run folder of nulls.
+    """
+    b1 = int(bounds[0]) if bounds is not None else split_bounds(len(close), *split)[0]
+    train = close[:max(b1, 0)]
+    if len(train) > 1 and np.all(train == train[0]):
+        raise DataError(f"{origin}: the close is {train[0]:g} on every training row ({_day(dates[0])} to "
+                        f"{_day(dates[len(train) - 1])}): a series that never moves has nothing to learn")
+
+
+def _check_scaled(X: np.ndarray, y: np.ndarray, today, origin: str, window_norm: str) -> None:
+    """Refuse scaled windows beyond :data:`MAX_SCALED`, naming the first window's last day."""
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(X) <= MAX_SCALED).all(axis=(1, 2)) | ~(np.abs(y) <= MAX_SCALED).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        peak = max(np.nanmax(np.abs(X[i])), np.nanmax(np.abs(y[i])))
+        raise DataError(f"{origin}: after --window-norm {window_norm} and scaling, the window ending "
+                        f"{_day(today[i])} reaches {peak:.3g}, over {MAX_SCALED:g} times the training range: "
+                        "the model's arithmetic would overflow; check the prices around that date")
 
 
 def _day(value) -> str:

@@ -9,6 +9,11 @@ drawn from ``open, high, low, close, adj_close, volume``.
 * **Adjusted prices.** When ``adj_close`` is present, ``close`` becomes ``adj_close`` and
   ``open``/``high``/``low`` are multiplied by the same day's ``adj_close / close``, so
   splits and dividends do not show up as price jumps. ``volume`` is left as reported.
+* **Impossible values** (in the columns the run needs): an infinite value, a magnitude
+  above :data:`MAX_MAGNITUDE` (its square, in any error metric, would overflow 64-bit
+  floats) or a negative volume is refused with a :class:`~forecast.errors.DataError`
+  naming the column and the date. Unlike a missing value, such a value is not a gap to
+  fill: the file is wrong there.
 * **NaN gaps** (the policy, applied to the columns the run needs only):
   leading rows with a missing value are dropped (nothing earlier exists to fill them);
   an interior gap of at most :data:`MAX_FILL_GAP` consecutive rows is forward-filled
@@ -31,6 +36,7 @@ __all__ = [
     "CANONICAL_COLUMNS",
     "BASE_FEATURES",
     "MAX_FILL_GAP",
+    "MAX_MAGNITUDE",
     "normalise_frame",
     "prepare_prices",
     "describe_frame",
@@ -41,6 +47,10 @@ CANONICAL_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
 BASE_FEATURES = ("open", "high", "low", "close", "volume")
 #: Longest run of missing rows that is forward-filled rather than refused.
 MAX_FILL_GAP = 5
+#: Largest magnitude a price or volume may have. Squares of values above ~1.3e154
+#: overflow float64 (the squared errors of the metrics, the standard scaler's variance),
+#: and their sums over many rows need room below that.
+MAX_MAGNITUDE = 1e150
 
 _ALIASES = {
     "date": "date",
@@ -189,6 +199,34 @@ def _raw_columns_for(features) -> list[str]:
     return sorted(need)
 
 
+def _impossible(col: str, values: np.ndarray) -> np.ndarray:
+    """Mask of the values of column ``col`` no run can use (NaN is a gap, not one of them)."""
+    bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > MAX_MAGNITUDE)
+    if col == "volume":
+        bad |= np.nan_to_num(values) < 0
+    return bad
+
+
+def _check_values(frame: pd.DataFrame, columns: list[str], origin: str) -> None:
+    """Refuse infinite, overflowing and negative-volume values, naming column and date."""
+    for col in columns:
+        values = frame[col].to_numpy(dtype=np.float64)
+        bad = _impossible(col, values)
+        if not bad.any():
+            continue
+        i = int(np.argmax(bad))
+        value = values[i]
+        if np.isinf(value):
+            why = "prices and volumes must be finite numbers"
+        elif abs(value) > MAX_MAGNITUDE:
+            why = f"magnitudes above {MAX_MAGNITUDE:g} overflow the squared errors"
+        else:
+            why = "a volume cannot be negative"
+        more = f" ({int(bad.sum())} such rows in all)" if bad.sum() > 1 else ""
+        raise DataError(f"{origin}: column {col!r} holds {value:g} on {frame.index[i].date()}{more}; {why}, "
+                        "fix or remove the row")
+
+
 def _fill_gaps(frame: pd.DataFrame, columns: list[str], origin: str) -> pd.DataFrame:
     """Apply the NaN policy to ``columns`` (see the module docstring)."""
     sub = frame[columns]
@@ -241,6 +279,7 @@ def prepare_prices(frame: pd.DataFrame, features, origin: str) -> pd.DataFrame:
                         f"(it has {', '.join(frame.columns)})")
     adjusted = "adj_close" in frame.columns
     cols = need + (["adj_close"] if adjusted else [])
+    _check_values(frame, cols, origin)
     work = _fill_gaps(frame, cols, origin)
     out = pd.DataFrame(index=work.index)
     if adjusted:

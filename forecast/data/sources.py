@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from forecast.data import yahoo
@@ -104,7 +105,14 @@ def _cut(frame: pd.DataFrame, start, end, origin: str) -> pd.DataFrame:
     hi = pd.Timestamp(parse_day(end, "--end")) if end else None
     if lo is not None and hi is not None and hi <= lo:
         raise DataError(f"--end ({hi.date()}) must come after --start ({lo.date()})")
-    out = frame.loc[lo:hi]
+    # Masks, not .loc[lo:hi]: a date outside pandas' nanosecond range (0001-01-01) has
+    # another resolution, and .loc slicing then raises KeyError instead of selecting.
+    keep = np.ones(len(frame), dtype=bool)
+    if lo is not None:
+        keep &= frame.index >= lo
+    if hi is not None:
+        keep &= frame.index <= hi
+    out = frame[keep]
     if len(out) == 0:
         raise DataError(f"{origin}: no rows between {start or 'the start'} and {end or 'the end'} "
                         f"(the data covers {frame.index[0].date()} to {frame.index[-1].date()})")

@@ -48,6 +48,10 @@ def window_rows(n_rows: int, seq_len: int, horizon: int) -> tuple[np.ndarray, np
         ``N = n_rows - seq_len - horizon + 1`` (may be 0).
     """
     n = max(n_rows - seq_len - horizon + 1, 0)
+    if n == 0:
+        # Without this, a --seq-len of a billion would allocate its arange before the
+        # "series too short" error could say anything.
+        return np.zeros((0, seq_len), dtype=np.intp), np.zeros((0, horizon), dtype=np.intp)
     starts = np.arange(n)
     inputs = starts[:, None] + np.arange(seq_len)[None, :]
     targets = starts[:, None] + seq_len + np.arange(horizon)[None, :]
