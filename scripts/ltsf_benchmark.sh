@@ -40,6 +40,16 @@ seeds() {
 }
 
 lookback() {
+    # Lookback 96 is in the grid already: copy those runs so --resume trains the other lookbacks.
+    for slug in ett-ETTh1 ltsf-exchange; do
+        for h in 96 336; do
+            for m in mamba mingru hybrid; do
+                run=results/ltsf/runs/$slug/h$h/seq96/$m/seed0
+                dest=results/ltsf-lookback/runs/$slug/h$h/seq96/$m/seed0
+                if [ -d "$run" ] && [ ! -d "$dest" ]; then mkdir -p "$(dirname "$dest")"; cp -r "$run" "$dest"; fi
+            done
+        done
+    done
     python cli.py compare --protocol ltsf --data ett:ETTh1,ltsf:exchange --models mamba,mingru,hybrid \
         --horizons 96,336 --seq-lens 48,96,192,336,720 --seeds 0, --out results/ltsf-lookback --resume
 }
