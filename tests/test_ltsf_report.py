@@ -15,9 +15,12 @@ import pytest
 
 from forecast.errors import UserInputError
 from forecast.ltsf.published import HORIZONS, PUBLISHED_DATASETS, REPEAT, load_published, published_name
-from forecast.ltsf.report import (BASELINE, LINEAR_OURS, MODEL, PUBLISHED, REPEAT_OURS, VS_BRANCH, VS_LINEAR,
-                                  build_benchmark_report, load_runs, render_markdown, row_label,
-                                  summarize_benchmark)
+from forecast.ltsf.labels import row_label
+from forecast.ltsf.markdown import render_markdown
+from forecast.ltsf.report import build_benchmark_report
+from forecast.ltsf.runs import load_runs
+from forecast.ltsf.summary import (BASELINE, LINEAR_OURS, MODEL, PUBLISHED, REPEAT_OURS, VS_BRANCH, VS_LINEAR,
+                                   summarize_benchmark)
 from forecast.stats import holm_adjust
 
 DATASETS = {"ett:ETTh1": "ett-ETTh1", "ltsf:exchange": "ltsf-exchange"}

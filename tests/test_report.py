@@ -17,7 +17,8 @@ import pytest
 
 from forecast.study.report import build_report, figure_paths, fmt, fmt_stat, metric_header
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_NAMES
-from forecast.study.summary import Stat, SummaryRow, conclude, load_study, summarize
+from forecast.study.runs import load_study
+from forecast.study.summary import Stat, SummaryRow, conclude, summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -255,7 +256,9 @@ def test_the_summary_is_computed_once_and_renderers_get_only_it(tmp_path, monkey
     # source for the cross-source page), and no renderer sees a run record.
     from forecast.study import cross, figures, report
     from forecast.study import summary as summary_module
-    from forecast.study.summary import RunRecord, StudySummary, SummaryRow, WindowFigures
+    from forecast.study.figure_data import WindowFigures
+    from forecast.study.runs import RunRecord
+    from forecast.study.summary import StudySummary, SummaryRow
 
     calls = []
 

@@ -14,8 +14,8 @@ import pytest
 from scipy import stats as sps
 
 from forecast.study.report import build_report
+from forecast.study.runs import load_study
 from forecast.study.significance import comparisons, study_tests, verdict
-from forecast.study.summary import load_study
 from tests.test_report import make_run, make_study
 
 # hybrid far closer than naive (random-walk steps of sd 2), mamba far worse

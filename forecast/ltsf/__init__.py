@@ -8,5 +8,8 @@ beside two baselines computed here: Repeat and a closed-form linear map.
 * :mod:`forecast.ltsf.protocol` - the borders and the protocol's defaults;
 * :mod:`forecast.ltsf.dataset` - windows, scaler and the two baselines;
 * :mod:`forecast.ltsf.run` - one training run under the protocol;
-* :mod:`forecast.ltsf.report` - the study's benchmark table beside the published figures.
+* :mod:`forecast.ltsf.report` - the study's benchmark table beside the published figures, built from
+  :mod:`forecast.ltsf.runs` (the run folders read back), :mod:`forecast.ltsf.summary` (the
+  summary, computed once), :mod:`forecast.ltsf.labels`, :mod:`forecast.ltsf.markdown` and
+  :mod:`forecast.ltsf.figures` (its renderers).
 """

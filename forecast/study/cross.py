@@ -27,9 +27,10 @@ from forecast.metrics import HIGHER_IS_BETTER
 from forecast.stats import SIGNIFICANCE_LEVEL
 from forecast.study.figures import display_name
 from forecast.study.report import fmt
+from forecast.study.names import NAIVE_PREFIX, is_naive, model_rank
+from forecast.study.runs import load_study
 from forecast.study.significance import NAIVE
-from forecast.study.summary import (NAIVE_PREFIX, WINDOW_METRICS, StudySummary, is_naive, load_study,
-                                    model_rank, summarize)
+from forecast.study.summary import WINDOW_METRICS, StudySummary, summarize
 from models.names import CLASSICAL
 
 __all__ = ["NAIVE_LAST", "SourceSummary", "CrossRow", "CrossSummary", "load_sources", "cross_rows",

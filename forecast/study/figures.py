@@ -1,7 +1,7 @@
 """Figures of a comparison study (matplotlib, Agg backend, PNG).
 
 Each function draws one figure from the study summary (the figure data of one window,
-:class:`forecast.study.summary.WindowFigures`, or the summary rows,
+:class:`forecast.study.figure_data.WindowFigures`, or the summary rows,
 :class:`forecast.study.summary.SummaryRow`) and writes it to a path. They compute no
 statistics: every mean, band and error is the summary's. They are meant for people:
 every axis says what it shows and in which unit, and each model keeps the same colour
@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_LABELS  # noqa: E402
-from forecast.study.summary import is_naive  # noqa: E402
+from forecast.study.names import is_naive  # noqa: E402
 
 __all__ = ["COLORS", "model_color", "display_name",
            "plot_convergence", "plot_predictions", "plot_fusion_weight", "plot_errors",
@@ -71,7 +71,7 @@ def plot_convergence(window, path, subtitle: str = ""):
 
     Parameters
     ----------
-    window : forecast.study.summary.WindowFigures
+    window : forecast.study.figure_data.WindowFigures
         The figure data of one window length.
     path : str or Path
         Output PNG.
@@ -133,7 +133,7 @@ def plot_predictions(window, path, unit: str = "USD", zoom_days: int = 60,
 
     Parameters
     ----------
-    window : forecast.study.summary.WindowFigures
+    window : forecast.study.figure_data.WindowFigures
         The figure data of one window length.
     path : str or Path
         Output PNG.
@@ -186,7 +186,7 @@ def plot_fusion_weight(window, path, subtitle: str = ""):
 
     Parameters
     ----------
-    window : forecast.study.summary.WindowFigures
+    window : forecast.study.figure_data.WindowFigures
         The figure data of one window length.
     path : str or Path
         Output PNG.
@@ -241,7 +241,7 @@ def plot_errors(window, path, unit: str = "USD", subtitle: str = "") -> Path:
 
     Parameters
     ----------
-    window : forecast.study.summary.WindowFigures
+    window : forecast.study.figure_data.WindowFigures
         The figure data of one window length.
     path : str or Path
         Output PNG.

@@ -17,9 +17,9 @@ from forecast.metrics import HIGHER_IS_BETTER, METRIC_LABELS
 from forecast.stats import SIGNIFICANCE_LEVEL
 from forecast.study import figures
 from forecast.study.significance import TESTS_NOTE
+from forecast.study.runs import load_study
 from forecast.study.significance_report import significance_lines
-from forecast.study.summary import (SPREAD_RULE, load_study, summarize, write_summary_csv,
-                                    write_summary_json)
+from forecast.study.summary import SPREAD_RULE, summarize, write_summary_csv, write_summary_json
 from models.names import CLASSICAL
 
 __all__ = ["build_report", "render_report", "fmt", "fmt_stat", "metric_header", "figure_paths"]

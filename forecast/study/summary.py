@@ -1,14 +1,9 @@
-"""Read the runs of a comparison study from disk and reduce them to one summary.
+"""Reduce the runs of a comparison study to one summary.
 
-A study keeps every training run in its own folder (``runs/<model>/seed<k>/`` or,
-when several window lengths are compared, ``runs/seq<L>/<model>/seed<k>/``), each
-holding the pipeline's files (see :mod:`forecast.pipeline`): ``config.json``,
-``history.json``, ``metrics.json``, ``predictions.csv``, ``summary.json`` (data
-description, training outcome, seconds) and ``checkpoint.npz`` (a classical baseline's
-folder has no checkpoint and an empty history: it is fitted, not trained). This module loads those
-folders (:func:`load_study`) and computes, once, everything a study states about them
-(:func:`summarize` -> :class:`StudySummary`): the rows aggregated over seeds, the bests,
-the verdicts (:func:`conclude`), the significance answers and the data of the figures.
+The runs are read back by :mod:`forecast.study.runs`. This module computes, once,
+everything a study states about them (:func:`summarize` -> :class:`StudySummary`): the
+rows aggregated over seeds, the bests, the verdicts (:func:`conclude`), the places, the
+significance answers and the data of the figures (:mod:`forecast.study.figure_data`).
 Data flows one way, runs -> summary -> renderers: the report, the cross-source page and
 the figures only render the summary. It knows nothing about training or plotting, so the
 report can be rebuilt from the files alone.
@@ -19,28 +14,26 @@ import csv
 import io
 import json
 import math
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from forecast.data.sources import price_currency
 from forecast.fileio import atomic_write_json, atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from forecast.study.figure_data import window_figures
+from forecast.study.names import NAIVE_PREFIX, is_naive
+from forecast.study.runs import RunRecord
 from forecast.study.significance import judge, study_tests
-from models.names import BRANCHES, CLASSICAL, HYBRID, STUDY_ORDER
+from models.names import BRANCHES, CLASSICAL, HYBRID
 
 __all__ = [
-    "NAIVE_PREFIX", "WINDOW_METRICS", "RunRecord", "Stat", "SummaryRow", "Gap", "MetricVerdict",
-    "FusionTally", "Conclusion", "Band", "ErrorSample", "WindowFigures", "StudySummary",
-    "load_run", "load_study", "summarize", "conclude", "rank_values", "model_rank",
-    "write_summary_csv", "write_summary_json", "is_naive", "sample_std",
+    "WINDOW_METRICS", "Stat", "SummaryRow", "Gap", "MetricVerdict", "FusionTally", "Conclusion",
+    "StudySummary", "summarize", "conclude", "rank_values", "write_summary_csv", "write_summary_json",
+    "sample_std",
 ]
 
-#: Summary rows of naive baselines are named ``naive_<baseline>`` (``naive_last``...).
-NAIVE_PREFIX = "naive_"
 #: Per-run quantities that are summarised beside the metrics.
 RUN_STATS = ("epoch_seconds", "epochs")
 SPREAD_RULE = ("|difference of means| > sqrt(std_a^2 + std_b^2), with std the sample "
@@ -48,11 +41,6 @@ SPREAD_RULE = ("|difference of means| > sqrt(std_a^2 + std_b^2), with std the sa
 #: Metrics compared across window lengths and across sources (one table per metric would
 #: be too long).
 WINDOW_METRICS = ("rmse", "mae", "rel_mae", "direction_accuracy")
-
-
-def is_naive(name: str) -> bool:
-    """Whether a summary row name denotes a naive baseline."""
-    return name.startswith(NAIVE_PREFIX)
 
 
 def sample_std(values) -> float:
@@ -63,170 +51,6 @@ def sample_std(values) -> float:
     """
     arr = np.asarray(values, dtype=float)
     return float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-
-
-# -- loading ---------------------------------------------------------------------------
-
-def _read_json(path: Path, default=None):
-    if not path.exists():
-        if default is not None:
-            return default
-        raise FileNotFoundError(f"missing {path}")
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _split_metrics(obj: dict) -> tuple[dict, dict]:
-    """Return ``(test metrics, {baseline: metrics})`` from a ``metrics.json`` object.
-
-    The pipeline stores ``{"test": {...}, "naive": {...}, "drift": {...}}``: the model,
-    the last-value forecast (tomorrow = today) and the drift forecast. They become the
-    baselines ``last`` and ``drift``. A flat object is the test metrics alone.
-    """
-    if "test" not in obj:
-        return _floats(obj), {}
-    baselines = {}
-    for key, name in (("naive", "last"), ("drift", "drift")):
-        if isinstance(obj.get(key), dict):
-            baselines[name] = _floats(obj[key])
-    return _floats(obj["test"]), baselines
-
-
-def _floats(d: dict) -> dict:
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[str(key)] = float(value)
-        elif value is None:
-            out[str(key)] = float("nan")
-    return out
-
-
-@dataclass
-class RunRecord:
-    """One finished training run, as read back from its folder.
-
-    Attributes
-    ----------
-    model, seed, seq_len : str, int, int
-        What was trained (from ``config.json``).
-    path : Path
-        The run folder.
-    metrics : dict
-        Test metrics of the model, in original price units.
-    naive : dict
-        ``{baseline: metrics}`` of the naive forecasts on the same test set.
-    history : list of dict
-        Per-epoch records (``train_loss``, ``val_loss``, ``epoch_seconds``...).
-    config : dict
-        The run's configuration.
-    info : dict
-        The run's ``summary.json``: ``data`` description, ``training`` outcome,
-        ``seconds`` (empty when absent).
-    """
-
-    model: str
-    seed: int
-    seq_len: int
-    path: Path
-    metrics: dict
-    naive: dict
-    history: list
-    config: dict
-    info: dict = field(default_factory=dict)
-    _predictions: pd.DataFrame | None = field(default=None, repr=False)
-
-    @property
-    def epochs(self) -> int:
-        """Number of epochs actually run (early stopping may end a run early)."""
-        return len(self.history)
-
-    @property
-    def epoch_seconds(self) -> float:
-        """Mean wall time of one epoch in seconds."""
-        times = [float(h["epoch_seconds"]) for h in self.history if "epoch_seconds" in h]
-        return float(np.mean(times)) if times else float("nan")
-
-    def series(self, key: str) -> np.ndarray:
-        """Per-epoch values of ``key`` in the history (NaN where missing)."""
-        return np.array([_scalar(h.get(key)) for h in self.history], dtype=float)
-
-    @property
-    def predictions(self) -> pd.DataFrame:
-        """Test predictions, read on first use.
-
-        Columns ``date, actual, predicted, naive``; for horizon > 1 also
-        ``origin_date, step`` (one row per window and step).
-        """
-        if self._predictions is None:
-            frame = pd.read_csv(self.path / "predictions.csv")
-            if "date" in frame.columns:
-                frame["date"] = pd.to_datetime(frame["date"])
-            self._predictions = frame
-        return self._predictions
-
-    @property
-    def label(self) -> str:
-        """``model seed k (seq L)`` for messages."""
-        return f"{self.model} seed {self.seed} (seq_len {self.seq_len})"
-
-
-def _scalar(value) -> float:
-    """A history entry as one number: lists (per-channel values) become their mean."""
-    if value is None:
-        return float("nan")
-    if isinstance(value, (list, tuple, np.ndarray)):
-        arr = np.asarray(value, dtype=float)
-        return float(arr.mean()) if arr.size else float("nan")
-    return float(value)
-
-
-def load_run(path) -> RunRecord:
-    """Load one run folder.
-
-    Parameters
-    ----------
-    path : str or Path
-        A folder holding ``config.json``, ``history.json`` and ``metrics.json``.
-
-    Returns
-    -------
-    RunRecord
-    """
-    path = Path(path)
-    config = _read_json(path / "config.json")
-    history = _read_json(path / "history.json")
-    if isinstance(history, dict):          # tolerate {"history": [...]} as well as [...]
-        history = history.get("history", history.get("epochs", []))
-    test, naive = _split_metrics(_read_json(path / "metrics.json"))
-    info = _read_json(path / "summary.json", default={})
-    return RunRecord(model=str(config["model"]), seed=int(config["seed"]),
-                     seq_len=int(config["seq_len"]), path=path, metrics=test, naive=naive,
-                     history=list(history), config=config, info=info)
-
-
-def load_study(runs_dir) -> list[RunRecord]:
-    """Load every run below ``runs_dir`` (any folder holding a ``metrics.json``).
-
-    Returns
-    -------
-    list of RunRecord
-        Sorted by window length, model (:data:`models.names.STUDY_ORDER`) and seed, so results do
-        not depend on the order the file system lists folders in.
-    """
-    runs_dir = Path(runs_dir)
-    records = [load_run(p.parent) for p in runs_dir.rglob("metrics.json")]
-    return sorted(records, key=lambda r: (r.seq_len, model_rank(r.model), r.seed))
-
-
-#: The order of models in every table: the neural models, then the classical baselines.
-_MODEL_ORDER = (*STUDY_ORDER, *CLASSICAL)
-
-
-def model_rank(name: str) -> tuple:
-    """Sort key of a model name: the study's usual order first (the classical baselines
-    after the neural models), then alphabetical."""
-    return (_MODEL_ORDER.index(name) if name in _MODEL_ORDER else len(_MODEL_ORDER), name)
 
 
 # -- aggregation -----------------------------------------------------------------------
@@ -580,152 +404,6 @@ def _hybrid_rank(here, metric: str, hybrid: str = HYBRID):
     return (order.index(hybrid) + 1, len(order)) if hybrid in order else None
 
 
-# -- what the figures draw -------------------------------------------------------------
-
-@dataclass(frozen=True, eq=False)
-class Band:
-    """A per-epoch quantity over seeds: mean, min, max and how many runs reached each epoch.
-
-    ``runs`` is the number of runs behind it; where ``count < runs`` some stopped early.
-    """
-
-    mean: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    count: np.ndarray
-    runs: int
-
-
-def _band(series_list) -> Band:
-    """The band of runs of different lengths.
-
-    Early stopping ends runs at different epochs. At epoch ``e`` only the runs that
-    reached ``e`` contribute, so a run that stopped early neither drags the mean down
-    nor ends the line; the count tells where the mean covers fewer runs.
-    """
-    n = max(len(s) for s in series_list)
-    table = np.full((len(series_list), n), np.nan)
-    for i, s in enumerate(series_list):
-        table[i, :len(s)] = s
-    # A diverged run logs NaN losses; an epoch where every run did so stays NaN (a gap
-    # in the line) without a warning per column.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return Band(mean=np.nanmean(table, axis=0), lo=np.nanmin(table, axis=0),
-                    hi=np.nanmax(table, axis=0), count=np.sum(np.isfinite(table), axis=0),
-                    runs=len(series_list))
-
-
-@dataclass(frozen=True, eq=False)
-class ErrorSample:
-    """The pooled finite test errors (predicted - actual) of one model or baseline."""
-
-    name: str
-    errors: np.ndarray
-    mae: float
-
-    @classmethod
-    def of(cls, name: str, errors) -> "ErrorSample":
-        """The sample of ``errors`` with the non-finite ones (diverged forecasts) left out."""
-        errors = np.asarray(errors, dtype=float)
-        errors = errors[np.isfinite(errors)]
-        return cls(name, errors, float(np.mean(np.abs(errors))) if errors.size else float("nan"))
-
-
-@dataclass(frozen=True, eq=False)
-class WindowFigures:
-    """What the figures of one window length draw, computed from its runs.
-
-    Attributes
-    ----------
-    n_seeds : int
-        Most runs of any one model.
-    horizon : int
-        Days ahead of the forecasts.
-    losses : dict
-        ``{model: {"train_loss": Band, "val_loss": Band}}`` (a key is absent when no run
-        logged it).
-    predictions : dict
-        ``{model: DataFrame}`` of ``date, actual, predicted, naive``: the mean over seeds
-        per date (for horizon > 1, the last step only).
-    actual : pandas.DataFrame
-        ``date, actual, naive`` of the test period.
-    fusion_kind : str or None
-        The hybrid's fusion (``scalar``, ``channel``, ``gate``); None without a logged weight.
-    fusion : tuple of (int, numpy.ndarray)
-        ``(seed, Mamba weight per epoch)`` of every hybrid run that logged its weight.
-    errors : tuple of ErrorSample
-        Per model, then the naive forecast "tomorrow = today" (the same for every seed,
-        so taken once).
-    """
-
-    n_seeds: int
-    horizon: int
-    losses: dict
-    predictions: dict
-    actual: pd.DataFrame
-    fusion_kind: str | None
-    fusion: tuple
-    errors: tuple
-
-
-def _by_model(records) -> dict:
-    groups: dict = {}
-    for rec in records:
-        groups.setdefault(rec.model, []).append(rec)
-    return groups
-
-
-def _seed_mean_predictions(runs) -> pd.DataFrame:
-    """Average the test predictions of several seeds of one model, date by date.
-
-    For horizon > 1 only the last step (the ``horizon``-day-ahead forecast) is kept,
-    so every date appears once.
-    """
-    frames = []
-    for run in runs:
-        frame = run.predictions
-        if "step" in frame.columns:
-            frame = frame[frame["step"] == frame["step"].max()]
-        frames.append(frame[["date", "actual", "predicted", "naive"]])
-    stacked = pd.concat(frames, ignore_index=True)
-    return stacked.groupby("date", sort=True).mean().reset_index()
-
-
-def _fusion_series(record) -> np.ndarray:
-    """The hybrid's Mamba weight per epoch.
-
-    :mod:`forecast.train` logs it under ``alpha`` as the weight itself, ``sigmoid(alpha)``
-    (mean over channels for channel fusion), not the raw parameter.
-    """
-    key = "fusion_weight" if any("fusion_weight" in h for h in record.history) else "alpha"
-    return record.series(key)
-
-
-def _window_figures(records, hybrid: str = HYBRID) -> WindowFigures:
-    """The figure data of the runs of one window length."""
-    groups = _by_model(records)
-    losses = {}
-    for model, runs in groups.items():
-        series = {key: [r.series(key) for r in runs if len(r.history)]
-                  for key in ("train_loss", "val_loss")}
-        losses[model] = {key: _band(s) for key, s in series.items() if s}
-    predictions = {model: _seed_mean_predictions(runs) for model, runs in groups.items()}
-    weighted = [(r, _fusion_series(r)) for r in groups.get(hybrid, [])]
-    weighted = [(r, w) for r, w in weighted if np.isfinite(w).any()]
-    errors = [ErrorSample.of(model, np.concatenate(
-        [(r.predictions["predicted"] - r.predictions["actual"]).to_numpy() for r in runs]))
-        for model, runs in groups.items()]
-    first = records[0].predictions
-    errors.append(ErrorSample.of(NAIVE_PREFIX + "last", (first["naive"] - first["actual"]).to_numpy()))
-    return WindowFigures(
-        n_seeds=max(len(runs) for runs in groups.values()),
-        horizon=int(records[0].config.get("horizon", 1) or 1),
-        losses=losses, predictions=predictions,
-        actual=next(iter(predictions.values()))[["date", "actual", "naive"]],
-        fusion_kind=str(weighted[0][0].config.get("fusion", "scalar")) if weighted else None,
-        fusion=tuple((r.seed, w) for r, w in weighted), errors=tuple(errors))
-
 
 # -- the summary -----------------------------------------------------------------------
 
@@ -773,7 +451,7 @@ class StudySummary:
         ``{seq_len: tuple of Answer}``: the tests judged, per source
         (:func:`forecast.study.significance.judge`).
     figures : dict
-        ``{seq_len: WindowFigures}``.
+        ``{seq_len: WindowFigures}`` (:func:`forecast.study.figure_data.window_figures`).
     """
 
     rows: tuple
@@ -820,7 +498,8 @@ def summarize(records) -> StudySummary:
     Parameters
     ----------
     records : list of RunRecord
-        The study's runs (:func:`load_study`): one data source, any window lengths.
+        The study's runs (:func:`forecast.study.runs.load_study`): one data source, any
+        window lengths.
 
     Returns
     -------
@@ -861,4 +540,4 @@ def summarize(records) -> StudySummary:
                              if any(math.isfinite(r.mean(m)) for r in rows)),
         ranks=ranks, hybrid_ranks=hybrid_ranks, tests=tuple(tests),
         answers={L: tuple(a for a in judged if a.seq_len == L) for L in seq_lens},
-        figures={L: _window_figures(runs) for L, runs in window.items()})
+        figures={L: window_figures(runs) for L, runs in window.items()})

@@ -1,0 +1,164 @@
+"""Read a long-horizon benchmark study back from its folder: the finished runs and ``study.json``.
+
+The study folder (written by the study runner)::
+
+    OUT/study.json                       command, environment, wall_seconds, study
+    OUT/runs/<slug>/h<H>/seq<L>/<model>/seed<k>/
+        config.json  metrics.json  window_losses.csv  history.json  summary.json  checkpoint.npz
+
+A run folder counts once its ``summary.json`` exists (it is written last); others are
+listed as skipped (:func:`load_runs`). Values are on the standardised scale of the protocol.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecast.ltsf.protocol import LTSF
+from models.names import HYBRID
+
+__all__ = ["RunResult", "load_runs", "load_context"]
+
+#: A value a run did not record or could not compute (the summary and the Markdown use it too).
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One finished run as read back from its folder (standardised scale).
+
+    ``repeat`` and ``linear`` are the deterministic baselines on the same test windows;
+    ``window_losses`` has one row per test window in time order.
+    """
+
+    dataset: str
+    horizon: int
+    lookback: int
+    model: str
+    seed: int
+    path: Path
+    test_mse: float
+    test_mae: float
+    val_mse: float
+    repeat_mse: float
+    repeat_mae: float
+    linear_mse: float
+    linear_mae: float
+    test_windows: int
+    seconds: float
+    best_epoch: float
+    fusion_weight: float
+    window_losses: pd.DataFrame = field(repr=False, compare=False)
+
+
+def _read_json(path: Path):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _float(value) -> float:
+    """A JSON number as float; None (NaN written by :func:`to_jsonable`) and lists
+    (per-channel values: their mean) handled."""
+    if value is None:
+        return NAN
+    if isinstance(value, (list, tuple)):
+        arr = np.asarray(value, dtype=float)
+        return float(arr.mean()) if arr.size else NAN
+    return float(value)
+
+
+def _pair(metrics: dict, key: str) -> tuple[float, float]:
+    part = metrics.get(key) or {}
+    return _float(part.get("mse")), _float(part.get("mae"))
+
+
+def _last_fusion_weight(history) -> float:
+    """The hybrid's last logged Mamba weight; ``forecast.train`` logs ``sigmoid(alpha)``
+    under ``alpha`` (``fusion_weight`` accepted too). NaN when never logged."""
+    for record in reversed(list(history or [])):
+        for key in ("fusion_weight", "alpha"):
+            if isinstance(record, dict) and record.get(key) is not None:
+                return _float(record[key])
+    return NAN
+
+
+def _load_run(path: Path) -> RunResult:
+    config = _read_json(path / "config.json")
+    metrics = _read_json(path / "metrics.json")
+    info = _read_json(path / "summary.json")
+    history = _read_json(path / "history.json") if (path / "history.json").exists() else []
+    if isinstance(history, dict):
+        history = history.get("history", [])
+    losses = pd.read_csv(path / "window_losses.csv").sort_values("window").set_index("window")
+    test_mse, test_mae = _pair(metrics, "test")
+    repeat = _pair(metrics, "repeat")
+    linear = _pair(metrics, "linear")
+    training = info.get("training") or {}
+    return RunResult(
+        dataset=str(config["data"]), horizon=int(config["horizon"]), lookback=int(config["seq_len"]),
+        model=str(config["model"]), seed=int(config["seed"]), path=path,
+        test_mse=test_mse, test_mae=test_mae, val_mse=_pair(metrics, "val")[0],
+        repeat_mse=repeat[0], repeat_mae=repeat[1], linear_mse=linear[0], linear_mae=linear[1],
+        test_windows=int(metrics.get("test_windows") or len(losses)),
+        seconds=_float(info.get("seconds")), best_epoch=_float(training.get("best_epoch")),
+        fusion_weight=_last_fusion_weight(history) if config["model"] == HYBRID else NAN,
+        window_losses=losses)
+
+
+def _skip_reason(path: Path) -> str | None:
+    """Why a run folder cannot be used, or None."""
+    if not (path / "summary.json").exists():
+        return "unfinished (no summary.json)"
+    missing = [n for n in ("config.json", "metrics.json", "window_losses.csv") if not (path / n).exists()]
+    if missing:
+        return "missing " + ", ".join(missing)
+    protocol = _read_json(path / "config.json").get("protocol")
+    if protocol not in (None, LTSF):
+        return f"protocol {protocol!r}, not {LTSF}"
+    return None
+
+
+def load_runs(runs_dir) -> tuple[list[RunResult], list[str]]:
+    """Load every complete run below ``runs_dir``.
+
+    Returns
+    -------
+    (runs, skipped) : tuple
+        The runs, and one ``"<folder relative to runs_dir>: <reason>"`` per folder left out.
+    """
+    runs_dir = Path(runs_dir)
+    runs, skipped = [], []
+    # The layout is fixed; a hidden ".seed0.*.partial" folder being assembled does not match.
+    for path in sorted(p for p in runs_dir.glob("*/h*/seq*/*/seed*") if p.is_dir()):
+        reason = _skip_reason(path)
+        if reason is None:
+            runs.append(_load_run(path))
+        else:
+            skipped.append(f"{path.relative_to(runs_dir).as_posix()}: {reason}")
+    return runs, skipped
+
+
+def load_context(out_dir: Path, context: dict | None) -> dict:
+    """``study.json`` if present, overridden key by key by ``context``.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The study folder.
+    context : dict or None
+        Keys that win over ``study.json``'s (``command``, ``environment``,
+        ``wall_seconds``, ``study``).
+
+    Returns
+    -------
+    dict
+        The study's context, empty when neither gives any.
+    """
+    found = {}
+    if (out_dir / "study.json").exists():
+        found = _read_json(out_dir / "study.json")
+    return {**found, **dict(context or {})}
