@@ -38,8 +38,9 @@ DM_NOTE = ("Diebold-Mariano (Harvey-Leybourne-Newbold corrected, two-sided, Stud
            "steps and channels), averaged over seeds, minus the other forecast's, in time order. Test "
            "windows start one row apart and share H - 1 of their H target rows, so neighbouring "
            "differentials are correlated: the variance of their mean takes the autocovariances up to "
-           "lag H - 1, as for H-step forecasts (where that estimate is not positive the test falls back "
-           "to the lag-0 variance and says so in its note). Correlation beyond lag H - 1 (the series' "
+           "lag H - 1, as for H-step forecasts. With fewer than 3 H windows, or where that variance "
+           "estimate is not positive, the test is not made (a lag-0 variance would ignore the overlap "
+           "and overstate significance); its row says why. Correlation beyond lag H - 1 (the series' "
            "own persistence) is not counted, so p-values may still be somewhat optimistic. Holm "
            "adjustment within the tests of one kind at one dataset and lookback (over horizons and "
            "models). Statistic of model minus the other: negative means the model's loss is smaller.")
@@ -310,6 +311,22 @@ def _pairs(models) -> list[tuple[str, str, str]]:
     return pairs + [(VS_LINEAR, m, LINEAR_OURS) for m in models]
 
 
+#: A test with lags up to H - 1 needs at least this many times H windows.
+MIN_WINDOWS_PER_LAG = 3
+
+
+def _overlap_dm(diff: np.ndarray, horizon: int):
+    """Diebold-Mariano with lags up to ``horizon - 1``, or NaN with the reason (see DM_NOTE)."""
+    n = int(np.isfinite(diff).sum())
+    if n < MIN_WINDOWS_PER_LAG * horizon:
+        return n, NAN, NAN, (f"not tested: {n} windows are too few for lags up to H - 1 = {horizon - 1} "
+                             f"(at least {MIN_WINDOWS_PER_LAG * horizon} needed)")
+    res = diebold_mariano(diff, horizon=horizon)
+    if res.note:        # the long-run variance was not positive: no honest lag-0 fallback here
+        return n, NAN, NAN, "not tested: the long-run variance estimate was not positive"
+    return res.n, res.statistic, res.p_value, ""
+
+
 def _dm_tests(runs: list[RunResult]) -> list[DMTest]:
     """Raw (not yet Holm-adjusted) tests of one dataset, horizon and lookback."""
     losses = _seed_mean_losses(runs)
@@ -318,9 +335,9 @@ def _dm_tests(runs: list[RunResult]) -> list[DMTest]:
     for kind, model, against in _pairs(_model_order(losses.columns.drop(LINEAR_OURS))):
         diff = (losses[model] - losses[against]).to_numpy()
         # Windows share H - 1 targets with their neighbour: lags up to H - 1 (see DM_NOTE).
-        res = diebold_mariano(diff, horizon=r0.horizon)
-        out.append(DMTest(r0.dataset, r0.lookback, r0.horizon, kind, model, against, res.n,
-                          _mean(diff), res.statistic, res.p_value, NAN, res.note))
+        n, statistic, p_value, note = _overlap_dm(diff, r0.horizon)
+        out.append(DMTest(r0.dataset, r0.lookback, r0.horizon, kind, model, against, n,
+                          _mean(diff), statistic, p_value, NAN, note))
     return out
 
 
