@@ -313,11 +313,13 @@ def write_run_files(target, files: dict) -> None:
             atomic_write_bytes(out.file(name), payload)
 
 
-def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool = True) -> TrainedRun:
+def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool = True,
+              on_epoch=None) -> TrainedRun:
     """Train and evaluate one run in memory; nothing is written.
 
-    Parameters are those of :func:`run_training`. A study's workers call this and
-    return :meth:`TrainedRun.files` to the client.
+    Parameters are those of :func:`run_training`, plus ``on_epoch``, handed to
+    :func:`forecast.train.fit` (called with each epoch's record; a tuner prunes through
+    it). A study's workers call this and return :meth:`TrainedRun.files` to the client.
     """
     t0 = time.perf_counter()
     config.validate()
@@ -330,10 +332,10 @@ def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool 
     if config.protocol == LTSF:
         from forecast.ltsf.run import train_series_run
 
-        return _refuse_diverged(train_series_run(config, dataset, model, progress))
+        return _refuse_diverged(train_series_run(config, dataset, model, progress, on_epoch=on_epoch))
     with single_threaded_blas():
         result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
-                     progress=progress, desc=config.model)
+                     progress=progress, desc=config.model, on_epoch=on_epoch)
         if result.note and progress:
             print(f"note: {result.note}", file=sys.stderr)
         metrics, predictions = evaluate_model(model, dataset, "test")

@@ -89,7 +89,8 @@ class TrainResult:
         Epoch whose weights the model holds now (None: no epoch finished cleanly, so the
         initial weights were restored).
     best_val_loss : float
-    stop_reason : {"completed", "early_stopping", "non_finite"}
+    stop_reason : {"completed", "early_stopping", "non_finite", "stopped"}
+        ``"stopped"``: the ``on_epoch`` callback of :func:`fit` asked to stop.
     note : str
         A sentence for the user when training stopped early, else "".
     """
@@ -340,7 +341,7 @@ class _Loop:
 
 def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
         settings: TrainSettings, progress: bool = True, desc: str = "train",
-        store: EpochStore | None = None) -> TrainResult:
+        store: EpochStore | None = None, on_epoch=None) -> TrainResult:
     """Train ``model`` in place and leave it holding its best-validation weights.
 
     Parameters
@@ -358,6 +359,11 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     store : EpochStore or None
         Save the state there after every epoch, and continue from the state it holds;
         None: the store of the enclosing :func:`saving_state` block, if any.
+    on_epoch : callable or None
+        ``on_epoch(record)``, called with each epoch's history record once the epoch is
+        done (before the state is saved, so a stop is saved with it). A true return ends
+        training there, as early stopping does (``stop_reason`` ``"stopped"``); an
+        exception it raises (a tuner's "prune this trial") passes through. None: no call.
 
     Returns
     -------
@@ -388,6 +394,10 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
             if loop.finished:   # a restored state that had already stopped
                 break
             record = loop.run_epoch(epoch, (X, y), (Xv, yv))
+            if on_epoch is not None and on_epoch(record) and loop.result.stop_reason == "completed":
+                loop.result.stop_reason = "stopped"
+                loop.result.note = (f"stopped by on_epoch after epoch {epoch}, weights of epoch "
+                                    f"{loop.stopper.best_epoch} restored")
             if store is not None:
                 store.save(*loop.state())
             if loop.result.stop_reason == "completed":

@@ -115,7 +115,8 @@ def _metrics(dataset: SeriesDataset, test: dict, val: dict) -> dict:
             "repeat": test["repeat"], "linear": test["linear"], "val": val["model"]}
 
 
-def train_series_run(config, dataset: SeriesDataset, model, progress: bool = True) -> SeriesRun:
+def train_series_run(config, dataset: SeriesDataset, model, progress: bool = True,
+                     on_epoch=None) -> SeriesRun:
     """Train ``model`` on the protocol's training windows, evaluate on every test window.
 
     Parameters
@@ -128,13 +129,15 @@ def train_series_run(config, dataset: SeriesDataset, model, progress: bool = Tru
         Freshly built, kernels warm.
     progress : bool
         Progress bar on stderr.
+    on_epoch : callable or None
+        Called with each epoch's record (see :func:`forecast.train.fit`).
     """
     t0 = time.perf_counter()
     with single_threaded_blas():
         if config.linear_init == "lstsq":
             model.init_linear_path(*dataset.part("train"))
         result = fit(model, dataset.part("train"), dataset.part("val"), config.train_settings(),
-                     progress=progress, desc=f"{config.model} H={config.horizon}")
+                     progress=progress, desc=f"{config.model} H={config.horizon}", on_epoch=on_epoch)
         if result.note and progress:
             print(f"note: {result.note}", file=sys.stderr)
         test, losses = evaluate_series_model(model, dataset, "test")
