@@ -33,6 +33,21 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):  # noqa: D401 - argparse API
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
+    def parse_known_args(self, args=None, namespace=None):
+        """Parse; with ``--config FILE``, the file's options become the defaults first.
+
+        A command offering ``--config`` sets the default ``_config_defaults`` (a function
+        from the path to ``{dest: value}``). Parsing twice, the second time over the
+        file's defaults, lets every option typed anywhere on the line override the file.
+        """
+        loader = self.get_default("_config_defaults")
+        if loader is not None:
+            args = list(sys.argv[1:] if args is None else args)
+            first, _ = super().parse_known_args(args, argparse.Namespace(**vars(namespace or argparse.Namespace())))
+            if isinstance(getattr(first, "config", None), str):
+                self.set_defaults(**loader(first.config))
+        return super().parse_known_args(args, namespace)
+
 
 @dataclass(frozen=True)
 class Command:
@@ -79,6 +94,7 @@ def add_train_arguments(p: argparse.ArgumentParser, models=None) -> None:
     from engine.backend import BACKENDS
     from forecast.config import DTYPES, LINEAR_INITS
     from forecast.config import RunConfig
+    from forecast.config_file import train_defaults
     from forecast.ltsf.protocol import PROTOCOLS
     from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
     from models.names import FUSIONS, MODEL_NAMES
@@ -113,6 +129,9 @@ def add_train_arguments(p: argparse.ArgumentParser, models=None) -> None:
                    help="start the linear path at a random draw, or at the least-squares map of the "
                         "training windows with the encoder's head at zero (" + _default_help("linear_init") + ")")
     add_data_arguments(p, d)
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="JSON of run options (e.g. the best.json of 'tune'); options given here override it")
+    p.set_defaults(_config_defaults=train_defaults)
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=None, help=_default_help("epochs"))
     t.add_argument("--batch-size", type=int, default=None, help=_default_help("batch_size"))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from engine.backend import BACKENDS
 from forecast.config import DTYPES, LINEAR_INITS, RunConfig
+from forecast.config_file import compare_defaults
 from forecast.data import SCALERS, TARGETS, WINDOW_NORMS
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_json
@@ -100,6 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: a local process pool)")
     study.add_argument("--out", default="results/compare",
                        help="output folder (default %(default)s)")
+    study.add_argument("--config", default=None, metavar="FILE",
+                       help="JSON of run options shared by every run (e.g. the best.json of 'tune'; its "
+                            "model and seed do not apply, its seq_len is the window length); options "
+                            "given here override it")
+    parser.set_defaults(_config_defaults=compare_defaults)
     mode = study.add_mutually_exclusive_group()
     mode.add_argument("--force", action="store_true",
                       help="delete an existing output folder first")
