@@ -98,9 +98,10 @@ class LongHorizonForecaster(Module):
 
     def init_linear_path(self, X: np.ndarray, y: np.ndarray) -> None:
         """Start from the least-squares linear forecast: the linear path takes the closed-form
-        map of the normalised training windows to their normalised targets, and the
-        encoder's head starts at zero, so training begins at that map's forecast and the
-        encoder learns what it misses.
+        map of the normalised training windows to their normalised targets that minimises
+        the training loss (on the de-normalised scale), and the encoder's head starts at
+        zero, so training begins at that map's forecast and the encoder learns what it
+        misses.
 
         Parameters
         ----------
@@ -121,7 +122,15 @@ class LongHorizonForecaster(Module):
             X, Y = X / sd, Y / sd
         A = np.ascontiguousarray(X.transpose(0, 2, 1)).reshape(n * C, L)
         B = np.ascontiguousarray(Y.transpose(0, 2, 1)).reshape(n * C, H)
-        coef, *_ = np.linalg.lstsq(np.hstack([A, np.ones((n * C, 1))]), B, rcond=None)   # (L + 1, H)
+        A1 = np.hstack([A, np.ones((n * C, 1))])
+        if sd is not None:
+            # The training loss is taken after de-normalisation, sd^2 * |yn - f(xn)|^2: weigh
+            # each (window, channel) row by its sd so the start minimises that same loss.
+            # Unweighted, windows of nearly constant values (tiny sd, huge normalised
+            # targets) would dominate the fit.
+            w = np.ascontiguousarray(sd.transpose(0, 2, 1)).reshape(n * C, 1)
+            A1, B = A1 * w, B * w
+        coef, *_ = np.linalg.lstsq(A1, B, rcond=None)                                     # (L + 1, H)
         self.linear.p("weight")[...] = coef[:-1].T
         self.linear.p("bias")[...] = coef[-1]
         self.encoder.head.p("weight")[...] = 0
