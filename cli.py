@@ -443,6 +443,7 @@ COMMANDS: dict[str, Command] = {
                     add_data_command_arguments, run_data),
     "compare": Command("compare the four models over seeds", module="forecast.study.compare"),
     "bench": Command("benchmark numpy vs numba kernels", module="bench.harness.cli"),
+    "tune": Command("search hyper-parameters with Optuna on the validation loss", module="forecast.tune.command"),
     "export": Command("write a checkpoint's weights and configuration as a safetensors file for PyTorch",
                       module="forecast.export"),
 }
