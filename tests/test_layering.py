@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ("engine", "models")
 # Application libraries, and the application's own packages: the core must not reach them.
 FORBIDDEN = {"pandas", "matplotlib", "sklearn", "yfinance", "tqdm", "argparse", "scipy",
-             "dask", "distributed", "forecast", "bench", "cli"}
+             "dask", "distributed", "statsforecast", "optuna", "safetensors", "torch",
+             "forecast", "bench", "cli"}
 # Numba loads SciPy by itself when SciPy is installed, and numpy.f2py (which Numba loads)
 # imports argparse: for those two only the source check speaks for the core.
 NOT_LOADED = FORBIDDEN - {"scipy", "argparse"}
