@@ -19,7 +19,8 @@ import numpy as np
 
 from forecast.errors import UserInputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "json_bytes", "to_jsonable", "OutputDir"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "json_bytes", "to_jsonable",
+           "missing_dirs", "remove_dirs", "OutputDir"]
 
 
 def _umask() -> int:
@@ -29,8 +30,12 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically (parent directories are created)."""
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place.
+
+    For payloads written piecewise (``numpy.savez`` into the file: a buffer in memory
+    would double their footprint); parent directories are created.
+    """
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
@@ -39,7 +44,7 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         # mkstemp makes 0600 files; give the result the permissions open() would have.
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -47,6 +52,11 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` atomically (parent directories are created)."""
+    atomic_write(path, lambda fh: fh.write(payload))
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -85,6 +95,25 @@ def json_bytes(obj) -> bytes:
 def atomic_write_json(path, obj) -> None:
     """Write ``obj`` as :func:`json_bytes` does, atomically."""
     atomic_write_bytes(path, json_bytes(obj))
+
+
+def missing_dirs(folder) -> list[str]:
+    """``folder`` and the folders above it that do not exist yet, deepest first: what
+    creating ``folder`` makes, and :func:`remove_dirs` removes again."""
+    missing, probe = [], os.fspath(folder)
+    while probe and not os.path.exists(probe):
+        missing.append(probe)
+        probe = os.path.dirname(probe)
+    return missing
+
+
+def remove_dirs(dirs) -> None:
+    """Remove the folders of :func:`missing_dirs`, deepest first, stopping at one not empty."""
+    for d in dirs:
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
 
 
 def _raise_on_sigterm():
@@ -133,11 +162,7 @@ class OutputDir:
                 raise UserInputError(f"output directory {self.target} already exists and is not "
                                      "empty; choose another --out")
         parent = os.path.dirname(self.target)
-        missing = []
-        probe = parent
-        while not os.path.exists(probe):
-            missing.append(probe)
-            probe = os.path.dirname(probe)
+        missing = missing_dirs(parent)
         try:
             os.makedirs(parent, exist_ok=True)
         except OSError as exc:
@@ -161,9 +186,5 @@ class OutputDir:
             os.replace(self.path, self.target)
             return False
         shutil.rmtree(self.path, ignore_errors=True)
-        for d in self._made:
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
+        remove_dirs(self._made)
         return False

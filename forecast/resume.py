@@ -29,14 +29,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
 from forecast.errors import UserInputError, first_line
-from forecast.fileio import atomic_write_bytes
+from forecast.fileio import atomic_write, atomic_write_bytes, json_bytes, missing_dirs, remove_dirs
 
 __all__ = ["STATE_SUFFIX", "FORMAT", "VERSION", "state_dir", "RunState", "resume_config"]
 
@@ -110,7 +109,7 @@ class RunState:
             raise UserInputError(f"output directory {target} already exists and is not empty; "
                                  "choose another --out")
         path = state_dir(target)
-        made = _missing_parents(path)
+        made = missing_dirs(os.path.dirname(path))
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             os.mkdir(path)
@@ -122,7 +121,7 @@ class RunState:
             raise UserInputError(f"cannot create {path}: {exc.strerror or exc}") from exc
         state = cls(target, dict(run_config), made)
         try:
-            atomic_write_bytes(os.path.join(path, _RUN_FILE), _json_bytes(
+            atomic_write_bytes(os.path.join(path, _RUN_FILE), json_bytes(
                 {"format": FORMAT, "version": VERSION, "run_config": run_config}))
         except BaseException:
             state.discard()
@@ -176,7 +175,7 @@ class RunState:
         entries = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
         entries[_META] = np.array(json.dumps({**meta, "format": FORMAT, "version": VERSION}))
         # Straight into the temporary file: a buffer in memory would double the weights' footprint.
-        _atomic_write(os.path.join(self.path, _STATE_FILE), lambda fh: np.savez(fh, **entries))
+        atomic_write(os.path.join(self.path, _STATE_FILE), lambda fh: np.savez(fh, **entries))
 
     # -- checks and clean-up ----------------------------------------------------------
     def check_options(self, run_config: dict) -> None:
@@ -192,11 +191,7 @@ class RunState:
     def discard(self) -> None:
         """Delete the state folder, and the parent folders :meth:`create` made."""
         shutil.rmtree(self.path, ignore_errors=True)
-        for d in self._made:
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
+        remove_dirs(self._made)
 
 
 def resume_config(target, given: dict):
@@ -227,38 +222,6 @@ def resume_config(target, given: dict):
     merged = RunConfig.from_dict({**saved, **given}).validate().to_dict()
     state.check_options({**saved, **{k: merged[k] for k in given}})
     return RunConfig.from_dict({**saved, "out": os.fspath(target)}).validate()
-
-
-def _missing_parents(path: str) -> list[str]:
-    """Folders above ``path`` that do not exist yet, deepest first."""
-    missing, probe = [], os.path.dirname(path)
-    while probe and not os.path.exists(probe):
-        missing.append(probe)
-        probe = os.path.dirname(probe)
-    return missing
-
-
-def _atomic_write(path: str, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place.
-
-    Like :func:`forecast.fileio.atomic_write_bytes`, for payloads written piecewise.
-    """
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=2) + "\n").encode("utf-8")
 
 
 def _read_json(path: str) -> dict:
