@@ -23,7 +23,8 @@ from forecast.train import TrainSettings
 from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
 from models.names import FUSIONS, HYBRID, MODEL_NAMES
 
-__all__ = ["DTYPES", "RunConfig", "STOCK_DEFAULTS", "LINEAR_INITS", "protocol_defaults"]
+__all__ = ["DTYPES", "RunConfig", "STOCK_DEFAULTS", "LINEAR_INITS", "CHOICES", "TRUE_WORDS", "FALSE_WORDS",
+           "protocol_defaults", "option_type"]
 
 #: Parameter dtypes a run can train in.
 DTYPES = ("float64", "float32")
@@ -57,6 +58,12 @@ LTSF_ONLY = ("channels", "seg_len", "norm", "linear_path", "linear_init")
 #: How the linear path starts: PyTorch's default uniform draw, or the least-squares map of
 #: the training windows (see models.longhorizon.LongHorizonForecaster.init_linear_path).
 LINEAR_INITS = ("random", "lstsq")
+#: The allowed values of every run option that has a fixed set (the command lines' choices).
+CHOICES = {"protocol": PROTOCOLS, "model": MODEL_NAMES, "backend": BACKENDS, "fusion": FUSIONS, "dtype": DTYPES,
+           "target": TARGETS, "scaler": SCALERS, "window_norm": WINDOW_NORMS, "channels": CHANNEL_MODES,
+           "norm": INSTANCE_NORMS, "linear_init": LINEAR_INITS}
+#: How a true or a false option value may be written (any case).
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def protocol_defaults(protocol: str) -> dict:
@@ -64,6 +71,22 @@ def protocol_defaults(protocol: str) -> dict:
     if protocol == LTSF:
         return {**{name: None for name in STOCK_ONLY}, **LTSF_DEFAULTS}
     return {**STOCK_DEFAULTS, **{name: None for name in LTSF_ONLY}}
+
+
+def option_type(default):
+    """How a command line reads a run option's text, from the type of its default (for an
+    option of one protocol only, pass the other protocol's default): a true/false word
+    (:data:`TRUE_WORDS`), an int, a float, a comma-separated list or the text itself.
+    :meth:`RunConfig.validate` checks the value afterwards."""
+    if isinstance(default, bool):
+        return lambda s: str(s).strip().lower() in TRUE_WORDS
+    if isinstance(default, int):
+        return int
+    if isinstance(default, float):
+        return float
+    if isinstance(default, (list, tuple)):
+        return lambda s: [t.strip() for t in str(s).split(",") if t.strip()]
+    return str
 
 
 def _process_default_backend() -> str:
@@ -324,9 +347,9 @@ def _boolean(option: str, value) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
+    if text in TRUE_WORDS:
         return True
-    if text in ("0", "false", "no", "off"):
+    if text in FALSE_WORDS:
         return False
     raise UserInputError(f"{option} must be true or false, got {value!r}")
 

@@ -26,46 +26,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.backend import BACKENDS
-from forecast.config import DTYPES, LINEAR_INITS, RunConfig
+from forecast.config import CHOICES, RunConfig, option_type
 from forecast.config_file import compare_defaults
-from forecast.data import SCALERS, TARGETS, WINDOW_NORMS
 from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_json
-from forecast.ltsf.protocol import HORIZONS, LTSF, PROTOCOLS
+from forecast.ltsf.protocol import HORIZONS, LTSF
 from forecast.study.executors import execute, make_executor
 from forecast.study.plan import (COMPARE_DEFAULTS, DEFAULT_SEEDS, SOURCES_DIR, RunSpec, StudyPlan,
                                  command_line, plan_study, shared_fields, usable_cores)
 from forecast.study.report import build_report
-from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
-from models.names import CLASSICAL, FUSIONS, STUDY_ORDER
+from models.names import CLASSICAL, STUDY_ORDER
 
 __all__ = ["add_arguments", "run", "run_study", "environment", "StudyResult", "EXIT_RUNS_FAILED"]
 
 #: Exit status when some runs failed for another reason than bad input.
 EXIT_RUNS_FAILED = 1
 
-#: Allowed values of the train options that have a fixed set (as ``train`` has).
-CHOICES = {"backend": BACKENDS, "fusion": FUSIONS, "dtype": DTYPES, "target": TARGETS,
-           "scaler": SCALERS, "window_norm": WINDOW_NORMS, "protocol": PROTOCOLS,
-           "channels": CHANNEL_MODES, "norm": INSTANCE_NORMS, "linear_init": LINEAR_INITS}
-
 
 # -- the command line ------------------------------------------------------------------
-
-def _converter(default):
-    """How to read a train option's text, from the type of its default (for an option of
-    one protocol only, the type of the other protocol's default)."""
-    if isinstance(default, bool):
-        return lambda s: str(s).strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return int
-    if isinstance(default, float):
-        return float
-    if isinstance(default, (list, tuple)):
-        return lambda s: [t.strip() for t in str(s).split(",") if t.strip()]
-    return str
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``compare`` to its sub-parser.
@@ -133,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 shown = f"{shown}; under --protocol ltsf {text(ltsf[name])}"
         extra = {"choices": CHOICES[name]} if name in CHOICES else {}
         kind = default if default is not None else ltsf.get(name)
-        train.add_argument(flag, dest=name, type=_converter(kind), default=None,
+        train.add_argument(flag, dest=name, type=option_type(kind), default=None,
                            help=f"default: {shown}", **extra)
 
 

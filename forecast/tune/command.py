@@ -10,30 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.backend import BACKENDS
-from forecast.config import DTYPES, LINEAR_INITS, RunConfig
-from forecast.data import SCALERS, TARGETS, WINDOW_NORMS
-from forecast.ltsf.protocol import LTSF, PROTOCOLS
-from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
-from models.names import FUSIONS, MODEL_NAMES
+from forecast.config import CHOICES, RunConfig, option_type
+from forecast.ltsf.protocol import LTSF
 
 __all__ = ["add_arguments", "run"]
-
-#: Allowed values of the run options that have a fixed set (as in ``train``).
-_CHOICES = {"model": MODEL_NAMES, "backend": BACKENDS, "fusion": FUSIONS, "dtype": DTYPES, "target": TARGETS,
-            "scaler": SCALERS, "window_norm": WINDOW_NORMS, "protocol": PROTOCOLS, "channels": CHANNEL_MODES,
-            "norm": INSTANCE_NORMS, "linear_init": LINEAR_INITS}
-
-
-def _converter(default):
-    """How to read an option's text, from the type of its default."""
-    if isinstance(default, bool):
-        return lambda s: str(s).strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return int
-    if isinstance(default, float):
-        return float
-    return str
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name == "out":
             continue
         kind = default if default is not None else ltsf.get(name)
-        extra = {"choices": _CHOICES[name]} if name in _CHOICES else {}
-        run_options.add_argument("--" + name.replace("_", "-"), dest=name, type=_converter(kind), default=None,
+        extra = {"choices": CHOICES[name]} if name in CHOICES else {}
+        run_options.add_argument("--" + name.replace("_", "-"), dest=name, type=option_type(kind), default=None,
                                  **extra)
 
 

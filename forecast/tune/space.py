@@ -39,10 +39,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from forecast.config import RunConfig
+from forecast.config import CHOICES, FALSE_WORDS, TRUE_WORDS, RunConfig
 from forecast.errors import UserInputError
 from forecast.ltsf.protocol import LTSF
-from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
+from models.longhorizon import INSTANCE_NORMS
 from models.names import BRANCHES, FUSIONS, HYBRID
 
 __all__ = ["Choice", "IntRange", "FloatRange", "TUNABLE", "default_space", "narrow", "without",
@@ -119,8 +119,6 @@ TUNABLE = {"hidden": int, "d_state": int, "layers": int, "lr": float, "weight_de
            "channels": str, "clip": float, "warmup": int, "patience": int, "linear_path": bool}
 #: Options searched on a log scale when ``--space`` gives them a range.
 _LOG_SCALE = ("lr",)
-#: Names a string option may take.
-_NAMES = {"norm": INSTANCE_NORMS, "fusion": FUSIONS, "channels": CHANNEL_MODES}
 
 _WEIGHT_DECAYS = Choice((0.0, 1e-4, 1e-3, 1e-2, 1e-1))
 _LR = FloatRange(1e-4, 1e-2, log=True)
@@ -259,9 +257,9 @@ def _value(name: str, kind, text: str, spec: str):
     try:
         if kind is bool:
             low = text.lower()
-            if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            if low not in TRUE_WORDS + FALSE_WORDS:
                 raise ValueError
-            return low in ("true", "1", "yes", "on")
+            return low in TRUE_WORDS
         if kind is int:
             number = float(text)
             if not number.is_integer():
@@ -275,8 +273,8 @@ def _value(name: str, kind, text: str, spec: str):
     except ValueError:
         raise UserInputError(f"--space {spec!r}: {text!r} is not a valid {name} value") from None
     value = text.lower()
-    if name in _NAMES and value not in _NAMES[name]:
-        raise UserInputError(f"--space {spec!r}: unknown {name} {text!r}; choose from {', '.join(_NAMES[name])}")
+    if name in CHOICES and value not in CHOICES[name]:
+        raise UserInputError(f"--space {spec!r}: unknown {name} {text!r}; choose from {', '.join(CHOICES[name])}")
     return value
 
 
