@@ -231,13 +231,14 @@ def metrics_table(columns) -> list[str]:
     return lines
 
 
-def format_series_summary(result: dict) -> str:
-    """The long-horizon protocol's table: model, Repeat and the linear map, MSE and MAE."""
+def format_series_summary(result: dict, part: str = "test") -> str:
+    """The long-horizon protocol's table: model, Repeat and the linear map, MSE and MAE
+    (``part``: the part the metrics are of; ``evaluate`` may score another than test)."""
     metrics, data, cfg, training = result["metrics"], result["data"], result["config"], result["training"]
-    test = data["split"]["test"]
+    windows = data["split"][part]
     lines = [f"{cfg['model']} on {data.get('spec', cfg['data'])}, --protocol ltsf, lookback {cfg['seq_len']}, "
-             f"horizon {cfg['horizon']}: {metrics['test_windows']} test windows (targets {test['first_target']} "
-             f"to {test['last_target']}), standardised scale",
+             f"horizon {cfg['horizon']}: {metrics['test_windows']} {part} windows (targets "
+             f"{windows['first_target']} to {windows['last_target']}), standardised scale",
              f"{'':10}{'mse':>10}{'mae':>10}"]
     for name in ("test", "repeat", "linear"):
         label = "model" if name == "test" else name
@@ -299,27 +300,19 @@ def run_evaluate(args) -> int:
 
     res = evaluate_checkpoint(args.checkpoint, data=args.data, start=args.start, end=args.end,
                               part=args.part, backend=args.backend)
-    part = res["data"]["split"][res["part"]]
     if res["metrics"].get("protocol") == "ltsf":
         summary = {"metrics": res["metrics"], "data": res["data"], "config": res["config"],
                    "training": {}, "seconds": 0.0, "out_dir": args.out}
-        text = format_series_summary(summary).splitlines()
-        text[0] = text[0].replace("test windows", f"{res['part']} windows").replace(
-            f"(targets {res['data']['split']['test']['first_target']} to "
-            f"{res['data']['split']['test']['last_target']})",
-            f"(targets {part['first_target']} to {part['last_target']})")
-        print("\n".join(text))
-        if args.out:
-            atomic_write_json(args.out, {**res["metrics"], "part": res["part"], "data": res["data"]})
-            print(f"metrics written to {args.out}")
-        return 0
-    summary = {"metrics": res["metrics"], "data": res["data"], "training": {
-        "best_epoch": None, "epochs_run": 0, "stop_reason": "completed"}, "config": res["config"],
-        "seconds": 0.0, "out_dir": args.out}
-    text = format_summary(summary).splitlines()
-    text[0] = (f"{res['config']['model']} on {res['data'].get('spec')}: {res['part']} part {part['first_date']} "
-               f"to {part['last_date']} ({part['windows']} windows)")
-    print("\n".join(text[:-1]))
+        text = format_series_summary(summary, res["part"]).splitlines()
+    else:
+        part = res["data"]["split"][res["part"]]
+        summary = {"metrics": res["metrics"], "data": res["data"], "training": {
+            "best_epoch": None, "epochs_run": 0, "stop_reason": "completed"}, "config": res["config"],
+            "seconds": 0.0, "out_dir": args.out}
+        text = format_summary(summary).splitlines()[:-1]     # no line on a training
+        text[0] = (f"{res['config']['model']} on {res['data'].get('spec')}: {res['part']} part "
+                   f"{part['first_date']} to {part['last_date']} ({part['windows']} windows)")
+    print("\n".join(text))
     if args.out:
         atomic_write_json(args.out, {**res["metrics"], "part": res["part"], "data": res["data"]})
         print(f"metrics written to {args.out}")
