@@ -14,7 +14,36 @@ import pandas as pd
 from forecast.data.frame import normalise_frame
 from forecast.errors import DataError
 
-__all__ = ["read_price_csv", "read_price_csv_bytes"]
+__all__ = ["read_price_csv", "read_price_csv_bytes", "read_data_file", "file_stem"]
+
+
+def read_data_file(path: str, alternatives: str) -> bytes:
+    """The bytes of the data file ``path``.
+
+    Raises
+    ------
+    DataError
+        Missing file (the message offers ``alternatives`` or a CSV path), a directory, or
+        unreadable.
+    """
+    if not os.path.exists(path):
+        raise DataError(f"data file not found: {path} (use {alternatives} or a CSV path)")
+    if os.path.isdir(path):
+        raise DataError(f"data path is a directory, not a CSV file: {path}")
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def file_stem(path: str) -> str:
+    """The file's name without ``.gz`` and ``.csv`` (any case): ``prices`` of ``data/prices.csv.gz``."""
+    stem = os.path.basename(path)
+    for ext in (".gz", ".csv"):
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+    return stem
 
 
 def read_price_csv(path: str | os.PathLike) -> pd.DataFrame:
@@ -36,15 +65,7 @@ def read_price_csv(path: str | os.PathLike) -> pd.DataFrame:
         Missing, unreadable, empty or unparsable file.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataError(f"data file not found: {path} (use sample:TICKER, yahoo:TICKER or a CSV path)")
-    if os.path.isdir(path):
-        raise DataError(f"data path is a directory, not a CSV file: {path}")
-    try:
-        with open(path, "rb") as fh:
-            payload = fh.read()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    payload = read_data_file(path, "sample:TICKER, yahoo:TICKER")
     return read_price_csv_bytes(payload, origin=path, gzip=path.endswith(".gz"))
 
 

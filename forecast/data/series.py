@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.data import yahoo
+from forecast.data.csv_file import file_stem, read_data_file
 from forecast.errors import DataError, first_line
 from forecast.fileio import atomic_write_bytes
 
@@ -235,18 +236,6 @@ def _series_frame(raw: pd.DataFrame, origin: str) -> pd.DataFrame:
     return pd.DataFrame(data, index=index)
 
 
-def _read_file(path: str) -> bytes:
-    if not os.path.exists(path):
-        raise DataError(f"data file not found: {path} (use {_choices()} or a CSV path)")
-    if os.path.isdir(path):
-        raise DataError(f"data path is a directory, not a CSV file: {path}")
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
 def read_series_csv(path) -> pd.DataFrame:
     """Read a multichannel CSV file (``.csv`` or ``.csv.gz``; see the module docstring).
 
@@ -270,7 +259,7 @@ def read_series_csv(path) -> pd.DataFrame:
 
 
 def _csv_source(path: str) -> tuple[pd.DataFrame, bytes]:
-    payload = _read_file(path)
+    payload = read_data_file(path, _choices())
     return _series_frame(_read_table(payload, path, path.endswith(".gz"), header=0), path), payload
 
 
@@ -312,7 +301,7 @@ def _exchange_bytes() -> tuple[bytes, dict]:
     """The checked file: from the cache, else downloaded, checked, then cached."""
     path = exchange_cache_path()
     if os.path.exists(path):
-        payload = _read_file(path)
+        payload = read_data_file(path, _choices())
         digest = hashlib.sha256(payload).hexdigest()
         if digest != EXCHANGE_SHA256:
             raise DataError(f"the cached {path} has SHA-256 {digest}, not the expected {EXCHANGE_SHA256}; "
@@ -399,9 +388,6 @@ def load_series(text: str) -> tuple[pd.DataFrame, dict]:
         if not path:
             raise DataError(f"--data is empty; use {_choices()} or a CSV path")
         frame, payload = _csv_source(path)
-        stem = os.path.basename(path)
-        for ext in (".gz", ".csv"):
-            stem = stem[: -len(ext)] if stem.lower().endswith(ext) else stem
-        info = {"source": "csv", "name": stem, "spec": path}
+        info = {"source": "csv", "name": file_stem(path), "spec": path}
         extra = {"path": os.path.abspath(path), "sha256": hashlib.sha256(payload).hexdigest()}
     return frame, {**info, **_describe(frame), **extra}

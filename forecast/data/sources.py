@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.data import yahoo
-from forecast.data.csv_file import read_price_csv
+from forecast.data.csv_file import file_stem, read_price_csv
 from forecast.data.frame import parse_day
 from forecast.data.sample import read_sample
 from forecast.data.series import SERIES_KINDS, canonical_series_name
@@ -57,11 +57,7 @@ class SourceSpec:
         if self.kind in SERIES_KINDS:
             return self.name
         if self.kind == "csv":
-            base = os.path.basename(self.name)
-            for ext in (".gz", ".csv"):
-                if base.lower().endswith(ext):
-                    base = base[: -len(ext)]
-            return base
+            return file_stem(self.name)
         return self.name.upper()
 
     def __str__(self) -> str:
