@@ -314,6 +314,16 @@ class RunConfig:
             raise UserInputError(f"unknown run option(s): {', '.join(unknown)}")
         return cls(**values)
 
+    def model_options(self, input_size: int) -> dict:
+        """The keyword arguments of :func:`models.build_model` for this run's architecture on
+        data of ``input_size`` features (channels); backend, dtype and seed are not among them."""
+        options = dict(name=self.model, input_size=input_size, hidden_size=self.hidden, d_state=self.d_state,
+                       n_layers=self.layers, horizon=self.horizon, fusion=self.fusion)
+        if self.protocol == LTSF:
+            options.update(channels=self.channels, seq_len=self.seq_len, seg_len=self.seg_len, norm=self.norm,
+                           linear_path=self.linear_path)
+        return options
+
     def train_settings(self) -> TrainSettings:
         """The subset that :func:`forecast.train.fit` needs."""
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,

@@ -25,16 +25,6 @@ __all__ = ["PARAMETER_COPIES", "training_bytes", "available_bytes", "format_byte
 PARAMETER_COPIES = 7
 
 
-def _model_config(config, input_size: int) -> dict:
-    """The ``build_model`` keywords of a RunConfig (see forecast.pipeline.build_forecaster)."""
-    layout = {}
-    if config.channels is not None:
-        layout = dict(channels=config.channels, seq_len=config.seq_len, seg_len=config.seg_len,
-                      linear_path=config.linear_path)
-    return dict(name=config.model, input_size=int(input_size), hidden_size=config.hidden, d_state=config.d_state,
-                n_layers=config.layers, horizon=config.horizon, fusion=config.fusion, **layout)
-
-
 def training_bytes(config, input_size: int, windows: int | None = None) -> tuple[int, int]:
     """``(parameters, bytes)``: the model's size and the memory training it needs, estimated.
 
@@ -47,7 +37,7 @@ def training_bytes(config, input_size: int, windows: int | None = None) -> tuple
     windows : int or None
         Training windows, when known: a batch is never larger.
     """
-    model = _model_config(config, input_size)
+    model = config.model_options(input_size)
     params = parameter_count(model)
     batch = config.batch_size if windows is None else max(min(config.batch_size, int(windows)), 1)
     acts = activation_count(model, batch, config.seq_len, reference_scan=config.backend == "numpy")

@@ -104,15 +104,9 @@ def build_forecaster(config: RunConfig, input_size: int, windows: int | None = N
     from models import build_model
 
     check_training_memory(config, input_size, windows)
-    layout = {}
-    if config.protocol == LTSF:
-        layout = dict(channels=config.channels, seq_len=config.seq_len, seg_len=config.seg_len,
-                      norm=config.norm, linear_path=config.linear_path)
     try:
-        return build_model(config.model, input_size=input_size, hidden_size=config.hidden,
-                           d_state=config.d_state, n_layers=config.layers, horizon=config.horizon,
-                           backend=config.backend, dtype=np.dtype(config.dtype), seed=config.seed,
-                           fusion=config.fusion, **layout)
+        return build_model(**config.model_options(input_size), backend=config.backend,
+                           dtype=np.dtype(config.dtype), seed=config.seed)
     except BackendUnavailableError as exc:
         raise UserInputError(str(exc)) from exc
     except ValueError as exc:
