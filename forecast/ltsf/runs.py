@@ -11,14 +11,13 @@ listed as skipped (:func:`load_runs`). Values are on the standardised scale of t
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from forecast.ltsf.protocol import LTSF
+from forecast.study.runs import as_float, read_json
 from models.names import HYBRID
 
 __all__ = ["RunResult", "load_runs", "load_context"]
@@ -55,25 +54,9 @@ class RunResult:
     window_losses: pd.DataFrame = field(repr=False, compare=False)
 
 
-def _read_json(path: Path):
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _float(value) -> float:
-    """A JSON number as float; None (NaN written by :func:`to_jsonable`) and lists
-    (per-channel values: their mean) handled."""
-    if value is None:
-        return NAN
-    if isinstance(value, (list, tuple)):
-        arr = np.asarray(value, dtype=float)
-        return float(arr.mean()) if arr.size else NAN
-    return float(value)
-
-
 def _pair(metrics: dict, key: str) -> tuple[float, float]:
     part = metrics.get(key) or {}
-    return _float(part.get("mse")), _float(part.get("mae"))
+    return as_float(part.get("mse")), as_float(part.get("mae"))
 
 
 def _last_fusion_weight(history) -> float:
@@ -82,15 +65,15 @@ def _last_fusion_weight(history) -> float:
     for record in reversed(list(history or [])):
         for key in ("fusion_weight", "alpha"):
             if isinstance(record, dict) and record.get(key) is not None:
-                return _float(record[key])
+                return as_float(record[key])
     return NAN
 
 
 def _load_run(path: Path) -> RunResult:
-    config = _read_json(path / "config.json")
-    metrics = _read_json(path / "metrics.json")
-    info = _read_json(path / "summary.json")
-    history = _read_json(path / "history.json") if (path / "history.json").exists() else []
+    config = read_json(path / "config.json")
+    metrics = read_json(path / "metrics.json")
+    info = read_json(path / "summary.json")
+    history = read_json(path / "history.json", default=[])
     if isinstance(history, dict):
         history = history.get("history", [])
     losses = pd.read_csv(path / "window_losses.csv").sort_values("window").set_index("window")
@@ -104,7 +87,7 @@ def _load_run(path: Path) -> RunResult:
         test_mse=test_mse, test_mae=test_mae, val_mse=_pair(metrics, "val")[0],
         repeat_mse=repeat[0], repeat_mae=repeat[1], linear_mse=linear[0], linear_mae=linear[1],
         test_windows=int(metrics.get("test_windows") or len(losses)),
-        seconds=_float(info.get("seconds")), best_epoch=_float(training.get("best_epoch")),
+        seconds=as_float(info.get("seconds")), best_epoch=as_float(training.get("best_epoch")),
         fusion_weight=_last_fusion_weight(history) if config["model"] == HYBRID else NAN,
         window_losses=losses)
 
@@ -116,7 +99,7 @@ def _skip_reason(path: Path) -> str | None:
     missing = [n for n in ("config.json", "metrics.json", "window_losses.csv") if not (path / n).exists()]
     if missing:
         return "missing " + ", ".join(missing)
-    protocol = _read_json(path / "config.json").get("protocol")
+    protocol = read_json(path / "config.json").get("protocol")
     if protocol not in (None, LTSF):
         return f"protocol {protocol!r}, not {LTSF}"
     return None
@@ -158,7 +141,5 @@ def load_context(out_dir: Path, context: dict | None) -> dict:
     dict
         The study's context, empty when neither gives any.
     """
-    found = {}
-    if (out_dir / "study.json").exists():
-        found = _read_json(out_dir / "study.json")
+    found = read_json(out_dir / "study.json", default={})
     return {**found, **dict(context or {})}

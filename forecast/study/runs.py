@@ -21,10 +21,11 @@ import pandas as pd
 
 from forecast.study.names import model_rank
 
-__all__ = ["RunRecord", "load_run", "load_study"]
+__all__ = ["RunRecord", "load_run", "load_study", "read_json", "as_float"]
 
 
-def _read_json(path: Path, default=None):
+def read_json(path: Path, default=None):
+    """A run folder's JSON file; ``default`` when it does not exist (None: FileNotFoundError)."""
     if not path.exists():
         if default is not None:
             return default
@@ -106,7 +107,7 @@ class RunRecord:
 
     def series(self, key: str) -> np.ndarray:
         """Per-epoch values of ``key`` in the history (NaN where missing)."""
-        return np.array([_scalar(h.get(key)) for h in self.history], dtype=float)
+        return np.array([as_float(h.get(key)) for h in self.history], dtype=float)
 
     @property
     def predictions(self) -> pd.DataFrame:
@@ -128,8 +129,9 @@ class RunRecord:
         return f"{self.model} seed {self.seed} (seq_len {self.seq_len})"
 
 
-def _scalar(value) -> float:
-    """A history entry as one number: lists (per-channel values) become their mean."""
+def as_float(value) -> float:
+    """A value of a run's JSON files as one number: None (a NaN written as null by
+    :func:`forecast.fileio.to_jsonable`) is NaN, lists (per-channel values) become their mean."""
     if value is None:
         return float("nan")
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -151,12 +153,12 @@ def load_run(path) -> RunRecord:
     RunRecord
     """
     path = Path(path)
-    config = _read_json(path / "config.json")
-    history = _read_json(path / "history.json")
+    config = read_json(path / "config.json")
+    history = read_json(path / "history.json")
     if isinstance(history, dict):          # tolerate {"history": [...]} as well as [...]
         history = history.get("history", history.get("epochs", []))
-    test, naive = _split_metrics(_read_json(path / "metrics.json"))
-    info = _read_json(path / "summary.json", default={})
+    test, naive = _split_metrics(read_json(path / "metrics.json"))
+    info = read_json(path / "summary.json", default={})
     return RunRecord(model=str(config["model"]), seed=int(config["seed"]),
                      seq_len=int(config["seq_len"]), path=path, metrics=test, naive=naive,
                      history=list(history), config=config, info=info)
