@@ -73,8 +73,10 @@ def _meta(model, dtype: str, layout: str | None) -> dict:
                 "window_norm": run.window_norm,
                 "scalers": {"feature": scaler_to_dict(feature), "target": scaler_to_dict(target)},
                 "data": {"spec": "sample:AAPL"}, "best_epoch": 2}
+    # The least-squares start (the protocol's default) needs the linear path.
     run = RunConfig(protocol="ltsf", data="ett:ETTh1", channels=cfg["channels"], seg_len=cfg["seg_len"],
-                    norm=cfg["norm"], linear_path=cfg["linear_path"], **common).validate()
+                    norm=cfg["norm"], linear_path=cfg["linear_path"],
+                    linear_init="lstsq" if cfg["linear_path"] else "random", **common).validate()
     series = fit_scaler("standard", rng.normal(3, 2, (40, CHANNELS)))
     return {"model_config": dict(cfg), "seed": 3, "dtype": dtype, "run_config": run.to_dict(), "protocol": "ltsf",
             "scalers": {"series": scaler_to_dict(series)}, "data": {"spec": "ett:ETTh1"}, "best_epoch": 1}
