@@ -30,6 +30,7 @@ import numpy as np
 from forecast.checkpoint import load_checkpoint
 from forecast.errors import CheckpointError, UserInputError, first_line
 from forecast.fileio import atomic_write_bytes, to_jsonable
+from forecast.ltsf.protocol import LTSF, STOCK
 
 __all__ = ["EXPORTER", "EXPORT_VERSION", "PLAIN_KEYS", "STOCK", "export_checkpoint", "export_bytes",
            "read_metadata", "scaler_names", "add_arguments", "run"]
@@ -40,15 +41,15 @@ EXPORTER = "mamba-gru-engine"
 EXPORT_VERSION = 1
 #: Metadata keys holding plain text; every other key holds JSON.
 PLAIN_KEYS = ("format", "exporter", "export_version")
-#: The ``protocol`` of a checkpoint whose metadata names none (the one-target runs).
-STOCK = "stock"
+# STOCK (in __all__): the ``protocol`` of a checkpoint whose metadata names none (the
+# one-target runs); its home is forecast.ltsf.protocol.
 # The checkpoint container's own bookkeeping, meaningless once the weights leave it.
 _CHECKPOINT_ONLY = ("format", "version")
 
 
 def scaler_names(protocol: str) -> tuple[str, ...]:
     """The scalers a run of ``protocol`` saves: ``("series",)`` or ``("feature", "target")``."""
-    return ("series",) if protocol == "ltsf" else ("feature", "target")
+    return ("series",) if protocol == LTSF else ("feature", "target")
 
 
 def _checked(state, meta: dict, path: str) -> dict:
@@ -75,7 +76,7 @@ def _checked(state, meta: dict, path: str) -> dict:
         raise CheckpointError(f"{path}: metadata incomplete ({first_line(exc)})") from exc
     if dtype not in (np.float32, np.float64):
         raise CheckpointError(f"{path}: dtype {dtype} is neither float32 nor float64")
-    if (protocol == "ltsf") != ("channels" in model_config):
+    if (protocol == LTSF) != ("channels" in model_config):
         raise CheckpointError(f"{path}: protocol {protocol!r} does not match its model configuration")
     try:
         model = build_model(**model_config, backend="numpy", dtype=dtype)
@@ -226,7 +227,7 @@ def run(args) -> int:
     """``export``: write the file, then one line saying what it holds."""
     info = export_checkpoint(args.checkpoint, args.out, force=args.force)
     cfg = info["model_config"]
-    kind = "long-horizon " if info["protocol"] == "ltsf" else ""
+    kind = "long-horizon " if info["protocol"] == LTSF else ""
     print(f"{kind}{cfg['name']} ({info['tensors']} tensors, {info['parameters']} {info['dtype']} values, "
           f"scalers {', '.join(scaler_names(info['protocol']))}) written to {args.out}")
     return 0

@@ -300,9 +300,12 @@ def load_scalers(path) -> dict:
         (long-horizon runs), each a :mod:`forecast.data.scaling` scaler with
         scikit-learn's ``transform`` / ``inverse_transform`` on ``(rows, columns)``.
     """
+    return _scalers(read_metadata(path))
+
+
+def _scalers(meta: dict) -> dict:
     from forecast.data.scaling import scaler_from_dict
 
-    meta = read_metadata(path)
     return {name: scaler_from_dict(meta["scalers"][name]) for name in scaler_names(meta["protocol"])}
 
 
@@ -340,5 +343,5 @@ def load_torch_model(path, dtype: torch.dtype | None = None) -> nn.Module:
     model.model_config = meta["model_config"]
     model.run_config = meta["run_config"]
     model.protocol = meta["protocol"]
-    model.scalers = load_scalers(path)
+    model.scalers = _scalers(meta)         # from the metadata read above, not the file again
     return model
