@@ -22,6 +22,7 @@ import io
 import warnings
 from pathlib import Path
 
+from forecast.errors import first_line
 from forecast.fileio import atomic_write_bytes, atomic_write_json, to_jsonable
 
 __all__ = ["trial_config", "write_outputs", "summary_lines", "FIGURES"]
@@ -84,7 +85,7 @@ def _figures(study, folder: Path) -> list:
             atomic_write_bytes(folder / name, buffer.getvalue())
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:
             plt.close("all")
-            skipped.append((name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            skipped.append((name, first_line(exc)))
     return skipped
 
 
