@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from forecast.study.figures import display_name, model_color  # noqa: E402
+from forecast.study.figures import display_name, model_color, save_figure  # noqa: E402
 
 __all__ = ["ROLLING_DAYS", "plot_backtest"]
 
@@ -100,8 +100,4 @@ def plot_backtest(predictions: pd.DataFrame, summary: dict, path, unit: str = "U
            "finetune": f"fine-tuned {summary.get('finetune_epochs')} epoch(s) before each later fold"}
     fig.suptitle(f"Walk-forward backtest of {display_name(model)} on {summary['data'].get('spec', '?')}: "
                  f"{len(folds)} folds, {how.get(summary['refit'], summary['refit'])}", fontsize=12)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

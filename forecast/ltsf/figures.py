@@ -69,20 +69,13 @@ def _legend(fig, axes):
                    frameon=False, ncol=min(5, len(seen)))
 
 
-def _save(fig, plt, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def plot_mse_vs_horizon(summary: BenchmarkSummary, path) -> Path:
     """Test MSE against horizon, one panel per dataset, at the main lookback.
 
     Ours solid with a ±1 std band over seeds; Repeat and the linear map dotted;
     published lookback-96 models (and the published Repeat) dashed and lighter.
     """
+    from forecast.study.figures import save_figure
     plt = _plt()
     lookback = summary.main_lookback
     xs = sorted(set(HORIZONS) | set(summary.horizons))
@@ -110,11 +103,12 @@ def plot_mse_vs_horizon(summary: BenchmarkSummary, path) -> Path:
     _legend(fig, axes)
     fig.suptitle(f"Test MSE against horizon at lookback {lookback} (ours solid, band ±1 std over seeds)",
                  fontsize=11)
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 def plot_mse_vs_lookback(summary: BenchmarkSummary, path) -> Path:
     """Test MSE against lookback: one panel per dataset (rows) and horizon (columns)."""
+    from forecast.study.figures import save_figure
     plt = _plt()
     rows, cols = len(summary.datasets), len(summary.horizons)
     fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols + 2.6, 3.3 * rows + 0.6), squeeze=False,
@@ -133,4 +127,4 @@ def plot_mse_vs_lookback(summary: BenchmarkSummary, path) -> Path:
             ax.grid(True, alpha=0.3)
     _legend(fig, axes)
     fig.suptitle("Test MSE against lookback (band ±1 std over seeds)", fontsize=11)
-    return _save(fig, plt, path)
+    return save_figure(fig, path)

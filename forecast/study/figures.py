@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_LABELS  # noqa: E402
 from forecast.study.names import is_naive  # noqa: E402
 
-__all__ = ["COLORS", "model_color", "display_name",
+__all__ = ["COLORS", "model_color", "display_name", "save_figure",
            "plot_convergence", "plot_predictions", "plot_fusion_weight", "plot_errors",
            "plot_metrics"]
 
@@ -58,7 +58,8 @@ def metric_label(metric: str, unit: str) -> str:
     return f"{METRIC_LABELS.get(metric, metric).format(unit=unit)}, {arrow}"
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` to the PNG ``path`` (its folder created), close it, return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -119,7 +120,7 @@ def plot_convergence(window, path, subtitle: str = ""):
     axes[0].legend(handles, labels, loc="upper right", fontsize=9)
     fig.suptitle(f"Convergence: mean over {window.n_seeds} seed(s), shaded band = min–max over "
                  f"seeds{subtitle}", fontsize=12)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_predictions(window, path, unit: str = "USD", zoom_days: int = 60,
@@ -174,7 +175,7 @@ def plot_predictions(window, path, unit: str = "USD", zoom_days: int = 60,
     zoom_handle = top.get_legend_handles_labels()[0][-1]
     fig.legend(handles + [zoom_handle], labels + [zoom_handle.get_label()],
                loc="outside right upper", fontsize=9, frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _forecast_name(horizon: int) -> str:
@@ -230,7 +231,7 @@ def plot_fusion_weight(window, path, subtitle: str = ""):
             color="dimgrey")
     ax.set_title(f"Hybrid fusion weight during training ({fusion} fusion){subtitle}")
     ax.legend(loc="upper left", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_errors(window, path, unit: str = "USD", subtitle: str = "") -> Path:
@@ -270,7 +271,7 @@ def plot_errors(window, path, unit: str = "USD", subtitle: str = "") -> Path:
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_title(f"Test errors per model ({window.n_seeds} seed(s) pooled; box = quartiles, "
                  f"whiskers = 1.5 IQR){subtitle}", fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_metrics(rows, path, metrics, unit: str = "USD", subtitle: str = "") -> Path:
@@ -335,7 +336,7 @@ def plot_metrics(rows, path, metrics, unit: str = "USD", subtitle: str = "") -> 
                        "accuracy is undefined\n(no line drawn)", transform=legend_ax.transAxes,
                        ha="center", va="bottom", fontsize=8, color="dimgrey")
     fig.suptitle(f"Test metrics per model{subtitle}", fontsize=12)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _fit_ylim(ax, means, stds, refs) -> None:
