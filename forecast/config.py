@@ -258,6 +258,9 @@ class RunConfig:
                 raise UserInputError(f"{option} does not apply under --protocol {self.protocol} "
                                      f"({_protocol_note(self.protocol)})")
             if value is None:
+                if (name == "linear_init" and self.protocol == LTSF
+                        and not _boolean("--linear-path", self.linear_path)):
+                    default = "random"      # no linear path to start: the default has no object
                 setattr(self, name, default)
 
     def _validate_ltsf(self) -> None:

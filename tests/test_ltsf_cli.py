@@ -122,3 +122,14 @@ def test_bad_series_files_are_one_line(tmp_path, capsys):
     assert "longer than the training part" in _bad(capsys, ["train", *TINY, "--data", short, "--out", out], out)
     assert "'b'" in _bad(capsys, ["train", *TINY, "--data", str(text), "--out", out], out)
     assert not os.path.exists(out)
+
+
+def test_no_linear_path_needs_no_linear_init_but_refuses_an_explicit_one():
+    from forecast.config import RunConfig
+    from forecast.errors import UserInputError
+
+    cfg = RunConfig(protocol="ltsf", data="ett:ETTh1", linear_path=False).validate()
+    assert cfg.linear_init == "random"
+    assert RunConfig(protocol="ltsf", data="ett:ETTh1").validate().linear_init == "lstsq"
+    with pytest.raises(UserInputError, match="needs --linear-path"):
+        RunConfig(protocol="ltsf", data="ett:ETTh1", linear_path=False, linear_init="lstsq").validate()

@@ -108,7 +108,9 @@ def build_series_dataset(frame: pd.DataFrame, info: dict, seq_len: int, horizon:
     DataError
         A series too short for the borders, or a part left without a window.
     """
-    values = frame.to_numpy(dtype=np.float64)
+    # One memory layout whatever the frame holds internally, so the scaler's sums (and so
+    # every standardised value) are the same to the bit for the same training rows.
+    values = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
     rows = part_rows(len(values), seq_len, fixed_ett)
     starts = {p: window_starts(rows[p], seq_len, horizon) for p in PARTS}
     empty = [p for p in PARTS if len(starts[p]) == 0]
