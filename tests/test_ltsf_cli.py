@@ -91,6 +91,11 @@ def test_compare_trains_the_grid_and_writes_the_benchmark_table(tmp_path, capsys
     capsys.readouterr()
     assert cli.main(argv[:-2] + ["--out", str(out), "--resume"]) == 0
     assert "0 run(s) to train (4 reused)" in capsys.readouterr().err
+    # A study interrupted before its study.json was written still rebuilds its table.
+    (out / "study.json").unlink()
+    (out / "benchmark.md").unlink()
+    assert cli.main(["compare", "--out", str(out), "--report-only"]) == 0
+    assert "Linear map (ours)" in (out / "benchmark.md").read_text()
 
 
 def test_bad_protocol_input_is_one_line(tmp_path, capsys):

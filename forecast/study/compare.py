@@ -285,6 +285,16 @@ def _remove_empty_parents(folder: Path, stop: Path) -> None:
         folder = folder.parent
 
 
+def _holds_ltsf_runs(out: Path) -> bool:
+    """Whether the first run found below ``out/runs`` was trained under ``--protocol ltsf``
+    (a study interrupted before it wrote its study.json says so only there)."""
+    first = next((out / "runs").rglob("config.json"), None) if (out / "runs").is_dir() else None
+    try:
+        return first is not None and json.loads(first.read_text()).get("protocol") == LTSF
+    except (OSError, ValueError):
+        return False
+
+
 def _report_only(out: Path) -> Path:
     """Rebuild the report(s) of an existing study folder from its files."""
     several = (out / SOURCES_DIR).is_dir()
@@ -292,7 +302,7 @@ def _report_only(out: Path) -> Path:
         raise UserInputError(f"--report-only: no runs folder in {out}")
     study = out / "study.json"
     context = json.loads(study.read_text()) if study.exists() else {}
-    if context.get("study", {}).get("protocol") == LTSF:
+    if context.get("study", {}).get("protocol") == LTSF or _holds_ltsf_runs(out):
         path = _benchmark_report(out, context)
         if path is None:
             raise UserInputError(f"--report-only: no finished runs (metrics.json) below {out}")
