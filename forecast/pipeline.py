@@ -333,9 +333,7 @@ def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool 
         if result.note and progress:
             print(f"note: {result.note}", file=sys.stderr)
         metrics, predictions = evaluate_model(model, dataset, "test")
-    training = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-                "stop_reason": result.stop_reason, "note": result.note, "epochs_run": len(result.history)}
-    summary = {"data": dataset.info, "training": training, "model_config": dict(model.config),
+    summary = {"data": dataset.info, "training": result.outcome(), "model_config": dict(model.config),
                "parameters": model.num_parameters()}
     return _refuse_diverged(TrainedRun(config, model, dataset, result, metrics, predictions, summary, t0))
 

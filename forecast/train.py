@@ -101,6 +101,12 @@ class TrainResult:
     stop_reason: str = "completed"
     note: str = ""
 
+    def outcome(self) -> dict:
+        """The ``training`` entry of a run's ``summary.json``: best epoch and validation
+        loss, why training stopped, its note and the epochs run."""
+        return {"best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
+                "stop_reason": self.stop_reason, "note": self.note, "epochs_run": len(self.history)}
+
 
 class EpochStore(Protocol):
     """Where :func:`fit` keeps its state between epochs (see :mod:`forecast.resume`).

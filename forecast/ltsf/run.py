@@ -151,9 +151,7 @@ def train_series_run(config, dataset: SeriesDataset, model, progress: bool = Tru
         test, losses = evaluate_series_model(model, dataset, "test", train=train)
         del train
         val, _ = evaluate_series_model(model, dataset, "val", baselines=False)
-    training = {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-                "stop_reason": result.stop_reason, "note": result.note, "epochs_run": len(result.history)}
-    summary = {"data": dataset.info, "training": training, "model_config": dict(model.config),
+    summary = {"data": dataset.info, "training": result.outcome(), "model_config": dict(model.config),
                "parameters": model.num_parameters()}
     return SeriesRun(config, model, dataset, result, _metrics(dataset, test, val), losses, summary, t0)
 
