@@ -45,7 +45,7 @@ from forecast.metrics import drift_forecast, forecast_metrics, naive_forecast, n
 from forecast.resume import RunState
 from forecast.train import fit, predict, saving_state
 
-__all__ = ["load_dataset", "dataset_from_frame", "build_forecaster", "warm_kernels", "forecast_prices",
+__all__ = ["load_dataset", "load_frame", "dataset_from_frame", "build_forecaster", "warm_kernels", "forecast_prices",
            "price_metrics", "prediction_table", "evaluate_model", "train_run", "TrainedRun", "RUN_FILES",
            "write_run_files", "run_training", "evaluate_checkpoint", "default_out_dir"]
 
@@ -68,12 +68,20 @@ def load_dataset(config: RunConfig, refresh: bool = False) -> Dataset:
         See :class:`forecast.data.Dataset`; ``info`` describes source, dates and split.
     """
     config.validate()
-    if config.protocol == LTSF:
-        from forecast.ltsf.run import load_series_dataset
-
-        return load_series_dataset(config)
-    frame, info = load_source(config.data, config.start, config.end, refresh=refresh)
+    frame, info = load_frame(config, refresh)
     return dataset_from_frame(config, frame, info)
+
+
+def load_frame(config: RunConfig, refresh: bool = False) -> tuple:
+    """The source ``config`` names as ``(frame, info)``: a multichannel series
+    (:func:`forecast.data.series.load_series`) under ``--protocol ltsf``, else a price
+    frame cut to ``start`` / ``end`` (:func:`forecast.data.load_source`; ``refresh``:
+    Yahoo only, download even when cached)."""
+    if config.protocol == LTSF:
+        from forecast.data.series import load_series
+
+        return load_series(config.data)
+    return load_source(config.data, config.start, config.end, refresh=refresh)
 
 
 def dataset_from_frame(config: RunConfig, frame, info: dict, bounds=None, scalers=None) -> Dataset:

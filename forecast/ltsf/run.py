@@ -28,7 +28,7 @@ from forecast.ltsf.dataset import LinearMap, SeriesDataset, build_series_dataset
 from forecast.ltsf.protocol import LTSF
 from forecast.train import fit, predict
 
-__all__ = ["load_series_dataset", "series_dataset_from_frame", "evaluate_series_model", "SeriesRun",
+__all__ = ["series_dataset_from_frame", "evaluate_series_model", "SeriesRun",
            "train_series_run", "evaluate_series_checkpoint", "SERIES_RUN_FILES"]
 
 #: The files of a run folder under the protocol, in the order they are written.
@@ -40,14 +40,6 @@ def series_dataset_from_frame(config, frame, info: dict, scaler=None) -> SeriesD
     """The protocol's dataset of a loaded series for ``config`` (see :mod:`forecast.ltsf.dataset`)."""
     return build_series_dataset(frame, info, config.seq_len, config.horizon,
                                 fixed_ett=info.get("source") == "ett", scaler=scaler)
-
-
-def load_series_dataset(config) -> SeriesDataset:
-    """Load the series ``config.data`` names and build its dataset (``config`` validated)."""
-    from forecast.data.series import load_series
-
-    frame, info = load_series(config.data)
-    return series_dataset_from_frame(config, frame, info)
 
 
 def evaluate_series_model(model, dataset: SeriesDataset, part: str = "test", batch_size: int = 128,

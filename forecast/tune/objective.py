@@ -62,7 +62,7 @@ def run_trial(config: dict, frame, info: dict, pruner=None, curves=(), threads: 
     config : dict
         Complete RunConfig fields of the trial.
     frame, info
-        The source as the client loaded it (:func:`forecast.tune.runner.load_frame`).
+        The source as the client loaded it (:func:`forecast.pipeline.load_frame`).
     pruner : optuna.pruners.BasePruner or None
         Judges the trial after each epoch; None: never pruned.
     curves : list

@@ -28,20 +28,7 @@ import uuid
 from forecast.tune.objective import reference_curves, run_trial
 from forecast.tune.space import suggest
 
-__all__ = ["InProcess", "DaskTrials", "make_executor", "drive", "load_frame", "Progress"]
-
-
-def load_frame(config):
-    """The source of ``config`` as ``(frame, info)``, loaded once on the client."""
-    from forecast.ltsf.protocol import LTSF
-
-    if config.protocol == LTSF:
-        from forecast.data.series import load_series
-
-        return load_series(config.data)
-    from forecast.data import load_source
-
-    return load_source(config.data, config.start, config.end)
+__all__ = ["InProcess", "DaskTrials", "make_executor", "drive", "Progress"]
 
 
 class InProcess:
@@ -228,7 +215,7 @@ def drive(study, space: dict, base, executor, frame, info, n_trials: int, timeou
         Validated; every trial is ``base`` with the drawn values.
     executor : InProcess or DaskTrials
     frame, info
-        The source (:func:`load_frame`).
+        The source (:func:`forecast.pipeline.load_frame`), loaded once on the client.
     n_trials : int
     timeout : float or None
         Seconds after which no new trial starts (running ones finish).

@@ -172,6 +172,7 @@ def run_tune(plan: TunePlan, trials: int, timeout: float | None = None, schedule
     """
     import optuna
 
+    from forecast.pipeline import load_frame
     from forecast.study.plan import parse_scheduler
     from forecast.tune import report, runner
     from forecast.tune.storage import (check_compatible, connect, default_url, open_study,
@@ -185,7 +186,7 @@ def run_tune(plan: TunePlan, trials: int, timeout: float | None = None, schedule
     kind, workers = parse_scheduler(scheduler)
     out = Path(out) if out is not None else default_out(plan.base)
     _check_out(out)
-    frame, info = runner.load_frame(plan.base)
+    frame, info = load_frame(plan.base)
     _check_data(plan, frame, info)
     optuna.logging.set_verbosity(optuna.logging.WARNING)   # the trials have our own progress lines
     store = connect(storage) if storage is not None else None
