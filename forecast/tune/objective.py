@@ -24,7 +24,7 @@ import math
 import threading
 import time
 
-__all__ = ["run_trial", "reference_curves", "TRIAL_STATES"]
+__all__ = ["run_trial", "reference_curves", "failed_outcome", "TRIAL_STATES"]
 
 #: What :func:`run_trial` reports in ``state``.
 TRIAL_STATES = ("complete", "pruned", "failed")
@@ -32,6 +32,12 @@ TRIAL_STATES = ("complete", "pruned", "failed")
 #: One trial at a time per process (a Dask worker with several threads would otherwise
 #: train two trials in one process, sharing its BLAS limit and Numba's threads).
 _TRIAL_LOCK = threading.Lock()
+
+
+def failed_outcome(error: str | None) -> dict:
+    """What :func:`run_trial` returns for a trial that failed with ``error`` (one line)."""
+    return {"state": "failed", "value": None, "curve": {}, "epochs": 0, "best_epoch": None,
+            "stop_reason": None, "seconds": 0.0, "error": error}
 
 
 def reference_curves(study) -> list:
@@ -82,14 +88,12 @@ def run_trial(config: dict, frame, info: dict, pruner=None, curves=(), threads: 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)   # the shadow study's messages are noise
     from forecast.config import RunConfig
-    from forecast.errors import UserInputError
     from forecast.pipeline import dataset_from_frame, train_run
     from forecast.study.tasks import set_kernel_threads
     from forecast.study.workers import failure_line
 
-    curve: dict = {}
-    outcome = {"state": "failed", "value": None, "curve": curve, "epochs": 0, "best_epoch": None,
-               "stop_reason": None, "seconds": 0.0, "error": None}
+    outcome = failed_outcome(None)       # until the trial says otherwise
+    curve = outcome["curve"]
     with _TRIAL_LOCK:
         start = time.perf_counter()
         shadow = _shadow_trial(pruner, curves) if pruner is not None else None
@@ -122,9 +126,8 @@ def run_trial(config: dict, frame, info: dict, pruner=None, curves=(), threads: 
                 outcome.update(state="complete", value=float(result.best_val_loss))
         except optuna.TrialPruned:
             outcome.update(state="pruned", stop_reason="pruned")
-        except UserInputError as exc:        # a diverged run, a model too large for memory
-            outcome["error"] = failure_line(exc)
-        except Exception as exc:             # noqa: BLE001 - one trial's bug must not end the study
+        except Exception as exc:             # noqa: BLE001 - one trial's failure must not end the study
+            # a diverged run, a model too large for memory (UserInputError), or a bug
             outcome["error"] = failure_line(exc)
         outcome["seconds"] = time.perf_counter() - start
     return outcome

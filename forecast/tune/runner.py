@@ -25,7 +25,7 @@ import time
 import types
 import uuid
 
-from forecast.tune.objective import reference_curves, run_trial
+from forecast.tune.objective import failed_outcome, reference_curves, run_trial
 from forecast.tune.space import suggest
 
 __all__ = ["InProcess", "DaskTrials", "make_executor", "drive", "Progress"]
@@ -180,11 +180,6 @@ class Progress:
               file=sys.stderr, flush=True)
 
 
-def _failed(error: str) -> dict:
-    return {"state": "failed", "value": None, "curve": {}, "epochs": 0, "best_epoch": None,
-            "stop_reason": None, "seconds": 0.0, "error": error}
-
-
 def tell(study, trial, outcome: dict) -> None:
     """Record a trial's outcome in the study (its curve first, then its state)."""
     from optuna.trial import TrialState
@@ -250,13 +245,13 @@ def drive(study, space: dict, base, executor, frame, info, n_trials: int, timeou
             if not running:
                 break
             for number, outcome, error in executor.wait():
-                outcome = outcome if error is None else _failed(error)
+                outcome = outcome if error is None else failed_outcome(error)
                 tell(study, running.pop(number), outcome)
                 states[outcome["state"]] = states.get(outcome["state"], 0) + 1
                 bar.line(study, number, outcome)
     except BaseException:
         executor.cancel()
         for trial in running.values():     # a trial left RUNNING would stay so in the storage
-            tell(study, trial, _failed("interrupted"))
+            tell(study, trial, failed_outcome("interrupted"))
         raise
     return {"trials": asked, "seconds": time.perf_counter() - start, "states": states}
