@@ -20,7 +20,8 @@ from forecast.errors import UserInputError
 from forecast.ltsf.published import HORIZONS, MAIN_LOOKBACK, PUBLISHED_DATASETS, load_published, published_name
 from forecast.ltsf.runs import NAN, RunResult
 from forecast.stats import SIGNIFICANCE_LEVEL, diebold_mariano, holm_adjust
-from models.names import BRANCHES, HYBRID, STUDY_ORDER
+from forecast.study.names import model_rank
+from models.names import BRANCHES, HYBRID
 
 __all__ = ["MODEL", "BASELINE", "PUBLISHED", "REPEAT_OURS", "LINEAR_OURS", "VS_BRANCH", "VS_LINEAR",
            "DM_NOTE", "Entry", "DMTest", "Verdict", "Standing", "BenchmarkSummary", "summarize_benchmark"]
@@ -201,8 +202,7 @@ def _std(values) -> float:
 
 
 def _model_order(names) -> tuple[str, ...]:
-    names = set(names)
-    return tuple([m for m in STUDY_ORDER if m in names] + sorted(names - set(STUDY_ORDER)))
+    return tuple(sorted(set(names), key=model_rank))
 
 
 def _dataset_order(names) -> tuple[str, ...]:
