@@ -20,10 +20,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from forecast.errors import CheckpointError, first_line
+from forecast.errors import CheckpointError, UserInputError, first_line
 from forecast.fileio import atomic_write_bytes, to_jsonable
 
-__all__ = ["FORMAT", "VERSION", "checkpoint_bytes", "save_checkpoint", "load_checkpoint"]
+__all__ = ["FORMAT", "VERSION", "checkpoint_bytes", "save_checkpoint", "load_checkpoint", "checkpoint_model"]
 
 FORMAT = "mamba-gru-engine/checkpoint"
 VERSION = 1
@@ -124,3 +124,26 @@ def _parse_meta(value: np.ndarray, path: str) -> dict:
         raise CheckpointError(f"{path} has checkpoint format version {meta.get('version')}; "
                               f"this engine reads version {VERSION}")
     return meta
+
+
+def checkpoint_model(state, model_config: dict, path, backend=None, dtype="float64", seed: int = 0):
+    """The model ``build_model(**model_config)`` with a checkpoint's weights ``state`` loaded.
+
+    Raises
+    ------
+    UserInputError
+        ``backend`` cannot be loaded on this machine.
+    CheckpointError
+        The weights do not fit the model (``path`` names the checkpoint).
+    """
+    from engine.backend import BackendUnavailableError
+    from models import build_model
+
+    try:
+        model = build_model(**model_config, backend=backend, dtype=dtype, seed=seed)
+        model.load_state_dict(state)
+    except BackendUnavailableError as exc:
+        raise UserInputError(str(exc)) from exc
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path} does not fit its model ({first_line(exc)})") from exc
+    return model

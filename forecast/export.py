@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from forecast.checkpoint import load_checkpoint
+from forecast.checkpoint import checkpoint_model, load_checkpoint
 from forecast.errors import CheckpointError, UserInputError, first_line
 from forecast.fileio import atomic_write_bytes, to_jsonable
 from forecast.ltsf.protocol import LTSF, STOCK
@@ -60,7 +60,6 @@ def _checked(state, meta: dict, path: str) -> dict:
     reason, so a file that exports is one that loads.
     """
     from forecast.data.scaling import scaler_from_dict
-    from models import build_model
 
     protocol = meta.get("protocol", STOCK)
     try:
@@ -78,11 +77,7 @@ def _checked(state, meta: dict, path: str) -> dict:
         raise CheckpointError(f"{path}: dtype {dtype} is neither float32 nor float64")
     if (protocol == LTSF) != ("channels" in model_config):
         raise CheckpointError(f"{path}: protocol {protocol!r} does not match its model configuration")
-    try:
-        model = build_model(**model_config, backend="numpy", dtype=dtype)
-        model.load_state_dict(state)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path} does not fit its model ({first_line(exc)})") from exc
+    checkpoint_model(state, model_config, path, backend="numpy", dtype=dtype)
     wrong = sorted(k for k, v in state.items() if v.dtype != dtype)
     if wrong:
         raise CheckpointError(f"{path}: parameters {wrong[:3]} are not {dtype} like the model")

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from engine.backend import BackendUnavailableError, get_kernels, single_threaded_blas
-from forecast.checkpoint import checkpoint_bytes, load_checkpoint
+from forecast.checkpoint import checkpoint_bytes, checkpoint_model, load_checkpoint
 from forecast.config import RunConfig
 from forecast.data import Dataset, build_dataset, load_source, scaler_from_dict, scaler_to_dict
 from forecast.data.windows import PARTS
@@ -500,15 +500,7 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
     config.validate()
     if part not in PARTS:
         raise UserInputError(f"--part: choose {', '.join(PARTS)}, got {part!r}")
-    from models import build_model
-
-    try:
-        model = build_model(**model_config, backend=config.backend, dtype=dtype, seed=seed)
-        model.load_state_dict(state)
-    except BackendUnavailableError as exc:
-        raise UserInputError(str(exc)) from exc
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path} does not fit its model ({first_line(exc)})") from exc
+    model = checkpoint_model(state, model_config, path, backend=config.backend, dtype=dtype, seed=seed)
     frame, info = load_source(config.data, config.start, config.end)
     dataset = dataset_from_frame(config, frame, info, scalers=scalers)
     if dataset.n_features != model_config.get("input_size", dataset.n_features):

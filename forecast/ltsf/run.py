@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.backend import single_threaded_blas
-from forecast.checkpoint import checkpoint_bytes
+from forecast.checkpoint import checkpoint_bytes, checkpoint_model
 from forecast.data.scaling import scaler_to_dict
 from forecast.fileio import json_bytes, to_jsonable
 from forecast.ltsf.dataset import LinearMap, SeriesDataset, build_series_dataset, loss_table, repeat_forecast
@@ -163,8 +163,7 @@ def evaluate_series_checkpoint(state, meta: dict, path, data=None, part: str = "
     from forecast.config import RunConfig
     from forecast.data.scaling import scaler_from_dict
     from forecast.data.series import load_series
-    from forecast.errors import CheckpointError, UserInputError, first_line
-    from models import build_model
+    from forecast.errors import CheckpointError, UserInputError
 
     try:
         config = RunConfig.from_dict(dict(meta["run_config"]))
@@ -178,11 +177,7 @@ def evaluate_series_checkpoint(state, meta: dict, path, data=None, part: str = "
     if backend is not None:
         config.backend = backend
     config.validate()
-    try:
-        model = build_model(**model_config, backend=config.backend, dtype=dtype, seed=seed)
-        model.load_state_dict(state)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path} does not fit its model ({first_line(exc)})") from exc
+    model = checkpoint_model(state, model_config, path, backend=config.backend, dtype=dtype, seed=seed)
     frame, info = load_series(config.data)
     if frame.shape[1] != model.n_channels:
         raise UserInputError(f"{config.data} has {frame.shape[1]} channels; the model of {path} "
