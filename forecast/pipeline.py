@@ -329,7 +329,7 @@ def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool 
         dataset = load_dataset(config)
     else:
         _check_dataset(config, dataset)
-    model = build_forecaster(config, dataset.n_features, _train_windows(dataset))
+    model = build_forecaster(config, dataset.n_features, dataset.windows("train"))
     warm_kernels(config.backend, (config.dtype,), model=model)
     if config.protocol == LTSF:
         from forecast.ltsf.run import train_series_run
@@ -344,12 +344,6 @@ def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool 
     summary = {"data": dataset.info, "training": result.outcome(), "model_config": dict(model.config),
                "parameters": model.num_parameters()}
     return _refuse_diverged(TrainedRun(config, model, dataset, result, metrics, predictions, summary, t0))
-
-
-def _train_windows(dataset) -> int:
-    """Training windows of a stock or a long-horizon dataset."""
-    parts = getattr(dataset, "parts", None)
-    return len(parts["train"]) if parts is not None else int(dataset.windows("train"))
 
 
 def _refuse_diverged(run):

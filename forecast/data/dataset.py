@@ -116,6 +116,10 @@ class Dataset:
         """Number of input features."""
         return self.X.shape[2]
 
+    def windows(self, name: str) -> int:
+        """Number of windows of part ``name`` (as :class:`forecast.ltsf.dataset.SeriesDataset` says it)."""
+        return len(self.parts[name])
+
     def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Scaled ``(X, y)`` of part ``name``."""
         idx = self.parts[name]
