@@ -21,6 +21,7 @@ This module stays cheap to import (Optuna and NumPy are imported inside the func
 from __future__ import annotations
 
 import math
+import pickle
 import threading
 import time
 
@@ -69,8 +70,9 @@ def run_trial(config: dict, frame, info: dict, pruner=None, curves=(), threads: 
         Complete RunConfig fields of the trial.
     frame, info
         The source as the client loaded it (:func:`forecast.pipeline.load_frame`).
-    pruner : optuna.pruners.BasePruner or None
-        Judges the trial after each epoch; None: never pruned.
+    pruner : optuna.pruners.BasePruner, its pickle (bytes) or None
+        Judges the trial after each epoch; None: never pruned. A Dask worker receives the
+        pickle and loads it here, after Optuna is imported (see the runner).
     curves : list
         :func:`reference_curves` of the study when the trial started.
     threads : int or None
@@ -85,8 +87,11 @@ def run_trial(config: dict, frame, info: dict, pruner=None, curves=(), threads: 
         when failed).
     """
     import optuna
+    import optuna.pruners  # noqa: F401 - loaded before a pickled pruner needs it
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)   # the shadow study's messages are noise
+    if isinstance(pruner, bytes):
+        pruner = pickle.loads(pruner)
     from forecast.config import RunConfig
     from forecast.pipeline import dataset_from_frame, train_run
     from forecast.study.tasks import set_kernel_threads

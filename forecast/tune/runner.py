@@ -20,6 +20,7 @@ scored badly (its "constant liar"), so parallel trials do not all draw the same 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import sys
 import time
 import types
@@ -113,6 +114,11 @@ class DaskTrials:
         return self.cluster.client.scatter(frame, broadcast=True, hash=False)
 
     def submit(self, number: int, kwargs: dict) -> None:
+        # The pruner travels as bytes, unpickled by the trial itself after it has imported
+        # Optuna: unpickled by Dask on the worker's event loop, it imported Optuna's lazily
+        # loaded submodules while a trial thread imported them too, and the race failed the
+        # message ("KeyError: 'optuna.pruners'", seen on a 2-worker LocalCluster).
+        kwargs = dict(kwargs, pruner=None if kwargs.get("pruner") is None else pickle.dumps(kwargs["pruner"]))
         fut = self.cluster.client.submit(run_trial, **kwargs, threads=self.threads, pure=False,
                                          key=f"trial-{self._batch}-{number}")
         self._futures[fut] = number
