@@ -106,6 +106,25 @@ def plot_mse_vs_horizon(summary: BenchmarkSummary, path) -> Path:
     return save_figure(fig, path)
 
 
+#: Repeat is left above a lookback panel when it exceeds the other curves' top this many times.
+REPEAT_OFF_SCALE = 1.5
+
+
+def _keep_repeat_off_scale(ax, summary, dataset, horizon, xs) -> None:
+    """Zoom on the models when Repeat (flat in the lookback) is far above them, and say so:
+    on ETTh1 its 1.3 would squash curves that differ in the third decimal into one line."""
+    others = [m for group, names in ((MODEL, summary.models), (BASELINE, (LINEAR_OURS,)))
+              for name in names for m in _series(summary, dataset, horizon, group, name, xs, True)[1]]
+    repeat = _series(summary, dataset, horizon, BASELINE, REPEAT_OURS, xs, True)[1]
+    if not others or not repeat.size or repeat.max() <= REPEAT_OFF_SCALE * max(others):
+        return
+    lo, hi = min(others), max(others)
+    pad = 0.1 * (hi - lo) or 0.02 * hi
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.text(0.02, 0.97, f"Repeat {repeat.mean():.3f}, above the panel", transform=ax.transAxes,
+            fontsize=8, va="top", color="0.3")
+
+
 def plot_mse_vs_lookback(summary: BenchmarkSummary, path) -> Path:
     """Test MSE against lookback: one panel per dataset (rows) and horizon (columns)."""
     from forecast.study.figures import save_figure
@@ -118,6 +137,7 @@ def plot_mse_vs_lookback(summary: BenchmarkSummary, path) -> Path:
         for j, horizon in enumerate(summary.horizons):
             ax = axes[i, j]
             _draw_ours(ax, summary, dataset, horizon, xs, by_lookback=True)
+            _keep_repeat_off_scale(ax, summary, dataset, horizon, xs)
             ax.set_title(f"{dataset_label(dataset)}, H = {horizon}", fontsize=10)
             if i == rows - 1:
                 ax.set_xlabel("lookback L (input steps)")
