@@ -58,21 +58,22 @@ class Outcome:
     executor: dict = field(default_factory=dict)     # the executor's describe()
 
 
-def load_sources(runs, start, end) -> tuple[dict, dict]:
+def load_sources(runs) -> tuple[dict, dict]:
     """Load every source of ``runs`` once: ``({source: (frame, info)}, {source: error line})``.
 
-    A run under ``--protocol ltsf`` reads a multichannel series
-    (:func:`forecast.data.series.load_series`), any other run a price frame.
+    Each source is read as its first run's configuration says
+    (:func:`forecast.pipeline.load_frame`: a multichannel series under ``--protocol ltsf``,
+    a price frame cut to the study's dates otherwise).
     """
-    from forecast.data import load_source
-    from forecast.data.series import load_series
+    from forecast.pipeline import RunConfig, load_frame
 
+    first = {}
+    for spec in runs:
+        first.setdefault(spec.source, spec)
     loaded, failed = {}, {}
-    protocols = {spec.source: spec.config.get("protocol") for spec in runs}
-    for source in dict.fromkeys(spec.source for spec in runs):
+    for source, spec in first.items():
         try:
-            loaded[source] = (load_series(source) if protocols[source] == "ltsf"
-                              else load_source(source, start, end))
+            loaded[source] = load_frame(RunConfig.from_dict(spec.config))
         except Exception as exc:   # a bad source fails its runs, not the study
             failed[source] = Failure.of(exc)
     return loaded, failed
@@ -120,7 +121,7 @@ def execute(plan, runs=None, progress=True, executor=None) -> Outcome:
     outcome = Outcome()
     if not runs:
         return outcome
-    sources, bad = load_sources(runs, plan.base.get("start"), plan.base.get("end"))
+    sources, bad = load_sources(runs)
     owned = executor is None
     executor = make_executor(plan) if owned else executor
     tasks = []
