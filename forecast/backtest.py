@@ -49,7 +49,7 @@ import pandas as pd
 
 from engine.backend import single_threaded_blas
 from forecast.classical import fit_classical, forecast_classical, is_classical
-from forecast.classical_run import fitted_training, validate_run_config
+from forecast.classical_run import fitted_training
 from forecast.config import RunConfig
 from forecast.data import Dataset, load_source
 from forecast.data.sources import price_currency
@@ -228,7 +228,7 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
                              "--protocol ltsf has the benchmark's fixed borders (use train or compare "
                              "--protocol ltsf)")
     classical = is_classical(config.model)
-    validate_run_config(config)
+    config.validate()
     refit, finetune_epochs = _check_refit(refit, finetune_epochs)
     if classical and refit != "full":
         raise UserInputError(f"--refit {refit} continues training a neural model; {config.model} is a "

@@ -15,50 +15,20 @@ A baseline has no seed: its fit is deterministic, so a study runs it once (seed 
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
 from forecast.classical import fit_classical, forecast_classical, is_classical
 from forecast.config import RunConfig
 from forecast.errors import UserInputError
-from forecast.ltsf.protocol import LTSF
-from models.names import CLASSICAL, HYBRID
+from models.names import CLASSICAL
 
-__all__ = ["CLASSICAL_RUN_FILES", "CLASSICAL_STOP", "ClassicalRun", "validate_run_config", "refuse_under_ltsf",
-           "classical_run", "fitted_training"]
+__all__ = ["CLASSICAL_RUN_FILES", "CLASSICAL_STOP", "ClassicalRun", "classical_run", "fitted_training"]
 
 #: The files of a baseline's run folder, in the order they are written.
 CLASSICAL_RUN_FILES = ("config.json", "history.json", "metrics.json", "predictions.csv", "summary.json")
 #: ``training.stop_reason`` of a baseline: it was fitted, not trained by epochs.
 CLASSICAL_STOP = "fitted"
-
-
-def refuse_under_ltsf(models, protocol) -> None:
-    """One line when classical baselines are asked for under ``--protocol ltsf``."""
-    names = [m for m in models if is_classical(m)]
-    if names and protocol == LTSF:
-        raise UserInputError(f"{'/'.join(names)} {'is' if len(names) == 1 else 'are'} not available under "
-                             f"--protocol {LTSF} yet")
-
-
-def validate_run_config(config: RunConfig) -> RunConfig:
-    """:meth:`RunConfig.validate` that also accepts the classical baselines' names.
-
-    RunConfig checks ``model`` against the neural models; a baseline's configuration is
-    validated with a stand-in name (every other option is checked as for any run), then
-    given its own back. Returns ``config``, validated in place.
-    """
-    if not is_classical(config.model):
-        return config.validate()
-    name = str(config.model).strip().lower()
-    refuse_under_ltsf([name], str(config.protocol).strip().lower())
-    config.model = HYBRID
-    try:
-        config.validate()
-    finally:
-        config.model = name
-    return config
 
 
 def fitted_training(fitted, seconds: float | None = None) -> dict:
@@ -124,9 +94,9 @@ def classical_run(config: RunConfig, dataset=None) -> ClassicalRun:
     started = time.perf_counter()
     if not is_classical(config.model):
         raise UserInputError(f"--model {config.model!r} is not a classical baseline ({', '.join(CLASSICAL)})")
-    validate_run_config(config)
+    config.validate()
     if dataset is None:
-        dataset = load_dataset(dataclasses.replace(config, model=HYBRID))
+        dataset = load_dataset(config)
     fitted = fit_classical(config.model, dataset)
     t0 = time.perf_counter()
     idx = dataset.parts["test"]

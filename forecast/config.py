@@ -21,9 +21,9 @@ from forecast.fileio import to_jsonable
 from forecast.ltsf.protocol import LTSF, LTSF_DEFAULTS, PROTOCOLS, STOCK, STOCK_ONLY
 from forecast.train import TrainSettings
 from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
-from models.names import FUSIONS, HYBRID, MODEL_NAMES
+from models.names import CLASSICAL, FUSIONS, HYBRID, MODEL_NAMES
 
-__all__ = ["DTYPES", "RunConfig", "STOCK_DEFAULTS", "LINEAR_INITS", "CHOICES", "TRUE_WORDS", "FALSE_WORDS",
+__all__ = ["DTYPES", "RunConfig", "refuse_classical_under_ltsf", "STOCK_DEFAULTS", "LINEAR_INITS", "CHOICES", "TRUE_WORDS", "FALSE_WORDS",
            "protocol_defaults", "option_type"]
 
 #: Parameter dtypes a run can train in.
@@ -211,7 +211,8 @@ class RunConfig:
         """
         self.protocol = _choice("--protocol", self.protocol, PROTOCOLS)
         self._resolve_protocol_defaults()
-        self.model = _choice("--model", self.model, MODEL_NAMES)
+        # The classical baselines run through compare and backtest with the same options.
+        self.model = _choice("--model", self.model, MODEL_NAMES + CLASSICAL)
         self.backend = _choice("--backend", self.backend, BACKENDS)
         self.fusion = _choice("--fusion", self.fusion, FUSIONS)
         self.dtype = _choice("--dtype", np.dtype(self.dtype).name if _is_dtype(self.dtype) else self.dtype,
@@ -264,6 +265,7 @@ class RunConfig:
                 setattr(self, name, default)
 
     def _validate_ltsf(self) -> None:
+        refuse_classical_under_ltsf([self.model], self.protocol)
         self.channels = _choice("--channels", self.channels, CHANNEL_MODES)
         self.seg_len = _integer("seg_len", self.seg_len, minimum=1)
         self.norm = _choice("--norm", self.norm, INSTANCE_NORMS)
@@ -339,6 +341,14 @@ class RunConfig:
         split = tuple(self.split) if self.split is not None else None
         return (self.protocol, self.data, self.start, self.end, features, self.target, self.seq_len,
                 self.horizon, split, self.scaler, self.window_norm)
+
+
+def refuse_classical_under_ltsf(models, protocol) -> None:
+    """One line when classical baselines are asked for under ``--protocol ltsf``."""
+    names = [m for m in models if str(m).strip().lower() in CLASSICAL]
+    if names and protocol == LTSF:
+        raise UserInputError(f"{'/'.join(names)} {'is' if len(names) == 1 else 'are'} not available under "
+                             f"--protocol {LTSF} yet")
 
 
 def _is_dtype(value) -> bool:

@@ -19,8 +19,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from forecast.classical_run import refuse_under_ltsf, validate_run_config
-from forecast.config import RunConfig
+from forecast.config import RunConfig, refuse_classical_under_ltsf
 from forecast.data import parse_source
 from forecast.errors import UserInputError
 from forecast.fileio import to_jsonable
@@ -252,7 +251,7 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
                              "a remote cluster trains as many runs at once as it has worker threads")
     given = {name: getattr(args, name) for name in shared_fields() if getattr(args, name, None) is not None}
     ltsf = given.get("protocol") == LTSF
-    refuse_under_ltsf(models, given.get("protocol"))
+    refuse_classical_under_ltsf(models, given.get("protocol"))
     overrides = {} if ltsf else dict(COMPARE_DEFAULTS)
     overrides.update(given)
     # The first source stands in while the shared options are checked (a series source
@@ -283,7 +282,7 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
                                    else run_dir_for(source_dirs[source], model, seed, seq_len, several))
                         cfg = dataclasses.replace(base_cfg, data=source, model=model, seed=seed,
                                                   seq_len=seq_len, horizon=horizon, out=str(run_dir))
-                        validate_run_config(cfg)
+                        cfg.validate()
                         runs.append(RunSpec(model, seed, seq_len, cfg.to_dict(), run_dir,
                                             horizon if ltsf else None))
     backend = str(base_cfg.backend)

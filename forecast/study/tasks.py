@@ -85,9 +85,9 @@ def train_one(config: dict, frame, info: dict, threads: int) -> dict:
         start = time.perf_counter()
         if is_classical(config.get("model")):
             # A statsforecast baseline (forecast.classical): fitted, not trained, so no kernels.
-            from forecast.classical_run import classical_run, validate_run_config
+            from forecast.classical_run import classical_run
 
-            cfg = validate_run_config(RunConfig.from_dict(config))
+            cfg = RunConfig.from_dict(config).validate()
             run = classical_run(cfg, dataset_from_frame(cfg, frame, info))
             return {"files": run.files(), "seconds": time.perf_counter() - start,
                     "brief": brief(run.fitted.description, run.metrics["test"])}
