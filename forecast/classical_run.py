@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from forecast.classical import fit_classical, forecast_classical, is_classical
 from forecast.config import RunConfig
 from forecast.errors import UserInputError
+from forecast.run_folder import run_files, run_result
 from models.names import CLASSICAL
 
 __all__ = ["CLASSICAL_RUN_FILES", "CLASSICAL_STOP", "ClassicalRun", "classical_run", "fitted_training"]
@@ -52,25 +53,14 @@ class ClassicalRun:
     started: float
 
     def files(self) -> dict:
-        """``{file name: bytes}`` of the run folder (:data:`CLASSICAL_RUN_FILES`)."""
-        from forecast.fileio import json_bytes
-
-        summary = dict(self.summary, seconds=time.perf_counter() - self.started)
-        return {
-            "config.json": json_bytes(self.config.to_dict()),
-            "history.json": json_bytes([]),
-            "metrics.json": json_bytes(self.metrics),
-            "predictions.csv": self.predictions.to_csv(index=False, float_format="%.10g").encode("utf-8"),
-            "summary.json": json_bytes(summary),
-        }
+        """``{file name: bytes}`` of the run folder (:data:`CLASSICAL_RUN_FILES`): no
+        epochs, so an empty history, and no checkpoint."""
+        return run_files(self.config, [], self.metrics, "predictions.csv", self.predictions, self.summary,
+                         self.started)
 
     def result(self, out_dir) -> dict:
         """The dict :func:`forecast.pipeline.run_training` returns for a trained run."""
-        from forecast.fileio import to_jsonable
-
-        return {"metrics": to_jsonable(self.metrics), "history": [], "config": self.config.to_dict(),
-                "data": to_jsonable(self.dataset.info), "training": to_jsonable(self.summary["training"]),
-                "seconds": time.perf_counter() - self.started, "out_dir": out_dir}
+        return run_result(self.config, [], self.metrics, self.dataset.info, self.summary, self.started, out_dir)
 
 
 def classical_run(config: RunConfig, dataset=None) -> ClassicalRun:

@@ -33,13 +33,14 @@ import numpy as np
 import pandas as pd
 
 from engine.backend import BackendUnavailableError, get_kernels, single_threaded_blas
-from forecast.checkpoint import checkpoint_bytes, checkpoint_model, load_checkpoint
+from forecast.checkpoint import checkpoint_model, load_checkpoint
 from forecast.config import RunConfig
 from forecast.data import Dataset, build_dataset, load_source, scaler_from_dict, scaler_to_dict
 from forecast.data.windows import PARTS
 from forecast.errors import CheckpointError, TrainingDiverged, UserInputError, first_line
-from forecast.fileio import OutputDir, atomic_write_bytes, json_bytes, to_jsonable
+from forecast.fileio import OutputDir, atomic_write_bytes, to_jsonable
 from forecast.ltsf.protocol import LTSF
+from forecast.run_folder import run_files, run_result
 from forecast.memory import check_training_memory
 from forecast.metrics import drift_forecast, forecast_metrics, naive_forecast, naive_scale
 from forecast.resume import RunState
@@ -275,34 +276,16 @@ class TrainedRun:
     started: float         # time.perf_counter() when the run began
 
     def files(self) -> dict:
-        """``{file name: bytes}`` of the run folder (:data:`RUN_FILES`).
-
-        The bytes depend on the configuration alone (``summary.json`` also holds the
-        wall time, ``checkpoint.npz`` a zip timestamp), so whichever process renders
-        them, ``metrics.json`` and ``predictions.csv`` are the same to the byte.
-        """
-        summary = dict(self.summary, seconds=time.perf_counter() - self.started)
+        """``{file name: bytes}`` of the run folder (:data:`RUN_FILES`; see
+        :func:`forecast.run_folder.run_files`)."""
         meta = _checkpoint_meta(self.config, self.model, self.dataset, self.fit.best_epoch)
-        return {
-            "config.json": json_bytes(self.config.to_dict()),
-            "history.json": json_bytes(self.fit.history),
-            "metrics.json": json_bytes(self.metrics),
-            "predictions.csv": self.predictions.to_csv(index=False, float_format="%.10g").encode("utf-8"),
-            "summary.json": json_bytes(summary),
-            "checkpoint.npz": checkpoint_bytes(self.model.state_dict(), meta),
-        }
+        return run_files(self.config, self.fit.history, self.metrics, "predictions.csv", self.predictions,
+                         self.summary, self.started, (self.model.state_dict(), meta))
 
     def result(self, out_dir) -> dict:
         """The dict :func:`run_training` returns."""
-        return {
-            "metrics": to_jsonable(self.metrics),
-            "history": to_jsonable(self.fit.history),
-            "config": self.config.to_dict(),
-            "data": to_jsonable(self.dataset.info),
-            "training": to_jsonable(self.summary["training"]),
-            "seconds": time.perf_counter() - self.started,
-            "out_dir": out_dir,
-        }
+        return run_result(self.config, self.fit.history, self.metrics, self.dataset.info, self.summary,
+                          self.started, out_dir)
 
 
 def write_run_files(target, files: dict) -> None:

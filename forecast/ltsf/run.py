@@ -21,11 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.backend import single_threaded_blas
-from forecast.checkpoint import checkpoint_bytes, checkpoint_model
+from forecast.checkpoint import checkpoint_model
 from forecast.data.scaling import scaler_to_dict
-from forecast.fileio import json_bytes, to_jsonable
+from forecast.fileio import to_jsonable
 from forecast.ltsf.dataset import LinearMap, SeriesDataset, build_series_dataset, loss_table, repeat_forecast
 from forecast.ltsf.protocol import LTSF
+from forecast.run_folder import run_files, run_result
 from forecast.train import fit, predict
 
 __all__ = ["series_dataset_from_frame", "evaluate_series_model", "SeriesRun",
@@ -85,26 +86,17 @@ class SeriesRun:
 
     def files(self) -> dict:
         """``{file name: bytes}`` of the run folder (:data:`SERIES_RUN_FILES`)."""
-        summary = dict(self.summary, seconds=time.perf_counter() - self.started)
         meta = {"model_config": dict(self.model.config), "seed": self.config.seed, "dtype": self.config.dtype,
                 "run_config": self.config.to_dict(), "protocol": LTSF,
                 "scalers": {"series": scaler_to_dict(self.dataset.scaler)}, "data": self.dataset.info,
                 "best_epoch": self.fit.best_epoch}
-        return {
-            "config.json": json_bytes(self.config.to_dict()),
-            "history.json": json_bytes(self.fit.history),
-            "metrics.json": json_bytes(self.metrics),
-            "window_losses.csv": self.losses.to_csv(index=False, float_format="%.10g").encode("utf-8"),
-            "summary.json": json_bytes(summary),
-            "checkpoint.npz": checkpoint_bytes(self.model.state_dict(), meta),
-        }
+        return run_files(self.config, self.fit.history, self.metrics, "window_losses.csv", self.losses,
+                         self.summary, self.started, (self.model.state_dict(), meta))
 
     def result(self, out_dir) -> dict:
         """The dict :func:`forecast.pipeline.run_training` returns."""
-        return {"metrics": to_jsonable(self.metrics), "history": to_jsonable(self.fit.history),
-                "config": self.config.to_dict(), "data": to_jsonable(self.dataset.info),
-                "training": to_jsonable(self.summary["training"]),
-                "seconds": time.perf_counter() - self.started, "out_dir": out_dir}
+        return run_result(self.config, self.fit.history, self.metrics, self.dataset.info, self.summary,
+                          self.started, out_dir)
 
 
 def _metrics(dataset: SeriesDataset, test: dict, val: dict) -> dict:
