@@ -8,23 +8,24 @@ overrides it, and :func:`set_default_backend` overrides both.
 
 Threads
 -------
-The numba backend parallelises with its own thread pool (:mod:`engine.kernels.numba._threads`:
-blocking threads, never Numba's OpenMP layer), and its matrix products run inside that
-pool: each task calls a single-threaded BLAS on its block of rows. A BLAS library left
-multi-threaded would start its own threads inside those tasks, and they keep spinning
-for about 0.1 s after every call, on the cores the pool's threads need. So while
-a numba-backend layer computes, :func:`exclusive_cores` holds every BLAS library loaded
-in the process at one thread, and gives each its own limit back when the outermost
-call returns. Nothing process-wide is changed for good: no environment variable, no
-Numba setting, no OpenMP setting; other libraries (PyTorch, SciPy, NumPy itself) keep
-their thread counts between our calls.
+The numba backend parallelises with its own thread pool (blocking threads, never Numba's
+OpenMP layer), and its matrix products run inside that pool: each task calls a
+single-threaded BLAS on its block of rows. While a numba-backend layer computes,
+:func:`exclusive_cores` holds every BLAS library loaded in the process at one thread,
+and gives each its own limit back when the outermost call returns. The pool and the
+core ownership live in :mod:`engine.threads`, which both this module and the compiled
+kernels import (it imports neither); :func:`exclusive_cores`, :func:`get_num_threads`
+and :func:`set_num_threads` are re-exported here.
 """
 from __future__ import annotations
 
 import importlib
 import os
-import threading
 from types import ModuleType
+
+from engine import threads as _threads
+# Core ownership lives with the thread pool (engine.threads); the layers reach it here.
+from engine.threads import _EXCLUSIVE, exclusive_cores  # noqa: F401
 
 BACKENDS = ("numpy", "numba")
 ENV_VAR = "MAMBA_GRU_BACKEND"
@@ -107,102 +108,9 @@ def get_kernels(name: str | None = None) -> ModuleType:
     return importlib.import_module("engine.kernels.numba")
 
 
-# ----------------------------------------------------------------------------------
-# Core ownership: BLAS at one thread while numba-backend work runs
-# ----------------------------------------------------------------------------------
-class _ExclusiveCores:
-    """Re-entrant, process-wide: the first entry saves each BLAS library's thread
-    limit and sets it to 1, the matching last exit restores the saved limits.
-
-    A count under a lock (not per thread) so that two Python threads using numba layers
-    at once neither restore too early nor save a limit the other one set.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._controller = None
-        self._saved = ()
-
-    def _blas_libraries(self):
-        # Built once, after the BLAS that Numba's np.dot calls (SciPy's) has been loaded,
-        # so that it is limited too. A BLAS loaded later by someone else is not ours to
-        # limit: we never call it.
-        if self._controller is None:
-            # threadpoolctl sets KMP_DUPLICATE_LIB_OK in os.environ when first imported;
-            # we promise to leave the environment as we found it.
-            had = _KMP_VAR in os.environ
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:                  # pragma: no cover - a declared dependency
-                self._controller = ()
-                return ()
-            finally:
-                if not had:
-                    os.environ.pop(_KMP_VAR, None)
-            try:
-                importlib.import_module("scipy.linalg.cython_blas")
-            except ImportError:                  # pragma: no cover - Numba's np.dot needs it
-                pass
-            self._controller = tuple(lib for lib in ThreadpoolController().lib_controllers
-                                     if lib.user_api == "blas")
-        return self._controller
-
-    def __enter__(self):
-        with self._lock:
-            if self._depth == 0:
-                libs = self._blas_libraries()
-                saved = []
-                for lib in libs:
-                    n = lib.get_num_threads()
-                    saved.append((lib, n))
-                    if n != 1:
-                        lib.set_num_threads(1)
-                self._saved = tuple(saved)
-            self._depth += 1
-        return self
-
-    def __exit__(self, *exc):
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0:
-                for lib, n in self._saved:
-                    if n != 1:
-                        lib.set_num_threads(n)
-                self._saved = ()
-        return False
-
-    @property
-    def active(self) -> bool:
-        """Whether some numba-backend work currently holds the cores."""
-        return self._depth > 0
-
-
-_KMP_VAR = "KMP_DUPLICATE_LIB_OK"
-_EXCLUSIVE = _ExclusiveCores()
-
-
-def exclusive_cores():
-    """Context manager: the numba backend owns the cores while the block runs.
-
-    Every BLAS library loaded in the process runs single-threaded inside the block (the
-    numba kernels call BLAS from Numba's own threads, one block of rows each); on leaving
-    the outermost block each library gets back the thread limit it had. Nesting is cheap
-    (a counter), so layers enter it around every ``forward``/``backward`` and the kernels
-    that call BLAS enter it again.
-
-    Returns
-    -------
-    context manager
-    """
-    return _EXCLUSIVE
-
-
 def get_num_threads() -> int:
     """Threads the numba backend uses (default: ``NUMBA_NUM_THREADS``, all CPUs unless set)."""
-    from engine.kernels.numba._threads import get_num_threads as _get
-
-    return _get()
+    return _threads.get_num_threads()
 
 
 def set_num_threads(n: int) -> None:
@@ -214,9 +122,7 @@ def set_num_threads(n: int) -> None:
         When Numba cannot be imported.
     """
     get_kernels("numba")
-    from engine.kernels.numba._threads import set_num_threads as _set
-
-    _set(n)
+    _threads.set_num_threads(n)
 
 
 def single_threaded_blas():

@@ -3,7 +3,7 @@
 How the work is split
 ---------------------
 * Every kernel is a serial ``nogil`` function over a range of tasks, run on the
-  backend's own thread pool (:mod:`engine.kernels.numba._threads`). Batch rows and
+  backend's own thread pool (:mod:`engine.threads`). Batch rows and
   channel chunks are the tasks; the recurrence over time stays sequential inside each.
 * A sum across the parallel axis is never a shared ``+=``: each task writes its own
   slot of a buffer indexed by task (not by thread), and the slots are added afterwards
@@ -27,7 +27,7 @@ import numpy as np
 
 # error_model="numpy": a float division by zero gives inf/NaN instead of raising, as in
 # NumPy. nogil lets the pool's threads run kernels side by side. No parallel=True: the
-# parallelism is the pool's (see _threads.py).
+# parallelism is the pool's (see engine/threads.py).
 JIT = dict(cache=True, error_model="numpy", nogil=True)
 # The selective scan may fuse multiply-adds (FMA): "contract" changes rounding by at
 # most an ulp and never touches NaN/inf handling, unlike the other fast-math flags.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from numba import njit
 
 from engine.kernels.numba._jit import JIT
-from engine.kernels.numba._threads import parallel_for
+from engine.threads import parallel_for
 
 # Output elements per task.
 _SPAN = 1024

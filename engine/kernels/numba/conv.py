@@ -12,7 +12,7 @@ from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_s
                                        empty_like)
 from engine.kernels.numba._math import sigmoid, wide_vectors
 from engine.kernels.numba._sums import sum_partials
-from engine.kernels.numba._threads import parallel_for
+from engine.threads import parallel_for
 
 
 _CONV_TIME_CHUNK = 64

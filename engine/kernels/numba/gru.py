@@ -17,12 +17,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.backend import exclusive_cores
 from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like)
 from engine.kernels.numba._math import sigmoid, tanh, wide_vectors
 from engine.kernels.numba._sums import sum_partials
-from engine.kernels.numba._threads import parallel_for
+from engine.threads import exclusive_cores, parallel_for
 
 # Batch rows per task: 8-row products are already efficient, and a batch of 64 gives 8
 # tasks to share between the threads.

@@ -4,7 +4,7 @@ Mirrors the linear section of :mod:`engine.kernels.numpy_ref`. The products run 
 backend's thread pool: the rows of ``x`` are cut into blocks and each task hands its
 block to a single-threaded BLAS (``np.dot``, SciPy's BLAS), the pattern scikit-learn's
 KMeans uses. One pool then does all the parallel work of a layer, so no BLAS thread pool
-spins on the cores while the kernels compute (see :mod:`engine.backend`).
+spins on the cores while the kernels compute (see :mod:`engine.threads`).
 
 The weight gradient sums over rows: each block writes its own partial product and the
 partials are added in block order, so the result does not depend on the thread count.
@@ -15,10 +15,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.backend import exclusive_cores
 from engine.kernels.numba._jit import JIT, as_float_arrays, check_ndim, empty, empty_like
 from engine.kernels.numba._sums import row_blocks, sum_partials
-from engine.kernels.numba._threads import parallel_for
+from engine.threads import exclusive_cores, parallel_for
 
 
 @njit(**JIT)

@@ -14,7 +14,7 @@ from numba import njit
 from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like, n_chunks)
 from engine.kernels.numba._math import flush_subnormal, sigmoid, wide_vectors
-from engine.kernels.numba._threads import parallel_for
+from engine.threads import parallel_for
 
 
 @njit(inline="always", error_model="numpy")

@@ -12,7 +12,7 @@ from numba import njit
 from engine.kernels.numba._jit import (JIT, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like)
 from engine.kernels.numba._sums import row_blocks, sum_partials
-from engine.kernels.numba._threads import parallel_for
+from engine.threads import parallel_for
 
 
 @njit(**JIT)

@@ -39,7 +39,7 @@ from numba import njit
 from engine.kernels.numba._jit import (JIT_SCAN, as_float_arrays, check_ndim, check_shape, empty,
                                        empty_like)
 from engine.kernels.numba._math import exp, sigmoid, softplus, softplus_sigmoid, wide_vectors
-from engine.kernels.numba._threads import parallel_for
+from engine.threads import parallel_for
 
 #: Channels per task: the length of every inner loop (4 AVX2 vectors of float64).
 CW = 32
