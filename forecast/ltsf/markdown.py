@@ -17,9 +17,13 @@ from forecast.ltsf.published import HORIZONS, MAIN_LOOKBACK, REPEAT, published_n
 from forecast.ltsf.runs import NAN
 from forecast.ltsf.summary import (BASELINE, DM_NOTE, LINEAR_OURS, MODEL, PUBLISHED, REPEAT_OURS, VS_BRANCH,
                                    BenchmarkSummary, Entry, Standing, Verdict)
+from forecast.study.tuned import changed_text
 from models.names import BRANCHES, HYBRID
 
-__all__ = ["render_markdown"]
+__all__ = ["render_markdown", "TUNED_MARK"]
+
+#: How the tables mark a model whose runs used a best.json of ``compare --tuned``.
+TUNED_MARK = "(tuned)"
 
 _AVERAGE = "average"
 
@@ -55,7 +59,7 @@ def _table_rows(summary: BenchmarkSummary, dataset: str, lookback: int, columns)
         found = cells(MODEL, model, lookback)
         if any(found.values()):
             n = sorted({e.n_seeds for c, e in found.items() if e is not None and c != _AVERAGE})
-            rows.append((row_label(MODEL, model), "/".join(map(str, n)), found))
+            rows.append((_tuned_label(model, found), "/".join(map(str, n)), found))
     for name in (REPEAT_OURS, LINEAR_OURS):
         rows.append((row_label(BASELINE, name), "–", cells(BASELINE, name, lookback)))
     seen = []
@@ -66,6 +70,42 @@ def _table_rows(summary: BenchmarkSummary, dataset: str, lookback: int, columns)
                 f"{e.name} [{numbers[e.source]}]"
             rows.append((label, "–", cells(PUBLISHED, e.name, e.lookback)))
     return rows
+
+
+def _tuned_label(model: str, found: dict) -> str:
+    """A model's row label, with ``(tuned)`` when its runs used a best.json of ``compare
+    --tuned`` at every horizon of the row, ``(tuned at H = 96)`` when at some only."""
+    label = row_label(MODEL, model)
+    horizons = [c for c, e in found.items() if e is not None and c != _AVERAGE]
+    tuned = [c for c in horizons if found[c].tuned]
+    if not tuned:
+        return label
+    return f"{label} {TUNED_MARK}" if tuned == horizons else f"{label} (tuned at H = {', '.join(map(str, tuned))})"
+
+
+def _model_label(summary: BenchmarkSummary, dataset, lookback, horizon, model) -> str:
+    """A model's label in a per-horizon row (tests, training): ``(tuned)`` when tuned there."""
+    entry = summary.entry(dataset, lookback, horizon, MODEL, model)
+    return row_label(MODEL, model) + (f" {TUNED_MARK}" if entry is not None and entry.tuned else "")
+
+
+def _tuned_section(summary: BenchmarkSummary) -> list[str]:
+    """``## Tuned configurations``: which models trained with a best.json, where, and what it changed."""
+    if not summary.tuned:
+        return []
+    folder = ((summary.context.get("study") or {}).get("tuned") or {}).get("folder")
+    lines = ["## Tuned configurations", "",
+             f"Rows marked {TUNED_MARK} (or \"tuned at H = ...\") trained with the options `cli.py tune` found "
+             "for that dataset, model and horizon" + (f" (`compare --tuned {folder}`)" if folder else "")
+             + ", over the study's shared options; every other row used the shared options. An average over "
+             "horizons that mixes tuned and untuned horizons is marked as tuned at those horizons.", "",
+             "| dataset | lookback | H | model | best.json | tuned options (shared → tuned) |",
+             "|---|---|---|---|---|---|"]
+    for t in summary.tuned:
+        record = {"changed": t.changed, "not_applied": t.not_applied}
+        lines.append(f"| {dataset_label(t.dataset)} | {t.lookback} | {t.horizon} | {row_label(MODEL, t.model)} | "
+                     f"`{t.best_json}` | {changed_text(record)} |")
+    return lines + [""]
 
 
 def _best(rows, column, metric) -> float:
@@ -162,6 +202,11 @@ def _answer(summary: BenchmarkSummary) -> list[str]:
     lines = ["## Answer", "",
              f"Generated from the runs. \"Significantly\" means a Holm-adjusted Diebold-Mariano p-value "
              f"below {level} (per-window losses; see the caveat under the tests).", ""]
+    if summary.tuned:
+        where = "; ".join(dict.fromkeys(f"{row_label(MODEL, t.model)} on {dataset_label(t.dataset)} at H = {t.horizon}"
+                                        for t in summary.tuned))
+        lines += [f"**Tuned rows:** {where} trained with a configuration of `cli.py tune` (see Tuned "
+                  "configurations); the verdicts below compare them as they are.", ""]
     for dataset in summary.datasets:
         for lookback in summary.lookbacks:
             here = [v for v in summary.verdicts if v.dataset == dataset and v.lookback == lookback]
@@ -187,14 +232,16 @@ def _tests_table(summary: BenchmarkSummary) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for t in sorted(summary.tests, key=lambda t: (summary.datasets.index(t.dataset), t.lookback, t.kind != VS_BRANCH,
                                                   summary.models.index(t.model), t.against, t.horizon)):
-        against = row_label(MODEL, t.against) if t.against in BRANCHES else row_label(BASELINE, t.against)
+        against = (_model_label(summary, t.dataset, t.lookback, t.horizon, t.against) if t.against in BRANCHES
+                   else row_label(BASELINE, t.against))
         if not math.isfinite(t.p_holm):
             verdict = "undefined" + (f" ({t.note})" if t.note else "")
         elif t.p_holm < summary.level:
             verdict = "model lower" if t.statistic < 0 else "model higher"
         else:
             verdict = "no significant difference"
-        lines.append(f"| {dataset_label(t.dataset)} | {t.lookback} | {t.horizon} | {row_label(MODEL, t.model)} vs "
+        lines.append(f"| {dataset_label(t.dataset)} | {t.lookback} | {t.horizon} | "
+                     f"{_model_label(summary, t.dataset, t.lookback, t.horizon, t.model)} vs "
                      f"{against} | {t.n_windows} | {t.mean_difference:+.4f} | {_num(t.statistic, 2)} | "
                      f"{_p(t.p_value)} | {_p(t.p_holm)} | {verdict} |")
     return lines + [""]
@@ -215,7 +262,8 @@ def _lookback_section(summary: BenchmarkSummary) -> list[str]:
                     continue
                 cells = ["–" if e is None else (f"{_num(e.mse)} ± {_num(e.mse_std)}" if math.isfinite(e.mse_std)
                                                 else _num(e.mse)) for e in found]
-                lines.append(f"| {dataset_label(dataset)} | {horizon} | {row_label(group, name)} | "
+                tuned = f" {TUNED_MARK}" if any(e is not None and e.tuned for e in found) else ""
+                lines.append(f"| {dataset_label(dataset)} | {horizon} | {row_label(group, name)}{tuned} | "
                              + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -228,7 +276,8 @@ def _training_table(summary: BenchmarkSummary) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for e in summary.entries:
         if e.group == MODEL and e.horizon is not None:
-            lines.append(f"| {dataset_label(e.dataset)} | {e.lookback} | {e.horizon} | {row_label(MODEL, e.name)} | "
+            name = row_label(MODEL, e.name) + (f" {TUNED_MARK}" if e.tuned else "")
+            lines.append(f"| {dataset_label(e.dataset)} | {e.lookback} | {e.horizon} | {name} | "
                          f"{e.n_seeds} | {_num(e.val_mse)} | {_num(e.best_epoch, 1)} | {_num(e.seconds, 1)} | "
                          f"{_num(e.fusion_weight)} |")
     return lines + [""]
@@ -276,6 +325,7 @@ def render_markdown(summary: BenchmarkSummary, figures: dict | None = None) -> s
              "are computed here from the four horizons and can differ from a paper's printed average in the "
              "last digit.", ""]
     lines += _answer(summary)
+    lines += _tuned_section(summary)
     lines += ["## Results", ""]
     for dataset in summary.datasets:
         for lookback in summary.lookbacks:

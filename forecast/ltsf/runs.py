@@ -18,6 +18,7 @@ import pandas as pd
 
 from forecast.ltsf.protocol import LTSF
 from forecast.study.runs import as_float, read_json
+from forecast.study.tuned import study_window
 from models.names import HYBRID
 
 __all__ = ["RunResult", "load_runs", "load_context"]
@@ -31,7 +32,9 @@ class RunResult:
     """One finished run as read back from its folder (standardised scale).
 
     ``repeat`` and ``linear`` are the deterministic baselines on the same test windows;
-    ``window_losses`` has one row per test window in time order.
+    ``window_losses`` has one row per test window in time order. ``lookback`` is the
+    study's (the one the run was planned for); ``tuned`` is the run's ``compare --tuned``
+    record (best.json, options changed, a tuned lookback among them), None without one.
     """
 
     dataset: str
@@ -52,6 +55,7 @@ class RunResult:
     best_epoch: float
     fusion_weight: float
     window_losses: pd.DataFrame = field(repr=False, compare=False)
+    tuned: dict | None = field(default=None, compare=False)
 
 
 def _pair(metrics: dict, key: str) -> tuple[float, float]:
@@ -82,14 +86,14 @@ def _load_run(path: Path) -> RunResult:
     linear = _pair(metrics, "linear")
     training = info.get("training") or {}
     return RunResult(
-        dataset=str(config["data"]), horizon=int(config["horizon"]), lookback=int(config["seq_len"]),
+        dataset=str(config["data"]), horizon=int(config["horizon"]), lookback=study_window(config, info),
         model=str(config["model"]), seed=int(config["seed"]), path=path,
         test_mse=test_mse, test_mae=test_mae, val_mse=_pair(metrics, "val")[0],
         repeat_mse=repeat[0], repeat_mae=repeat[1], linear_mse=linear[0], linear_mae=linear[1],
         test_windows=int(metrics.get("test_windows") or len(losses)),
         seconds=as_float(info.get("seconds")), best_epoch=as_float(training.get("best_epoch")),
         fusion_weight=_last_fusion_weight(history) if config["model"] == HYBRID else NAN,
-        window_losses=losses)
+        window_losses=losses, tuned=info.get("tuned") or None)
 
 
 def _skip_reason(path: Path) -> str | None:

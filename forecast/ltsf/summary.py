@@ -24,7 +24,7 @@ from forecast.study.names import model_rank
 from models.names import BRANCHES, HYBRID
 
 __all__ = ["MODEL", "BASELINE", "PUBLISHED", "REPEAT_OURS", "LINEAR_OURS", "VS_BRANCH", "VS_LINEAR",
-           "DM_NOTE", "Entry", "DMTest", "Verdict", "Standing", "BenchmarkSummary", "summarize_benchmark"]
+           "DM_NOTE", "Entry", "TunedRow", "DMTest", "Verdict", "Standing", "BenchmarkSummary", "summarize_benchmark"]
 
 #: ``Entry.group``: one of our trained models, one of our deterministic baselines, a published row.
 MODEL, BASELINE, PUBLISHED = "model", "baseline", "published"
@@ -74,6 +74,8 @@ class Entry:
         Test windows (our rows at one horizon), 0 otherwise.
     source : str
         Citation of a published row.
+    tuned : bool
+        Our model's runs (some of them, for an average) used a best.json of ``compare --tuned``.
     """
 
     dataset: str
@@ -92,6 +94,22 @@ class Entry:
     fusion_weight: float = NAN
     test_windows: int = 0
     source: str = ""
+    tuned: bool = False
+
+
+@dataclass(frozen=True)
+class TunedRow:
+    """A model that trained with a best.json of ``compare --tuned`` at one dataset, lookback
+    and horizon: the file and ``{option: {"shared": value, "tuned": value}}`` of what it
+    changed (``not_applied``: options of the file the study left out)."""
+
+    dataset: str
+    lookback: int
+    horizon: int
+    model: str
+    best_json: str
+    changed: dict
+    not_applied: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,6 +184,7 @@ class BenchmarkSummary:
     skipped: tuple[str, ...] = ()
     context: dict = field(default_factory=dict)
     level: float = SIGNIFICANCE_LEVEL
+    tuned: tuple[TunedRow, ...] = ()
 
     def entry(self, dataset, lookback, horizon, group, name) -> Entry | None:
         """The entry with exactly these keys, or None."""
@@ -226,12 +245,23 @@ def _model_entry(runs: list[RunResult]) -> Entry:
                  n_seeds=len(runs), val_mse=_mean(r.val_mse for r in runs),
                  seconds=_mean(r.seconds for r in runs), best_epoch=_mean(r.best_epoch for r in runs),
                  fusion_weight=_mean(r.fusion_weight for r in runs) if r0.model == HYBRID else NAN,
-                 test_windows=r0.test_windows)
+                 test_windows=r0.test_windows, tuned=any(r.tuned for r in runs))
+
+
+def _at_study_lookback(runs: list[RunResult]) -> list[RunResult]:
+    """The runs whose own lookback is the study's (all of them when none is).
+
+    The linear map is fitted on the run's input windows, so a run with a tuned lookback
+    carries another one; the baselines of a study lookback come from the runs that have it.
+    """
+    plain = [r for r in runs if "seq_len" not in ((r.tuned or {}).get("changed") or {})]
+    return plain or runs
 
 
 def _baseline_entries(runs: list[RunResult]) -> list[Entry]:
     # Deterministic, so every run of one dataset/horizon/lookback carries the same value;
     # the mean only guards against a stray rounding difference.
+    runs = _at_study_lookback(runs)
     r0 = runs[0]
     return [Entry(r0.dataset, r0.lookback, r0.horizon, BASELINE, REPEAT_OURS,
                   _mean(r.repeat_mse for r in runs), _mean(r.repeat_mae for r in runs),
@@ -260,7 +290,8 @@ def _model_average(runs: list[RunResult]) -> Entry | None:
                  mae_std=_std(_mean(r.test_mae for r in rs) for rs in per_seed.values()),
                  n_seeds=len(common), val_mse=_mean(e.val_mse for e in means),
                  seconds=_mean(e.seconds for e in means), best_epoch=_mean(e.best_epoch for e in means),
-                 fusion_weight=_mean(e.fusion_weight for e in means) if r0.model == HYBRID else NAN)
+                 fusion_weight=_mean(e.fusion_weight for e in means) if r0.model == HYBRID else NAN,
+                 tuned=any(e.tuned for e in means))
 
 
 def _plain_averages(entries: list[Entry]) -> list[Entry]:
@@ -299,7 +330,7 @@ def _seed_mean_losses(runs: list[RunResult]) -> pd.DataFrame:
     for (model,), group in _group(runs, "model").items():
         stacked = pd.concat([r.window_losses["model_mse"] for r in group], axis=1, join="inner")
         columns[model] = stacked.mean(axis=1)
-    stacked = pd.concat([r.window_losses["linear_mse"] for r in runs], axis=1, join="inner")
+    stacked = pd.concat([r.window_losses["linear_mse"] for r in _at_study_lookback(runs)], axis=1, join="inner")
     columns[LINEAR_OURS] = stacked.mean(axis=1)
     return pd.concat(columns, axis=1, join="inner").sort_index()
 
@@ -448,9 +479,13 @@ def summarize_benchmark(runs: list[RunResult], skipped=(), context: dict | None 
     pub = _published_entries(datasets, published)
     entries += _plain_averages([e for e in entries if e.group == BASELINE]) + pub + _plain_averages(pub)
     tests = _holm(tests)
+    tuned = [TunedRow(g[0].dataset, g[0].lookback, g[0].horizon, g[0].model, str(rec.get("best_json", "?")),
+                      dict(rec.get("changed") or {}), dict(rec.get("not_applied") or {}))
+             for g in in_order(_group(runs, "dataset", "lookback", "horizon", "model"))
+             if (rec := next((r.tuned for r in g if r.tuned), None))]
     return BenchmarkSummary(
         datasets=datasets, lookbacks=tuple(sorted({r.lookback for r in runs})),
         horizons=tuple(sorted({r.horizon for r in runs})), models=models,
         entries=tuple(entries), tests=tuple(tests), verdicts=tuple(_verdicts(entries, tests, level)),
         standings=tuple(_standings(entries, datasets)), n_runs=len(runs), skipped=tuple(skipped),
-        context=dict(context or {}), level=level)
+        context=dict(context or {}), level=level, tuned=tuple(tuned))

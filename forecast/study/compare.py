@@ -8,6 +8,10 @@ process pool or a Dask cluster), then hands the finished run folders to :func:`f
 summary, figures and report of each source, and, with several sources, to
 :func:`forecast.study.cross.build_cross_report` for the table across them.
 
+With ``--tuned DIR`` each run whose protocol, model and source (and horizon, or target)
+match a best.json of ``cli.py tune`` in ``DIR`` trains with its options over the shared
+ones (:mod:`forecast.study.tuned`); the run records it and the reports mark its row.
+
 Runs that fail do not stop the study: the others finish, the reports are built from the
 finished runs, each failure is one line on stderr and the exit status is non-zero
 (2 when every failure is bad input, such as a broken CSV; 1 otherwise). ``--resume``
@@ -37,7 +41,7 @@ from forecast.study.plan import (COMPARE_DEFAULTS, DEFAULT_SEEDS, SOURCES_DIR, R
 from forecast.study.report import build_report
 from models.names import CLASSICAL, STUDY_ORDER
 
-__all__ = ["add_arguments", "run", "run_study", "environment", "StudyResult", "EXIT_RUNS_FAILED"]
+__all__ = ["add_arguments", "run", "run_study", "environment", "tuned_summary", "StudyResult", "EXIT_RUNS_FAILED"]
 
 #: Exit status when some runs failed for another reason than bad input.
 EXIT_RUNS_FAILED = 1
@@ -83,6 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="JSON of run options shared by every run (e.g. the best.json of 'tune'; its "
                             "model and seed do not apply, its seq_len is the window length); options "
                             "given here override it")
+    study.add_argument("--tuned", default=None, metavar="DIR",
+                       help="folder of 'tune' outputs (DIR/*/best.json): a run whose protocol, model, data "
+                            "source and horizon (--protocol ltsf) or target (stock) match a best.json trains "
+                            "with its tuned options over the shared ones; the reports mark those rows")
     parser.set_defaults(_config_defaults=compare_defaults)
     mode = study.add_mutually_exclusive_group()
     mode.add_argument("--force", action="store_true",
@@ -146,15 +154,22 @@ def _cpu_model() -> str:
 
 
 def _finished(spec: RunSpec) -> bool:
-    """Whether a run folder holds a complete run with exactly this configuration."""
+    """Whether a run folder holds a complete run with exactly this configuration.
+
+    A tuned option that changed (or a best.json added or removed) changes the
+    configuration, so such a run is trained again; so is one whose record of its tuning
+    (the best.json's path and the options it changed) differs from the plan's, since the
+    report would otherwise name the wrong file.
+    """
     try:
         stored = json.loads((spec.run_dir / "config.json").read_text())
+        # The client writes the folder under a temporary name and renames it when every
+        # file is in, so a folder with a summary.json is complete.
+        info = json.loads((spec.run_dir / "summary.json").read_text())
     except (OSError, ValueError):
         return False
     same = all(stored.get(k) == v for k, v in spec.config.items() if k in stored and k != "out")
-    # The client writes the folder under a temporary name and renames it when every
-    # file is in, so a folder with a summary.json is complete.
-    return same and (spec.run_dir / "summary.json").exists()
+    return same and info.get("tuned") == spec.tuned
 
 
 @dataclass
@@ -226,6 +241,8 @@ def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> Stud
              "reused runs": len(plan.runs) - len(todo)}
     if plan.protocol == LTSF:
         study.update(protocol=LTSF, horizons=plan.horizons)
+    if plan.tuned_dir:
+        study["tuned"] = tuned_summary(plan)
     if outcome.failures:
         study["failed runs"] = {spec.label: str(why) for spec, why in outcome.failures.items()}
     context = {"command": command_line(plan), "environment": environment(plan, outcome.executor),
@@ -236,6 +253,32 @@ def run_study(plan: StudyPlan, force=False, resume=False, progress=True) -> Stud
     return StudyResult(build_reports(out, context, [plan.source_dirs[s] for s in plan.sources]
                                      if plan.several_sources else None),
                        outcome.failures)
+
+
+def tuned_summary(plan: StudyPlan) -> dict:
+    """What ``--tuned`` did, for ``study.json``: the folder, and per best.json the runs it
+    tuned (``"model on source"``, with the horizon under ``--protocol ltsf``), empty when
+    it matched none."""
+    used: dict = {str(f.path): [] for f in plan.tuned_files}
+    for spec in plan.runs:
+        if spec.tuned:
+            what = f"{spec.model} on {spec.source}" + (f" h{spec.horizon}" if spec.horizon else "")
+            if what not in used.setdefault(spec.tuned["best_json"], []):
+                used[spec.tuned["best_json"]].append(what)
+    return {"folder": plan.tuned_dir, "files": used}
+
+
+def _tuned_note(plan: StudyPlan) -> str:
+    """One stderr line: how many runs ``--tuned`` tunes and which best.json files match no run."""
+    files = tuned_summary(plan)["files"]
+    tuned = sum(1 for s in plan.runs if s.tuned)
+    unused = [p for p, runs in files.items() if not runs]
+    note = (f"compare: --tuned {plan.tuned_dir}: {tuned} of {len(plan.runs)} run(s) use a tuned configuration "
+            f"({len(files) - len(unused)} of {len(files)} best.json)")
+    if unused:
+        shown = ", ".join(unused[:3]) + (", ..." if len(unused) > 3 else "")
+        note += f"; matching no run of this study: {shown}"
+    return note
 
 
 def _benchmark_report(out: Path, context: dict) -> Path | None:
@@ -323,7 +366,10 @@ def run(args) -> int:
     if args.report_only:
         print(f"report: {_report_only(Path(args.out))}")
         return 0
-    result = run_study(plan_study(args), force=args.force, resume=args.resume)
+    plan = plan_study(args)
+    if plan.tuned_dir:
+        print(_tuned_note(plan), file=sys.stderr, flush=True)
+    result = run_study(plan, force=args.force, resume=args.resume)
     if result.report is not None:
         print(f"report: {result.report}")
     if not result.failures:

@@ -31,6 +31,7 @@ from forecast.study.names import NAIVE_PREFIX, is_naive, model_rank
 from forecast.study.runs import load_study
 from forecast.study.significance import NAIVE
 from forecast.study.summary import WINDOW_METRICS, StudySummary, summarize
+from forecast.study.tuned import changed_text
 from models.names import CLASSICAL
 
 __all__ = ["NAIVE_LAST", "SourceSummary", "CrossRow", "CrossSummary", "load_sources", "cross_rows",
@@ -218,8 +219,9 @@ def _table(head, lines) -> list:
             + ["| " + " | ".join(map(str, cells)) + " |" for cells in lines])
 
 
-def _significance_table(counts: dict, seq_len: int, n_sources: int) -> list:
-    """On how many sources each tested difference is significant, and which way."""
+def _significance_table(counts: dict, seq_len: int, n_sources: int, label=display_name) -> list:
+    """On how many sources each tested difference is significant, and which way
+    (``label``: a model's name in the table)."""
     keys = [k for k in counts if k[0] == seq_len]
     if not keys:
         return []
@@ -235,10 +237,43 @@ def _significance_table(counts: dict, seq_len: int, n_sources: int) -> list:
     body = []
     for (_, model, against, step) in keys:
         tally = counts[(seq_len, model, against, step)]
-        body.append([display_name(model), "naive: tomorrow = today" if against == NAIVE else display_name(against)]
+        body.append([label(model), "naive: tomorrow = today" if against == NAIVE else label(against)]
                     + ([step] if several_steps else [])
                     + [tally["better"], tally["worse"], tally["no significant difference"], tally["undefined"]])
     return lines + _table(head, body)
+
+
+def _tuned_names(sources, seq_len: int) -> dict:
+    """``{model: label}`` at one window: a model tuned on some sources reads
+    ``Mamba (tuned on 2 of 4 sources)``; every other name is the display name."""
+    counts: dict = {}
+    for s in sources:
+        for (L, model) in s.summary.tuned:
+            if L == seq_len:
+                counts[model] = counts.get(model, 0) + 1
+    n = len(sources)
+    return {m: f"{display_name(m)} (tuned on {k} of {n} source{'s' if n != 1 else ''})"
+            for m, k in counts.items()}
+
+
+def _tuned_lines(sources, context: dict) -> list:
+    """``## Tuned configurations``: per source and model, the best.json and what it changed."""
+    body = []
+    several = len({L for s in sources for (L, _) in s.summary.tuned}) > 1
+    for s in sources:
+        for (seq_len, model), record in s.summary.tuned.items():
+            body.append([s.source] + ([seq_len] if several else [])
+                        + [display_name(model), f"`{record.get('best_json', '?')}`", changed_text(record)])
+    if not body:
+        return []
+    folder = ((context.get("study") or {}).get("tuned") or {}).get("folder")
+    lines = ["", "## Tuned configurations", "",
+             "These (source, model) pairs trained with the options `cli.py tune` found for them"
+             + (f" (`compare --tuned {folder}`)" if folder else "") + ", over the shared options; the "
+             "tables mark such models with the number of sources they were tuned on, and each source's "
+             "report marks its tuned rows.", ""]
+    return lines + _table(["source"] + (["window"] if several else []) + ["model", "best.json",
+                                                                          "tuned options (shared → tuned)"], body)
 
 
 def render_cross(cross: CrossSummary, out_dir, context: dict) -> str:
@@ -271,18 +306,24 @@ def render_cross(cross: CrossSummary, out_dir, context: dict) -> str:
     lines += _table(["source", "report", "runs folder"],
                     [[s.source, f"[report]({(s.folder / 'report.md').relative_to(out_dir).as_posix()})",
                       (s.folder / "runs").relative_to(out_dir).as_posix()] for s in sources])
+    lines += _tuned_lines(sources, context)
     for seq_len in sorted({r.seq_len for r in rows}):
         here = [r for r in rows if r.seq_len == seq_len]
+        tuned = _tuned_names(sources, seq_len)
+
+        def label(model):
+            return tuned.get(model) or display_name(model)
+
         lines += ["", f"## Window {seq_len} days", "", "Mean rank over the sources (lower is better):", ""]
         lines += _table(["model", "sources"] + list(metrics),
-                        [[display_name(r.model), r.n_sources] + [fmt(r.mean_rank(m), 3) for m in metrics]
+                        [[label(r.model), r.n_sources] + [fmt(r.mean_rank(m), 3) for m in metrics]
                          for r in here])
         lines += ["", "Sources where the model beats the naive forecast (of those where both are "
                       "defined):", ""]
         lines += _table(["model"] + list(metrics),
-                        [[display_name(r.model)] + [_wins(r.beats[m]) for m in metrics]
+                        [[label(r.model)] + [_wins(r.beats[m]) for m in metrics]
                          for r in here if r.model != NAIVE_LAST])
-        lines += _significance_table(cross.counts, seq_len, n)
+        lines += _significance_table(cross.counts, seq_len, n, label)
         lines += ["", "Rank per source (RMSE):", ""]
         names = [r.model for r in here]
         per_source = []
@@ -290,6 +331,7 @@ def render_cross(cross: CrossSummary, out_dir, context: dict) -> str:
             by = {row.model: row for row in s.summary.rows_at(seq_len)}
             placed = s.summary.ranks.get((seq_len, "rmse"), {})
             per_source.append([s.source] + [f"{fmt(by[m].mean('rmse'))} ({fmt(placed[m], 3)})"
+                                            + (", tuned" if by[m].tuned else "")
                                             if m in placed else "–" for m in names])
         lines += _table(["source"] + [display_name(m) for m in names], per_source)
     failed = (context.get("study") or {}).get("failed runs") or {}

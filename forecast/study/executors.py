@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 
 from forecast.errors import UserInputError
 from forecast.study.local_pool import LocalPool
+from forecast.study.tuned import stamp_summary
 from forecast.study.workers import Failure, failure_line
 from models.names import CLASSICAL
 
-__all__ = ["RUN_COST", "Outcome", "load_sources", "make_executor", "execute"]
+__all__ = ["RUN_COST", "Outcome", "frame_key", "load_sources", "make_executor", "execute"]
 
 #: Relative cost of one epoch per model, so the longest runs start first and the
 #: study does not end with one core training alone (the order changes no result).
@@ -58,10 +59,22 @@ class Outcome:
     executor: dict = field(default_factory=dict)     # the executor's describe()
 
 
-def load_sources(runs) -> tuple[dict, dict]:
-    """Load every source of ``runs`` once: ``({source: (frame, info)}, {source: error line})``.
+def frame_key(spec) -> tuple:
+    """What a run's loaded source depends on: the protocol, the source and its period.
 
-    Each source is read as its first run's configuration says
+    Runs with equal keys share one frame; each run still cuts its own windows from it in
+    its worker (:func:`forecast.pipeline.dataset_from_frame` with its own ``seq_len``,
+    window and scaling options), so runs of one source may differ in those (a tuned
+    ``seq_len``) and share the frame.
+    """
+    config = spec.config
+    return (config.get("protocol"), spec.source, config.get("start"), config.get("end"))
+
+
+def load_sources(runs) -> tuple[dict, dict]:
+    """Load every frame the runs need once: ``({frame_key: (frame, info)}, {frame_key: error line})``.
+
+    Each source is read as the first run of its :func:`frame_key` says
     (:func:`forecast.pipeline.load_frame`: a multichannel series under ``--protocol ltsf``,
     a price frame cut to the study's dates otherwise).
     """
@@ -69,13 +82,13 @@ def load_sources(runs) -> tuple[dict, dict]:
 
     first = {}
     for spec in runs:
-        first.setdefault(spec.source, spec)
+        first.setdefault(frame_key(spec), spec)
     loaded, failed = {}, {}
-    for source, spec in first.items():
+    for key, spec in first.items():
         try:
-            loaded[source] = load_frame(RunConfig.from_dict(spec.config))
+            loaded[key] = load_frame(RunConfig.from_dict(spec.config))
         except Exception as exc:   # a bad source fails its runs, not the study
-            failed[source] = Failure.of(exc)
+            failed[key] = Failure.of(exc)
     return loaded, failed
 
 
@@ -87,7 +100,8 @@ def _cost(spec) -> float:
     """
     if spec.model in CLASSICAL:
         return 0.0
-    return (RUN_COST.get(spec.model, 10.0) * spec.seq_len * int(spec.config.get("epochs", 1))
+    seq_len = int(spec.config.get("seq_len") or spec.seq_len)    # a tuned run's own window
+    return (RUN_COST.get(spec.model, 10.0) * seq_len * int(spec.config.get("epochs", 1))
             * (1 + (spec.horizon or 0) / 100))
 
 
@@ -126,10 +140,11 @@ def execute(plan, runs=None, progress=True, executor=None) -> Outcome:
     executor = make_executor(plan) if owned else executor
     tasks = []
     for spec in runs:
-        if spec.source in bad:
-            outcome.failures[spec] = bad[spec.source]
+        key = frame_key(spec)
+        if key in bad:
+            outcome.failures[spec] = bad[key]
         else:
-            frame, info = sources[spec.source]
+            frame, info = sources[key]
             tasks.append((spec, {"config": spec.config, "frame": frame, "info": info,
                                  "threads": executor.threads}))
     bar = _progress_bar(len(runs), progress)
@@ -147,10 +162,14 @@ def execute(plan, runs=None, progress=True, executor=None) -> Outcome:
 
 
 def _collect(outcome: Outcome, bar, spec, result, error, write) -> None:
-    """Write a finished run's folder (the client is the only writer) or record its failure."""
+    """Write a finished run's folder (the client is the only writer) or record its failure.
+
+    A tuned run's ``summary.json`` gets its record here (:func:`forecast.study.tuned.stamp_summary`):
+    the worker trains from the configuration alone and need not know where it came from.
+    """
     if error is None:
         try:
-            write(spec.run_dir, result["files"])
+            write(spec.run_dir, stamp_summary(result["files"], spec.tuned))
         except (OSError, UserInputError) as exc:
             error = Failure(f"writing {spec.run_dir}: {failure_line(exc)}")
     if error is None:

@@ -24,6 +24,7 @@ from forecast.data import parse_source
 from forecast.errors import UserInputError
 from forecast.fileio import to_jsonable
 from forecast.ltsf.protocol import HORIZONS, LTSF
+from forecast.study.tuned import apply_tuned, find_tuned, match_tuned
 from models.names import CLASSICAL, STUDY_ORDER
 
 __all__ = ["StudyPlan", "RunSpec", "plan_study", "parse_seeds", "parse_int_list", "parse_models",
@@ -175,10 +176,11 @@ class RunSpec:
 
     model: str
     seed: int
-    seq_len: int
+    seq_len: int          # the study's window length (a tuned run's own is in config)
     config: dict          # RunConfig fields, JSON-ready
     run_dir: Path
     horizon: int | None = None    # set when the study sweeps horizons (--protocol ltsf)
+    tuned: dict | None = None     # forecast.study.tuned.tuned_record of a tuned run
 
     @property
     def source(self) -> str:
@@ -188,7 +190,8 @@ class RunSpec:
     @property
     def label(self) -> str:
         horizon = "" if self.horizon is None else f" horizon {self.horizon}"
-        return f"{self.model} seed {self.seed} seq_len {self.seq_len}{horizon} on {self.source}"
+        tuned = " (tuned)" if self.tuned else ""
+        return f"{self.model}{tuned} seed {self.seed} seq_len {self.seq_len}{horizon} on {self.source}"
 
 
 @dataclass
@@ -212,6 +215,8 @@ class StudyPlan:
     source_dirs: dict = dataclasses.field(default_factory=dict)   # source -> its study folder
     scheduler: str | None = None     # None: local pool; "local": LocalCluster; else an address
     horizons: list = dataclasses.field(default_factory=list)     # the runs' horizons
+    tuned_dir: str | None = None     # --tuned: the folder of best.json files
+    tuned_files: list = dataclasses.field(default_factory=list)  # its TunedFile, matched or not
 
     @property
     def protocol(self) -> str:
@@ -240,7 +245,9 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
     """Turn parsed arguments into a validated :class:`StudyPlan`.
 
     Every run's RunConfig is built and validated here, so a bad option fails at once
-    with one message instead of in every worker.
+    with one message instead of in every worker. With ``--tuned DIR`` each run whose
+    best.json is in ``DIR`` takes its options (:mod:`forecast.study.tuned`); two files
+    for one run are refused here, before anything is written.
     """
     models = parse_models(args.models)
     seeds = parse_seeds(args.seeds)
@@ -269,6 +276,8 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
                 else [int(base_cfg.horizon)] if "horizon" in given or not ltsf else list(HORIZONS))
     out_dir = Path(args.out)
     several = len(seq_lens) > 1
+    tuned_dir = getattr(args, "tuned", None)
+    tuned_files = find_tuned(tuned_dir) if tuned_dir else []
     slugs = source_slugs(sources)
     source_dirs = {src: (out_dir / SOURCES_DIR / slugs[src] if len(sources) > 1 and not ltsf else out_dir)
                    for src in sources}
@@ -283,8 +292,13 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
                         cfg = dataclasses.replace(base_cfg, data=source, model=model, seed=seed,
                                                   seq_len=seq_len, horizon=horizon, out=str(run_dir))
                         cfg.validate()
+                        record = None
+                        found = match_tuned(tuned_files, cfg) if tuned_files else None
+                        if found is not None:
+                            # Several --seq-lens: the window is what the study varies.
+                            cfg, record = apply_tuned(cfg, found, keep_seq_len=several)
                         runs.append(RunSpec(model, seed, seq_len, cfg.to_dict(), run_dir,
-                                            horizon if ltsf else None))
+                                            horizon if ltsf else None, tuned=record))
     backend = str(base_cfg.backend)
     cores = cores or usable_cores()
     if args.jobs is not None and args.jobs < 1:
@@ -295,7 +309,8 @@ def plan_study(args, cores: int | None = None) -> StudyPlan:
     per_run = PER_RUN_FIELDS + (("horizon",) if ltsf else ())
     base = {name: value for name, value in base_cfg.to_dict().items() if name not in per_run}
     return StudyPlan(out_dir, models, seeds, seq_lens, base, runs, jobs, threads, backend,
-                     sources=sources, source_dirs=source_dirs, scheduler=scheduler, horizons=horizons)
+                     sources=sources, source_dirs=source_dirs, scheduler=scheduler, horizons=horizons,
+                     tuned_dir=str(tuned_dir) if tuned_dir else None, tuned_files=tuned_files)
 
 
 def usable_cores() -> int:
@@ -345,5 +360,7 @@ def command_line(plan: StudyPlan) -> str:
             continue
         text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
         parts += ["--" + name.replace("_", "-"), text]
+    if plan.tuned_dir:
+        parts += ["--tuned", plan.tuned_dir]
     parts += ["--out", str(plan.out_dir)]
     return " ".join(shlex.quote(p) for p in parts)

@@ -20,11 +20,15 @@ from forecast.study.significance import TESTS_NOTE
 from forecast.study.runs import load_study
 from forecast.study.significance_report import significance_lines
 from forecast.study.summary import SPREAD_RULE, summarize, write_summary_csv, write_summary_json
+from forecast.study.tuned import changed_text
 from models.names import CLASSICAL
 
-__all__ = ["build_report", "render_report", "fmt", "fmt_stat", "metric_header", "figure_paths"]
+__all__ = ["build_report", "render_report", "fmt", "fmt_stat", "metric_header", "figure_paths", "row_label",
+           "tuned_section", "TUNED_MARK"]
 
 FIGURES = ("convergence", "predictions", "fusion_weight", "errors", "metrics")
+#: How the tables mark the rows of runs that used a best.json of ``compare --tuned``.
+TUNED_MARK = "(tuned)"
 
 
 def fmt(x: float, digits: int = 4) -> str:
@@ -186,17 +190,50 @@ def _value(v) -> str:
     return str(v)
 
 
-def _config_section(config, context) -> list:
+def _config_section(config, context, tuned: bool = False) -> list:
     lines = ["## Configuration", ""]
-    study = context.get("study") or {}
+    study = dict(context.get("study") or {})
+    # The tuned runs have a section of their own; study.json keeps the full account.
+    study.pop("tuned", None)
     if study:
         lines += _kv_table(_flatten(study), head=("study option", "value")) + [""]
     skip = {"model", "seed", "out", "seq_len"}
     pairs = [(k, _value(v)) for k, v in config.items() if k not in skip]
     pairs = [("fusion (hybrid only)" if k == "fusion" else k, v) for k, v in pairs]
-    lines += _kv_table(pairs, head=("training option (same for every run)", "value"))
+    head = ("training option (every run but the tuned ones)" if tuned
+            else "training option (same for every run)", "value")
+    lines += _kv_table(pairs, head=head)
     if context.get("command"):
         lines += ["", "Command:", "", "```", str(context["command"]), "```"]
+    return lines + [""]
+
+
+def row_label(row) -> str:
+    """A row's name in the tables: the model's, with ``(tuned)`` when its runs used a
+    best.json of ``compare --tuned``."""
+    return figures.display_name(row.model) + (f" {TUNED_MARK}" if getattr(row, "tuned", None) else "")
+
+
+def tuned_section(summary, context: dict | None = None) -> list:
+    """``## Tuned configurations``: per model (and window length, when several) the
+    best.json its runs used and the options it changed; nothing without tuned rows."""
+    if not summary.tuned:
+        return []
+    source = summary.config.get("data", "?")
+    several = len(summary.seq_lens) > 1
+    folder = ((context or {}).get("study") or {}).get("tuned", {}).get("folder")
+    lines = ["## Tuned configurations", "",
+             f"Rows marked {TUNED_MARK} trained with the options `cli.py tune` found for them"
+             + (f" (`compare --tuned {folder}`)" if folder else " (`compare --tuned`)")
+             + ", over the shared options of the Configuration section; every other row used the "
+             "shared options alone. The tuning searched the validation part only; the test days are "
+             "the same for every row.", "",
+             "| source | " + ("window | " if several else "") + "model | best.json | tuned options (shared → tuned) |",
+             "|---|" + ("---|" if several else "") + "---|---|---|"]
+    for (seq_len, model), record in summary.tuned.items():
+        lines.append(f"| {source} | " + (f"{seq_len} | " if several else "")
+                     + f"{figures.display_name(model)} | `{record.get('best_json', '?')}` | "
+                     f"{changed_text(record)} |")
     return lines + [""]
 
 
@@ -214,7 +251,7 @@ def _results_table(summary, seq_len: int) -> list:
     head = ["model"] + [metric_header(m, unit) for m in metrics] + ["epochs run", "s / epoch"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary.rows_at(seq_len):
-        cells = [figures.display_name(row.model)]
+        cells = [row_label(row)]
         for metric in metrics:
             cell = _cell(row, metric)     # every row tied with the best is bold
             cells.append(f"**{cell}**" if row.model in summary.bests.get((seq_len, metric), ())
@@ -302,7 +339,8 @@ def _verdict_lines(summary, seq_len: int) -> list:
         lines.append("")
         for model, beats in conclusion.beats_naive.items():
             row = by_name[model]
-            lines.append(f"- {model}: {_yes_no(beats)} (MAE / naive MAE {fmt(row.mean('rel_mae'))}, "
+            name = model + (f" {TUNED_MARK}" if row.tuned else "")
+            lines.append(f"- {name}: {_yes_no(beats)} (MAE / naive MAE {fmt(row.mean('rel_mae'))}, "
                          f"MASE {fmt(row.mean('mase'))})")
         lines.append("")
     lines += _fusion_lines(conclusion)
@@ -334,7 +372,9 @@ def _fusion_lines(conclusion) -> list:
 def _window_table(summary) -> list:
     """Per window length and metric: every model's mean ± std, best in bold, hybrid's rank."""
     models = list(dict.fromkeys(r.model for r in summary.rows))
-    head = ["window", "metric"] + [figures.display_name(m) for m in models] + ["hybrid rank"]
+    tuned = {m for (_, m) in summary.tuned}
+    head = (["window", "metric"] + [figures.display_name(m) + (f" {TUNED_MARK}" if m in tuned else "")
+                                    for m in models] + ["hybrid rank"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for seq_len in summary.seq_lens:
         here = {r.model: r for r in summary.rows_at(seq_len)}
@@ -397,8 +437,14 @@ def render_report(summary, made: dict, context: dict, out_dir) -> str:
              + f"; window length(s): {', '.join(map(str, seq_lens))} days. Test metrics are in original "
              f"price units ({unit}); ± is the sample standard deviation over seeds; naive forecasts do "
              "not depend on the seed. Bold marks the best mean of each metric.", ""]
+    if summary.tuned:
+        names = ", ".join(dict.fromkeys(m for (_, m) in summary.tuned))
+        lines += [f"**Tuned rows:** {names} trained with a configuration of `cli.py tune` (marked "
+                  f"{TUNED_MARK} in the tables; see Tuned configurations); the other rows used the shared "
+                  "options.", ""]
     lines += _data_section(summary)
-    lines += _config_section(summary.config, context)
+    lines += _config_section(summary.config, context, tuned=bool(summary.tuned))
+    lines += tuned_section(summary, context)
     lines += ["## Results", ""]
     for seq_len in seq_lens:
         if several:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.study.names import model_rank
+from forecast.study.tuned import study_window
 
 __all__ = ["RunRecord", "load_run", "load_study", "read_json", "as_float"]
 
@@ -67,7 +68,8 @@ class RunRecord:
     Attributes
     ----------
     model, seed, seq_len : str, int, int
-        What was trained (from ``config.json``).
+        What was trained (from ``config.json``); ``seq_len`` is the study's window length
+        the run belongs to, which a tuned run's own (in ``config``) may differ from.
     path : Path
         The run folder.
     metrics : dict
@@ -93,6 +95,11 @@ class RunRecord:
     config: dict
     info: dict = field(default_factory=dict)
     _predictions: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def tuned(self) -> dict | None:
+        """The run's record of ``compare --tuned`` (best.json path, options changed), or None."""
+        return self.info.get("tuned") or None
 
     @property
     def epochs(self) -> int:
@@ -160,7 +167,7 @@ def load_run(path) -> RunRecord:
     test, naive = _split_metrics(read_json(path / "metrics.json"))
     info = read_json(path / "summary.json", default={})
     return RunRecord(model=str(config["model"]), seed=int(config["seed"]),
-                     seq_len=int(config["seq_len"]), path=path, metrics=test, naive=naive,
+                     seq_len=study_window(config, info), path=path, metrics=test, naive=naive,
                      history=list(history), config=config, info=info)
 
 

@@ -14,7 +14,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -86,12 +86,16 @@ class SummaryRow:
     seeds : tuple of int
     stats : dict of str to Stat
         Every metric, plus ``epoch_seconds`` and ``epochs`` for trained models.
+    tuned : dict or None
+        The ``compare --tuned`` record of the row's runs (best.json, options changed;
+        :func:`forecast.study.tuned.tuned_record`); None when they used the shared options.
     """
 
     seq_len: int
     model: str
     seeds: tuple
     stats: dict
+    tuned: dict | None = None
 
     @property
     def kind(self) -> str:
@@ -127,6 +131,12 @@ def _metric_keys(records) -> list[str]:
     return known + [m for m in seen if m not in METRIC_NAMES]
 
 
+def _at_window(records, seq_len: int) -> list:
+    """The runs whose own window length is ``seq_len`` (all of them when none is): a run
+    with a tuned ``seq_len`` sits in the study's window but cut its own windows."""
+    return [r for r in records if int(r.config.get("seq_len", seq_len)) == seq_len] or list(records)
+
+
 def _rows(records) -> list[SummaryRow]:
     """Aggregate runs over seeds, per window length and model.
 
@@ -154,10 +164,15 @@ def _rows(records) -> list[SummaryRow]:
             stats = {k: Stat.of(r.metrics.get(k, float("nan")) for r in runs) for k in keys}
             stats["epoch_seconds"] = Stat.of(r.epoch_seconds for r in runs)
             stats["epochs"] = Stat.of(r.epochs for r in runs)
-            rows.append(SummaryRow(seq_len, model, tuple(r.seed for r in runs), stats))
-        baselines = list(dict.fromkeys(b for r in group for b in r.naive))
+            # Every seed of a model on one source is planned with the same best.json.
+            tuned = next((r.tuned for r in runs if r.tuned), None)
+            rows.append(SummaryRow(seq_len, model, tuple(r.seed for r in runs), stats, tuned))
+        # The drift forecast reads the input window, so a run with a tuned seq_len has its
+        # own; the window's baselines come from the runs that have the window's length.
+        plain = _at_window(group, seq_len)
+        baselines = list(dict.fromkeys(b for r in plain for b in r.naive))
         for base in baselines:
-            runs = [r for r in group if base in r.naive]
+            runs = [r for r in plain if base in r.naive]
             stats = {k: Stat.of(r.naive[base].get(k, float("nan")) for r in runs) for k in keys}
             rows.append(SummaryRow(seq_len, NAIVE_PREFIX + base, tuple(r.seed for r in runs),
                                    stats))
@@ -175,6 +190,7 @@ def write_summary_csv(rows, path) -> Path:
     header = ["seq_len", "model", "kind", "n_seeds"]
     for key in keys:
         header += [f"{key}_mean", f"{key}_std"]
+    header.append("tuned")      # last, so readers by position keep their columns
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -182,6 +198,7 @@ def write_summary_csv(rows, path) -> Path:
         line = [row.seq_len, row.model, row.kind, len(row.seeds)]
         for key in keys:     # repr: every digit, so the file reads back to the same floats
             line += [repr(row.mean(key)), repr(row.std(key))]
+        line.append(row.tuned["best_json"] if row.tuned else "")
         writer.writerow(line)
     atomic_write_text(path, buffer.getvalue())
     return path
@@ -198,7 +215,7 @@ def write_summary_json(rows, path, extra: dict | None = None) -> Path:
         "std": "sample standard deviation over seeds (ddof=1; 0 for one seed)",
         "rows": [{
             "seq_len": row.seq_len, "model": row.model, "kind": row.kind,
-            "n_seeds": len(row.seeds), "seeds": list(row.seeds),
+            "n_seeds": len(row.seeds), "seeds": list(row.seeds), "tuned": row.tuned,
             **{key: {"mean": _json_number(st.mean), "std": _json_number(st.std),
                      "values": [_json_number(v) for v in st.values]}
                for key, st in row.stats.items()},
@@ -427,7 +444,8 @@ class StudySummary:
     unit : str
         Currency of the prices.
     config : dict
-        The first run's configuration (the training options are those of every run).
+        The shared options: the first run's configuration, with what a best.json of
+        ``compare --tuned`` changed in it set back to the shared value.
     data : dict
         ``{seq_len: data description}`` (``summary.json``'s ``data``) of each window's first run.
     mixed_data : tuple of int
@@ -452,6 +470,9 @@ class StudySummary:
         (:func:`forecast.study.significance.judge`).
     figures : dict
         ``{seq_len: WindowFigures}`` (:func:`forecast.study.figure_data.window_figures`).
+    tuned : dict
+        ``{(seq_len, model): record}`` of the rows that used a tuned configuration
+        (:attr:`SummaryRow.tuned`); empty without ``compare --tuned``.
     """
 
     rows: tuple
@@ -471,6 +492,7 @@ class StudySummary:
     tests: tuple
     answers: dict
     figures: dict
+    tuned: dict = field(default_factory=dict)
 
     def rows_at(self, seq_len: int) -> list[SummaryRow]:
         """The rows of one window length, in table order."""
@@ -489,7 +511,21 @@ def _price_unit(record: RunRecord) -> str:
 
 
 def _data_key(record: RunRecord) -> str:
-    return json.dumps(record.info.get("data"), sort_keys=True, default=str)
+    """The data a run saw, for the like-for-like check: source, rows and the dates of each
+    part. The window counts are left out: a tuned ``seq_len`` changes how many training
+    windows the same rows give, not the data or the test days."""
+    data = json.loads(json.dumps(record.info.get("data") or {}, default=str))
+    for part in (data.get("split") or {}).values():
+        if isinstance(part, dict):
+            part.pop("windows", None)
+    return json.dumps(data, sort_keys=True)
+
+
+def _shared_config(record: RunRecord) -> dict:
+    """A run's configuration with what ``compare --tuned`` changed in it set back to the
+    study's shared values (the configuration every untuned run has)."""
+    changed = (record.tuned or {}).get("changed") or {}
+    return {**record.config, **{name: v.get("shared") for name, v in changed.items()}}
 
 
 def summarize(records) -> StudySummary:
@@ -532,12 +568,13 @@ def summarize(records) -> StudySummary:
     return StudySummary(
         rows=tuple(rows), seq_lens=seq_lens, models=tuple(dict.fromkeys(r.model for r in records)),
         n_seeds=len({r.seed for r in records}), metrics=metrics, unit=_price_unit(records[0]),
-        config=records[0].config,
-        data={L: (runs[0].info.get("data") or {}) for L, runs in window.items()},
+        config=_shared_config(records[0]),
+        data={L: (_at_window(runs, L)[0].info.get("data") or {}) for L, runs in window.items()},
         mixed_data=tuple(L for L, runs in window.items() if len({_data_key(r) for r in runs}) > 1),
         bests=bests, conclusions={L: conclude(rows, L, list(metrics)) for L in seq_lens},
         window_metrics=tuple(m for m in WINDOW_METRICS
                              if any(math.isfinite(r.mean(m)) for r in rows)),
         ranks=ranks, hybrid_ranks=hybrid_ranks, tests=tuple(tests),
         answers={L: tuple(a for a in judged if a.seq_len == L) for L in seq_lens},
-        figures={L: window_figures(runs) for L, runs in window.items()})
+        figures={L: window_figures(runs) for L, runs in window.items()},
+        tuned={(r.seq_len, r.model): r.tuned for r in rows if r.tuned})
