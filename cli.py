@@ -224,9 +224,11 @@ def metrics_table(columns) -> list[str]:
     """Lines of a metric-by-forecast table; ``columns`` is ``[(name, metrics dict), ...]``."""
     from forecast.metrics import METRIC_NAMES
 
-    width = max(len(n) for n in METRIC_NAMES) + 2
+    # The intervals' coverage and width when every column has them (stock runs since intervals).
+    names = METRIC_NAMES + tuple(k for k in ("coverage", "interval_width") if all(k in m for _, m in columns))
+    width = max(len(n) for n in names) + 2
     lines = ["".ljust(width) + "".join(name.rjust(14) for name, _ in columns)]
-    for n in METRIC_NAMES:
+    for n in names:
         lines.append(n.ljust(width) + "".join(_fmt(m.get(n)).rjust(14) for _, m in columns))
     return lines
 
@@ -262,6 +264,10 @@ def format_summary(result: dict) -> str:
              f"{data['split']['test']['last_date']} ({data['split']['test']['windows']} windows), prices in "
              "source units"]
     lines += metrics_table(columns)
+    if "intervals" in metrics:
+        iv = metrics["intervals"]
+        lines.append(f"intervals: {iv['level']:g}% {iv['method']} conformal, calibrated on the {iv['calibration']} "
+                     f"part ({iv['calibration_windows']} windows); coverage = share of test days inside")
     stop = {"completed": "all epochs", "early_stopping": "early stopping",
             "non_finite": "stopped: non-finite loss"}.get(training["stop_reason"], training["stop_reason"])
     lines.append(f"best epoch {training['best_epoch']} of {training['epochs_run']} run ({stop}); "
@@ -437,6 +443,8 @@ COMMANDS: dict[str, Command] = {
     "compare": Command("compare the four models over seeds", module="forecast.study.compare"),
     "bench": Command("benchmark numpy vs numba kernels", module="bench.harness.cli"),
     "tune": Command("search hyper-parameters with Optuna on the validation loss", module="forecast.tune.command"),
+    "predict": Command("forecast the periods after the data's last row, with conformal intervals",
+                       module="forecast.predict"),
     "export": Command("write a checkpoint's weights and configuration as a safetensors file for PyTorch",
                       module="forecast.export"),
 }

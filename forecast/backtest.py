@@ -58,7 +58,8 @@ from forecast.fileio import OutputDir, atomic_write_json, atomic_write_text, to_
 from forecast.ltsf.protocol import LTSF
 from forecast.metrics import naive_scale
 from forecast.pipeline import (build_forecaster, dataset_from_frame, default_out_dir, forecast_prices,
-                               prediction_table, price_metrics, warm_kernels)
+                               prediction_table, price_metrics, warm_kernels,
+                               with_intervals)
 from forecast.stats import DM_METHOD, DM_TEST, SIGNIFICANCE_LEVEL, diebold_mariano, squared_error_differential
 from forecast.train import fit
 
@@ -138,8 +139,12 @@ def _fold_dates(dataset: Dataset, windows) -> dict:
 
 
 def _named(metrics: dict) -> dict:
-    """``price_metrics`` calls the model ``test``; here every part is test, so: ``model``."""
-    return {"model": metrics["test"], "naive": metrics["naive"], "drift": metrics["drift"]}
+    """``price_metrics`` calls the model ``test``; here every part is test, so: ``model``
+    (and ``intervals``, every interval method's coverage, kept as it is)."""
+    named = {"model": metrics["test"], "naive": metrics["naive"], "drift": metrics["drift"]}
+    if "intervals" in metrics:
+        named["intervals"] = metrics["intervals"]
+    return named
 
 
 def _tests(prices: dict, horizon: int) -> list[dict]:
@@ -158,7 +163,8 @@ def _tests(prices: dict, horizon: int) -> list[dict]:
 
 def _trained_fold(config: RunConfig, data: Dataset, fold: Fold, n_folds: int, model, refit: str,
                   finetune_epochs: int, progress: bool):
-    """Train (or fine-tune) a neural model on the fold's past; ``(model, prices, training)``."""
+    """Train (or fine-tune) a neural model on the fold's past; ``(model, prices, training,
+    calibration)`` (calibration: the forecasts of the fold's validation windows)."""
     settings = config.train_settings()
     fresh = refit == "full" or model is None
     if fresh:
@@ -171,17 +177,18 @@ def _trained_fold(config: RunConfig, data: Dataset, fold: Fold, n_folds: int, mo
                 "stop_reason": result.stop_reason, "note": result.note,
                 "best_val_loss": result.best_val_loss,
                 "started_from": "scratch" if fresh else "previous fold"}
-    return model, forecast_prices(model, data, fold.windows), training
+    return model, forecast_prices(model, data, fold.windows), training, forecast_prices(model, data, data.parts["val"])
 
 
 def _classical_fold(name: str, data: Dataset, fold: Fold):
     """Fit a classical baseline on the fold's training rows and forecast the fold;
-    ``(prices, training)``. Like a trained model's scalers, the fit sees rows ``[0, b1)``
+    ``(prices, training, calibration)`` (calibration: the forecasts of the fold's validation windows). Like a trained model's scalers, the fit sees rows ``[0, b1)``
     only; the validation rows reach it as history, never as a refit."""
     fitted = fit_classical(name, data)
     t0 = time.perf_counter()
     prices = forecast_classical(fitted, data, fold.windows)
-    return prices, {**fitted_training(fitted, time.perf_counter() - t0), "started_from": "scratch"}
+    training = {**fitted_training(fitted, time.perf_counter() - t0), "started_from": "scratch"}
+    return prices, training, forecast_classical(fitted, data, data.parts["val"])
 
 
 def run_backtest(config: RunConfig, folds: int, refit: str = "full",
@@ -239,17 +246,20 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
     scale = naive_scale(whole.train_prices)
     if not classical:
         warm_kernels(config.backend, (config.dtype,), model=build_forecaster(config, whole.n_features))
-    model, records, tables, pooled = None, [], [], []
+    model, records, tables, pooled, cal_windows = None, [], [], [], 0
     with single_threaded_blas():
         for fold in plan:
             t_fold = time.perf_counter()
             data = dataset_from_frame(config, frame, info, bounds=fold.bounds)
             if classical:
-                prices, training = _classical_fold(config.model, data, fold)
+                prices, training, calibration = _classical_fold(config.model, data, fold)
             else:
-                model, prices, training = _trained_fold(config, data, fold, len(plan), model, refit,
-                                                        finetune_epochs, progress)
-            table = prediction_table(data, fold.windows, prices)
+                model, prices, training, calibration = _trained_fold(config, data, fold, len(plan), model, refit,
+                                                                     finetune_epochs, progress)
+            # Each fold's intervals are calibrated on its own validation windows, as its model is.
+            prices, info = with_intervals(prices, calibration, config.level, config.interval, "val")
+            cal_windows += info["calibration_windows"]
+            table = prediction_table(data, fold.windows, prices, config.interval)
             table.insert(1, "fold", fold.number)
             tables.append(table)
             pooled.append(prices)
@@ -258,7 +268,7 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
                 "fold": fold.number, "windows": int(len(fold.windows)), **_fold_dates(data, fold.windows),
                 "train": split["train"], "val": split["val"],
                 "training": {**training, "seconds": time.perf_counter() - t_fold},
-                "metrics": _named(price_metrics(prices, scale)),
+                "metrics": _named(price_metrics(prices, scale, info)),
             })
     overall = {key: np.concatenate([p[key] for p in pooled]) for key in pooled[0]}
     predictions = pd.concat(tables, ignore_index=True)
@@ -266,7 +276,9 @@ def run_backtest(config: RunConfig, folds: int, refit: str = "full",
         "model": config.model, "refit": refit, "n_folds": len(plan),
         "finetune_epochs": finetune_epochs if refit == "finetune" else None,
         "validation": VALIDATION_RULE, "config": config.to_dict(), "data": whole.info,
-        "folds": records, "overall": _named(price_metrics(overall, scale)),
+        "folds": records,
+        "overall": _named(price_metrics(overall, scale, {**info, "calibration": "each fold's validation part",
+                                                         "calibration_windows": cal_windows})),
         "tests": _tests(overall, whole.horizon), "significance_level": SIGNIFICANCE_LEVEL,
         "tests_note": f"statistic of the model minus the baseline (negative: the model's error is "
                       f"smaller); {DM_METHOD}",

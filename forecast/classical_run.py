@@ -79,7 +79,7 @@ def classical_run(config: RunConfig, dataset=None) -> ClassicalRun:
     ClassicalRun
     """
     from forecast.metrics import naive_scale
-    from forecast.pipeline import load_dataset, prediction_table, price_metrics
+    from forecast.pipeline import load_dataset, prediction_table, price_metrics, with_intervals
 
     started = time.perf_counter()
     if not is_classical(config.model):
@@ -92,8 +92,11 @@ def classical_run(config: RunConfig, dataset=None) -> ClassicalRun:
     idx = dataset.parts["test"]
     prices = forecast_classical(fitted, dataset, idx)
     training = fitted_training(fitted, time.perf_counter() - t0)
-    metrics = price_metrics(prices, naive_scale(dataset.train_prices))
+    # Intervals as a trained model's: calibrated on the validation days, never fitted on.
+    calibration = forecast_classical(fitted, dataset, dataset.parts["val"])
+    prices, info = with_intervals(prices, calibration, config.level, config.interval, "val")
+    metrics = price_metrics(prices, naive_scale(dataset.train_prices), info)
     summary = {"data": dataset.info, "training": training, "model_config": fitted.config(),
                "parameters": len(fitted.parameters)}
-    return ClassicalRun(config, dataset, fitted, metrics, prediction_table(dataset, idx, prices), summary,
+    return ClassicalRun(config, dataset, fitted, metrics, prediction_table(dataset, idx, prices, config.interval), summary,
                         started)

@@ -18,6 +18,7 @@ from forecast.data import FEATURES, SCALERS, TARGETS, WINDOW_NORMS, parse_source
 from forecast.data.frame import parse_day
 from forecast.errors import UserInputError
 from forecast.fileio import to_jsonable
+from forecast.intervals import DEFAULT_LEVEL, INTERVAL_METHODS, check_level
 from forecast.ltsf.protocol import LTSF, LTSF_DEFAULTS, PROTOCOLS, STOCK, STOCK_ONLY
 from forecast.train import TrainSettings
 from models.longhorizon import CHANNEL_MODES, INSTANCE_NORMS
@@ -49,6 +50,8 @@ STOCK_DEFAULTS = {
     "patience": TrainSettings.patience,
     "warmup": TrainSettings.warmup,
     "dtype": "float64",
+    "level": DEFAULT_LEVEL,
+    "interval": INTERVAL_METHODS[0],
 }
 #: Largest --epochs accepted: far beyond any training here, and below what progress bars
 #: and counters can hold.
@@ -61,7 +64,7 @@ LINEAR_INITS = ("random", "lstsq")
 #: The allowed values of every run option that has a fixed set (the command lines' choices).
 CHOICES = {"protocol": PROTOCOLS, "model": MODEL_NAMES, "backend": BACKENDS, "fusion": FUSIONS, "dtype": DTYPES,
            "target": TARGETS, "scaler": SCALERS, "window_norm": WINDOW_NORMS, "channels": CHANNEL_MODES,
-           "norm": INSTANCE_NORMS, "linear_init": LINEAR_INITS}
+           "norm": INSTANCE_NORMS, "linear_init": LINEAR_INITS, "interval": INTERVAL_METHODS}
 #: How a true or a false option value may be written (any case).
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -162,6 +165,12 @@ class RunConfig:
     seed : int
         Seeds the weights and the mini-batch order.
     dtype : {"float64", "float32"}
+    level : float
+        Stock only: nominal coverage of the prediction intervals, in percent (default 90).
+    interval : {"adaptive", "split"}
+        Stock only: how the intervals are calibrated from the validation part's errors
+        (:mod:`forecast.intervals`); both are scored in ``metrics.json``, this one fills
+        ``lower`` and ``upper`` of ``predictions.csv``.
     out : str or None
         Output folder; ``None``: ``results/<model>-<timestamp>``.
     """
@@ -198,6 +207,8 @@ class RunConfig:
     warmup: int | None = None
     seed: int = TrainSettings.seed
     dtype: str | None = None
+    level: float | None = None
+    interval: str | None = None
     out: str | None = None
 
     # -- validation -------------------------------------------------------------------
@@ -295,6 +306,12 @@ class RunConfig:
             raise UserInputError(f"--end ({self.end}) must come after --start ({self.start})")
         self.features = _features(self.features)
         self.split = _split(self.split)
+        self.interval = _choice("--interval", self.interval, INTERVAL_METHODS)
+        try:
+            self.level = check_level(self.level)
+        except (TypeError, ValueError) as exc:
+            raise UserInputError(str(exc) if isinstance(exc, ValueError) and "--level" in str(exc)
+                                 else f"--level {self.level!r}: a number of percent, e.g. 90") from None
 
     # -- conversion -------------------------------------------------------------------
     @classmethod

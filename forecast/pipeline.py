@@ -33,12 +33,14 @@ import numpy as np
 import pandas as pd
 
 from engine.backend import BackendUnavailableError, get_kernels, single_threaded_blas
+from forecast.calibration import add_bounds, bounds_of, interval_metrics
 from forecast.checkpoint import checkpoint_model, load_checkpoint
 from forecast.config import RunConfig
 from forecast.data import Dataset, build_dataset, load_source, scaler_from_dict, scaler_to_dict
 from forecast.data.windows import PARTS
 from forecast.errors import CheckpointError, TrainingDiverged, UserInputError, first_line
 from forecast.fileio import OutputDir, atomic_write_bytes, to_jsonable
+from forecast.intervals import DEFAULT_LEVEL, INTERVAL_METHODS
 from forecast.ltsf.protocol import LTSF
 from forecast.run_folder import run_files, run_result
 from forecast.memory import check_training_memory
@@ -47,8 +49,8 @@ from forecast.resume import RunState
 from forecast.train import fit, predict, saving_state
 
 __all__ = ["load_dataset", "load_frame", "dataset_from_frame", "build_forecaster", "warm_kernels", "forecast_prices",
-           "price_metrics", "prediction_table", "evaluate_model", "train_run", "TrainedRun", "RUN_FILES",
-           "write_run_files", "run_training", "evaluate_checkpoint", "default_out_dir"]
+           "price_metrics", "prediction_table", "with_intervals", "evaluate_model", "train_run", "TrainedRun", "RUN_FILES",
+           "write_run_files", "run_training", "evaluate_checkpoint", "stock_run_meta", "default_out_dir"]
 
 
 # -- data and model ----------------------------------------------------------------------
@@ -186,19 +188,31 @@ def forecast_prices(model, dataset: Dataset, idx, batch_size: int = 128) -> dict
             "drift": drift_forecast(dataset.history_price[idx], dataset.horizon)}
 
 
-def price_metrics(prices: dict, scale: float) -> dict:
+def price_metrics(prices: dict, scale: float, intervals: dict | None = None) -> dict:
     """``{"test": model, "naive": ..., "drift": ...}`` metrics of :func:`forecast_prices` output.
 
     ``scale`` is the MASE denominator (:func:`forecast.metrics.naive_scale` of training prices).
+    When ``prices`` carries interval bounds (:func:`forecast.calibration.add_bounds`),
+    ``intervals`` (``level``, ``method`` and how they were calibrated) is required: each
+    forecast's metrics gain ``coverage`` and ``interval_width`` of that method, and the
+    key ``intervals`` holds every method's (:func:`forecast.calibration.interval_metrics`).
     """
     actual, base = prices["actual"], prices["base"]
-    return {"test": forecast_metrics(actual, prices["predicted"], base, scale),
-            "naive": forecast_metrics(actual, prices["naive"], base, scale),
-            "drift": forecast_metrics(actual, prices["drift"], base, scale)}
+    metrics = {"test": forecast_metrics(actual, prices["predicted"], base, scale),
+               "naive": forecast_metrics(actual, prices["naive"], base, scale),
+               "drift": forecast_metrics(actual, prices["drift"], base, scale)}
+    scored = interval_metrics(prices, intervals) if intervals is not None else None
+    if scored is not None:
+        per_forecast, block = scored
+        for key, values in per_forecast.items():
+            metrics[key].update(values)
+        metrics["intervals"] = block
+    return metrics
 
 
-def prediction_table(dataset: Dataset, idx, prices: dict) -> pd.DataFrame:
-    """``date, actual, predicted, naive`` (+ ``origin_date, step`` when horizon > 1)."""
+def prediction_table(dataset: Dataset, idx, prices: dict, method: str | None = None) -> pd.DataFrame:
+    """``date, actual, predicted, naive`` (+ ``origin_date, step`` when horizon > 1; +
+    ``lower, upper`` of interval ``method`` when ``prices`` carries bounds)."""
     idx = np.asarray(idx)
     H = dataset.horizon
     table = {
@@ -210,24 +224,46 @@ def prediction_table(dataset: Dataset, idx, prices: dict) -> pd.DataFrame:
     if H > 1:
         table["origin_date"] = np.repeat(pd.to_datetime(dataset.origin_dates[idx]).strftime("%Y-%m-%d"), H)
         table["step"] = np.tile(np.arange(1, H + 1), len(idx))
+    bounds = bounds_of(prices, method) if method is not None else None
+    if bounds is not None:
+        table["lower"], table["upper"] = bounds[0].ravel(), bounds[1].ravel()
     return pd.DataFrame(table)
 
 
-def evaluate_model(model, dataset: Dataset, part: str = "test", batch_size: int = 128):
-    """Metrics and predictions of ``model`` on one part, in price units.
+def with_intervals(prices: dict, calibration: dict, level: float, method: str, calibrated_on: str):
+    """``(prices with bounds, intervals info for price_metrics)``: intervals calibrated on
+    the forecasts ``calibration`` of part ``calibrated_on`` (see :mod:`forecast.calibration`)."""
+    info = {"level": float(level), "method": method, "calibration": calibrated_on,
+            "calibration_windows": int(len(calibration["base"])), "score": "|actual - forecast| / today's price"}
+    return add_bounds(prices, calibration, level), info
+
+
+def evaluate_model(model, dataset: Dataset, part: str = "test", batch_size: int = 128,
+                   level: float = DEFAULT_LEVEL, method: str = INTERVAL_METHODS[0]):
+    """Metrics, intervals and predictions of ``model`` on one part, in price units.
+
+    Intervals are calibrated on the validation part (data the model was not trained on;
+    :mod:`forecast.intervals`), so the validation part itself gets none.
 
     Returns
     -------
     metrics : dict
         ``{"test": model metrics, "naive": last-value baseline, "drift": drift baseline}``
-        (the first key is always ``"test"``, whatever ``part`` is, so files read alike).
+        (the first key is always ``"test"``, whatever ``part`` is, so files read alike),
+        each with ``coverage`` and ``interval_width``, and ``intervals`` (every method's
+        coverage), unless ``part`` is ``"val"``.
     predictions : pandas.DataFrame
-        ``date, actual, predicted, naive`` (+ ``origin_date, step`` when horizon > 1).
+        ``date, actual, predicted, naive`` (+ ``origin_date, step`` when horizon > 1,
+        + ``lower, upper`` of ``method`` at ``level`` percent).
     """
     idx = dataset.parts[part]
     prices = forecast_prices(model, dataset, idx, batch_size)
-    metrics = price_metrics(prices, naive_scale(dataset.train_prices))
-    return metrics, prediction_table(dataset, idx, prices)
+    info = None
+    if part != "val" and dataset.windows("val"):
+        calibration = forecast_prices(model, dataset, dataset.parts["val"], batch_size)
+        prices, info = with_intervals(prices, calibration, level, method, "val")
+    metrics = price_metrics(prices, naive_scale(dataset.train_prices), info)
+    return metrics, prediction_table(dataset, idx, prices, method)
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -323,7 +359,7 @@ def train_run(config: RunConfig, dataset: Dataset | None = None, progress: bool 
                      progress=progress, desc=config.model, on_epoch=on_epoch)
         if result.note and progress:
             print(f"note: {result.note}", file=sys.stderr)
-        metrics, predictions = evaluate_model(model, dataset, "test")
+        metrics, predictions = evaluate_model(model, dataset, "test", level=config.level, method=config.interval)
     summary = {"data": dataset.info, "training": result.outcome(), "model_config": dict(model.config),
                "parameters": model.num_parameters()}
     return _refuse_diverged(TrainedRun(config, model, dataset, result, metrics, predictions, summary, t0))
@@ -418,6 +454,26 @@ def run_training(config: RunConfig, out_dir=None, progress: bool = True, dataset
 
 # -- re-evaluation -----------------------------------------------------------------------
 
+def stock_run_meta(meta: dict, path) -> tuple:
+    """What a stock run's checkpoint says about it: ``(config, (feature_scaler,
+    target_scaler), model_config, seed, dtype)``.
+
+    Raises
+    ------
+    CheckpointError
+        Metadata missing or malformed.
+    """
+    try:
+        run_config = dict(meta["run_config"])
+        # Older checkpoints predate window_norm and trained on raw values.
+        run_config["window_norm"] = meta.get("window_norm", run_config.get("window_norm", "none"))
+        config = RunConfig.from_dict(run_config)
+        scalers = (scaler_from_dict(meta["scalers"]["feature"]), scaler_from_dict(meta["scalers"]["target"]))
+        return config, scalers, dict(meta["model_config"]), int(meta.get("seed", 0)), meta.get("dtype", "float64")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata incomplete ({exc})") from exc
+
+
 def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, part: str = "test",
                         backend: str | None = None) -> dict:
     """Re-evaluate a saved model on its own data or on another source.
@@ -457,16 +513,7 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
         from forecast.ltsf.run import evaluate_series_checkpoint
 
         return evaluate_series_checkpoint(state, meta, path, data=data, part=part, backend=backend)
-    try:
-        run_config = dict(meta["run_config"])
-        # Older checkpoints predate window_norm and trained on raw values.
-        run_config["window_norm"] = meta.get("window_norm", run_config.get("window_norm", "none"))
-        config = RunConfig.from_dict(run_config)
-        scalers = (scaler_from_dict(meta["scalers"]["feature"]), scaler_from_dict(meta["scalers"]["target"]))
-        model_config = dict(meta["model_config"])
-        seed, dtype = int(meta.get("seed", 0)), meta.get("dtype", "float64")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: metadata incomplete ({exc})") from exc
+    config, scalers, model_config, seed, dtype = stock_run_meta(meta, path)
     if data is not None:
         config.data = data
         config.start, config.end = start, end
@@ -484,6 +531,6 @@ def evaluate_checkpoint(path, data: str | None = None, start=None, end=None, par
         raise CheckpointError(f"{path}: the model takes {model_config['input_size']} features, "
                               f"the data gives {dataset.n_features}")
     with single_threaded_blas():
-        metrics, predictions = evaluate_model(model, dataset, part)
+        metrics, predictions = evaluate_model(model, dataset, part, level=config.level, method=config.interval)
     return {"metrics": to_jsonable(metrics), "predictions": predictions, "data": to_jsonable(dataset.info),
             "config": config.to_dict(), "part": part}

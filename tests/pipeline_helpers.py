@@ -29,6 +29,17 @@ def price_frame(n: int = 300, seed: int = 0, start: str = "2015-01-02", adj_fact
     })
 
 
+def offline_yahoo(tmp_path, monkeypatch) -> None:
+    """No test may reach Yahoo: an empty private cache and a download that fails."""
+    import yfinance
+
+    monkeypatch.setenv("MAMBA_GRU_CACHE", str(tmp_path / "cache"))
+
+    def no_network(*args, **kwargs):
+        raise ConnectionError("tests run offline")
+    monkeypatch.setattr(yfinance, "download", no_network)
+
+
 def write_csv(path, frame: pd.DataFrame) -> str:
     """Write ``frame`` as CSV without index; returns the path as str."""
     frame.to_csv(path, index=False)

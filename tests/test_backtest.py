@@ -108,7 +108,8 @@ def test_cli_backtest_writes_its_files(tmp_path, prices, capsys):
     assert sorted(os.listdir(out)) == ["backtest.json", "backtest.png", "predictions.csv"]
     assert (out / "backtest.png").read_bytes()[:8] == PNG_MAGIC
     pred = pd.read_csv(out / "predictions.csv")
-    assert list(pred.columns) == ["date", "fold", "actual", "predicted", "naive", "origin_date", "step"]
+    assert list(pred.columns) == ["date", "fold", "actual", "predicted", "naive", "origin_date", "step",
+                                  "lower", "upper"]
     summary = json.loads((out / "backtest.json").read_text())
     assert summary["refit"] == "finetune" and summary["n_folds"] == 3 and summary["finetune_epochs"] == 3
     assert [f["training"]["started_from"] for f in summary["folds"]] == ["scratch", "previous fold",
@@ -118,11 +119,17 @@ def test_cli_backtest_writes_its_files(tmp_path, prices, capsys):
         assert len(rows) == 2 * fold["windows"]
         # the fold was trained on data up to its first today and no further
         assert fold["val"]["last_date"] == fold["first_origin"] == rows["origin_date"].min()
-        assert set(fold["metrics"]) == {"model", "naive", "drift"}
+        assert set(fold["metrics"]) == {"model", "naive", "drift", "intervals"}
         err = rows["predicted"] - rows["actual"]
         assert fold["metrics"]["model"]["mae"] == pytest.approx(err.abs().mean())
+        # each fold's intervals come from its own validation windows, scored as the CSV says
+        inside = (rows["actual"] >= rows["lower"]) & (rows["actual"] <= rows["upper"])
+        assert fold["metrics"]["model"]["coverage"] == pytest.approx(inside.mean())
+        assert fold["metrics"]["intervals"]["calibration_windows"] == fold["val"]["windows"]
         assert fold["metrics"]["naive"]["direction_accuracy"] is None
     assert summary["overall"]["model"]["mae"] == pytest.approx((pred["predicted"] - pred["actual"]).abs().mean())
+    inside = (pred["actual"] >= pred["lower"]) & (pred["actual"] <= pred["upper"])
+    assert summary["overall"]["model"]["coverage"] == pytest.approx(inside.mean())
     assert {(t["against"], t["step"]) for t in summary["tests"]} == {(a, s) for a in ("naive", "drift")
                                                                      for s in (1, 2)}
 

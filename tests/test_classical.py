@@ -124,7 +124,13 @@ def test_a_study_runs_each_classical_model_once_with_the_files_of_a_run(study):
         run = study / "runs" / name / "seed0"
         assert sorted(p.name for p in run.iterdir()) == sorted(CLASSICAL_RUN_FILES)
         assert json.loads((run / "config.json").read_text())["model"] == name
-        assert list(pd.read_csv(run / "predictions.csv").columns) == ["date", "actual", "predicted", "naive"]
+        pred = pd.read_csv(run / "predictions.csv")
+        assert list(pred.columns) == ["date", "actual", "predicted", "naive", "lower", "upper"]
+        # a baseline's intervals are calibrated like a trained model's, on the validation days
+        metrics = json.loads((run / "metrics.json").read_text())
+        inside = (pred["actual"] >= pred["lower"]) & (pred["actual"] <= pred["upper"])
+        assert metrics["test"]["coverage"] == pytest.approx(inside.mean())
+        assert metrics["intervals"]["calibration"] == "val" and metrics["intervals"]["calibration_windows"] > 0
     assert sorted(p.name for p in (study / "runs" / "mingru").iterdir()) == ["seed0", "seed1"]
 
 

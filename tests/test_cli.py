@@ -19,7 +19,7 @@ import pytest
 import cli
 from forecast.metrics import METRIC_NAMES
 from forecast.pipeline import RunConfig
-from tests.pipeline_helpers import price_frame, write_csv
+from tests.pipeline_helpers import offline_yahoo, price_frame, write_csv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--model", "mingru", "--hidden", "4", "--d-state", "4", "--seq-len", "8", "--epochs", "1",
@@ -28,14 +28,8 @@ TINY = ["--model", "mingru", "--hidden", "4", "--d-state", "4", "--seq-len", "8"
 
 @pytest.fixture(autouse=True)
 def offline(tmp_path, monkeypatch):
-    """No test here may reach Yahoo: an empty private cache and a download that fails."""
-    import yfinance
-
-    monkeypatch.setenv("MAMBA_GRU_CACHE", str(tmp_path / "cache"))
-
-    def no_network(*args, **kwargs):
-        raise ConnectionError("tests run offline")
-    monkeypatch.setattr(yfinance, "download", no_network)
+    """No test here may reach Yahoo."""
+    offline_yahoo(tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -82,13 +76,21 @@ def test_train_writes_every_output(trained, capsys):
     assert len(history) == 1
     assert set(history[0]) >= {"train_loss", "val_loss", "lr", "grad_norm", "epoch_seconds"}
     metrics = json.loads((out / "metrics.json").read_text())
-    keys = set(METRIC_NAMES)
+    keys = set(METRIC_NAMES) | {"coverage", "interval_width"}
     assert set(metrics["test"]) == keys and set(metrics["naive"]) == keys
     # tomorrow = today calls no direction: undefined, stored as null
     assert metrics["naive"]["direction_accuracy"] is None
     assert metrics["naive"]["rel_mae"] == 1.0
     pred = pd.read_csv(out / "predictions.csv")
-    assert list(pred.columns) == ["date", "actual", "predicted", "naive"]
+    assert list(pred.columns) == ["date", "actual", "predicted", "naive", "lower", "upper"]
+    # The intervals of the default method at the default level, scored as the CSV says.
+    assert (metrics["intervals"]["method"], metrics["intervals"]["level"]) == ("adaptive", 90.0)
+    assert metrics["intervals"]["calibration"] == "val"
+    assert (pred["lower"] < pred["predicted"]).all() and (pred["predicted"] < pred["upper"]).all()
+    inside = (pred["actual"] >= pred["lower"]) & (pred["actual"] <= pred["upper"])
+    assert metrics["test"]["coverage"] == pytest.approx(inside.mean(), abs=1e-12)
+    assert metrics["test"]["interval_width"] == pytest.approx((pred["upper"] - pred["lower"]).mean(), rel=1e-8)
+    assert set(metrics["intervals"]["methods"]) == {"adaptive", "split"}
     # horizon 1: the naive forecast of each day is the previous day's actual price
     np.testing.assert_allclose(pred["naive"].to_numpy()[1:], pred["actual"].to_numpy()[:-1])
     summary = json.loads((out / "summary.json").read_text())
@@ -107,8 +109,10 @@ def test_train_prints_a_summary_table(tmp_path, prices, capsys):
     assert set(METRIC_NAMES) <= set(rows)
     assert rows["direction_accuracy"][1] == "undefined" and rows["rel_mae"][1] == "1"
     pred = pd.read_csv(out / "predictions.csv")
-    assert list(pred.columns) == ["date", "actual", "predicted", "naive", "origin_date", "step"]
+    assert list(pred.columns) == ["date", "actual", "predicted", "naive", "origin_date", "step", "lower", "upper"]
     assert set(pred["step"]) == {1, 2}
+    # the intervals' coverage and mean width are in the table too, for the model and the baselines
+    assert len(rows["coverage"]) == 3 and len(rows["interval_width"]) == 3
 
 
 def test_evaluate_reproduces_the_run_metrics(trained, tmp_path, capsys):

@@ -126,7 +126,9 @@ def test_no_look_ahead_prices_after_validation_do_not_change_training(tmp_path, 
 
 
 class _Oracle:
-    """Stands in for a model: returns the given scaled outputs, batch after batch."""
+    """Stands in for a model: returns the given scaled outputs, batch after batch
+    (evaluate_model asks for the evaluated part first, then the validation part, which
+    calibrates the intervals)."""
 
     def __init__(self, outputs):
         self.outputs, self.at = outputs, 0
@@ -146,12 +148,13 @@ def test_metrics_are_in_price_units_whatever_the_window_norm(tmp_path, horizon):
     for norm in ("last", "none"):
         ds = load_dataset(_config(path, horizon=horizon, window_norm=norm))
         idx = ds.parts["test"]
-        perfect, _ = evaluate_model(_Oracle(ds.y[idx]), ds, "test")
+        val = ds.parts["val"]
+        perfect, _ = evaluate_model(_Oracle(np.concatenate([ds.y[idx], ds.y[val]])), ds, "test")
         assert perfect["test"]["rmse"] == pytest.approx(0.0, abs=1e-9)
         if norm == "last":
             # A zero relative change is exactly the naive forecast, in price units.
             zero = ds.target_scaler.transform(np.zeros((1, 1)))[0, 0]
-            flat, table = evaluate_model(_Oracle(np.full((len(idx), horizon), zero)), ds, "test")
+            flat, table = evaluate_model(_Oracle(np.full((len(idx) + len(val), horizon), zero)), ds, "test")
             for key, value in flat["naive"].items():
                 assert flat["test"][key] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True)
             np.testing.assert_allclose(table["predicted"], table["naive"], rtol=1e-12)

@@ -42,7 +42,7 @@ from forecast.data.windows import PARTS, check_parts, split_bounds, window_parts
 from forecast.errors import DataError
 from forecast.memory import check_window_memory
 
-__all__ = ["FEATURES", "TARGETS", "WINDOW_NORMS", "PRICE_FEATURES", "MAX_SCALED", "Dataset", "build_dataset",
+__all__ = ["FEATURES", "TARGETS", "WINDOW_NORMS", "PRICE_FEATURES", "MAX_SCALED", "Dataset", "build_dataset", "price_columns",
            "normalise_windows"]
 
 FEATURES = BASE_FEATURES + ("return",)
@@ -177,6 +177,40 @@ def normalise_windows(X: np.ndarray, y: np.ndarray, anchor: np.ndarray, features
     return X, y
 
 
+def price_columns(frame: pd.DataFrame, features, target: str, window_norm: str, origin: str):
+    """The rows a dataset is windowed from: ``(dates, close, feats, series)``.
+
+    The NaN policy and price adjustment (:func:`~forecast.data.frame.prepare_prices`),
+    then the derived columns: with log returns (as target or feature) the first row,
+    which has none, is dropped everywhere. ``feats`` is (n_rows, len(features)) in the
+    order of ``features``; ``series`` the target's column (closes or log returns).
+
+    Raises
+    ------
+    DataError
+        As :func:`build_dataset`.
+    """
+    prices = prepare_prices(frame, features, origin)
+    close = prices["close"].to_numpy(dtype=np.float64)
+    dates = prices.index.to_numpy()
+    columns = {f: prices[f].to_numpy(dtype=np.float64) for f in features if f != "return"}
+    if target == "return" or "return" in features:
+        why = "--target return" if target == "return" else "the 'return' feature"
+        returns = _log_returns(close, origin, why)
+        # Row 0 has no return; drop it everywhere so all columns line up.
+        close, dates = close[1:], dates[1:]
+        columns = {k: v[1:] for k, v in columns.items()}
+        columns["return"] = returns
+    if window_norm == "last" and np.any(close <= 0):
+        bad = int(np.argmax(close <= 0))
+        raise DataError(f"{origin}: non-positive price {close[bad]:g} at row {bad}; --window-norm last "
+                        "divides by the close of each window's last day, which must be above zero "
+                        "(use --window-norm none)")
+    feats = np.stack([columns[f] for f in features], axis=1)
+    series = close if target == "close" else columns["return"]
+    return dates, close, feats, series
+
+
 def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", seq_len=60, horizon=1,
                   split=(0.7, 0.15), scaler="minmax", scalers=None, info=None,
                   window_norm="last", bounds=None) -> Dataset:
@@ -218,24 +252,7 @@ def build_dataset(frame: pd.DataFrame, *, features=("close",), target="close", s
     info = dict(info or {})
     origin = info.get("spec", "data")
     features = tuple(features)
-    prices = prepare_prices(frame, features, origin)
-    close = prices["close"].to_numpy(dtype=np.float64)
-    dates = prices.index.to_numpy()
-    columns = {f: prices[f].to_numpy(dtype=np.float64) for f in features if f != "return"}
-    if target == "return" or "return" in features:
-        why = "--target return" if target == "return" else "the 'return' feature"
-        returns = _log_returns(close, origin, why)
-        # Row 0 has no return; drop it everywhere so all columns line up.
-        close, dates = close[1:], dates[1:]
-        columns = {k: v[1:] for k, v in columns.items()}
-        columns["return"] = returns
-    if window_norm == "last" and np.any(close <= 0):
-        bad = int(np.argmax(close <= 0))
-        raise DataError(f"{origin}: non-positive price {close[bad]:g} at row {bad}; --window-norm last "
-                        "divides by the close of each window's last day, which must be above zero "
-                        "(use --window-norm none)")
-    feats = np.stack([columns[f] for f in features], axis=1)
-    series = close if target == "close" else columns["return"]
+    dates, close, feats, series = price_columns(frame, features, target, window_norm, origin)
     _check_moves(close, dates, split, bounds, origin)
 
     n_rows = len(close)

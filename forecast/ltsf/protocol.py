@@ -51,7 +51,7 @@ LTSF_DEFAULTS = {
 }
 
 #: Options of the stock protocol that have no meaning under this one (refused if given).
-STOCK_ONLY = ("start", "end", "features", "target", "window_norm", "scaler", "split")
+STOCK_ONLY = ("start", "end", "features", "target", "window_norm", "scaler", "split", "level", "interval")
 
 
 def part_rows(n_rows: int, seq_len: int, fixed_ett: bool) -> dict[str, tuple[int, int]]:
