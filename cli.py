@@ -200,23 +200,21 @@ def _typed_train_options(argv) -> set[str]:
 
 
 def run_train(args) -> int:
-    """``train``: one run, its files in ``--out``, a summary table on stdout."""
+    """``train``: one run (:func:`forecast.api.train`), its files in ``--out``, a summary table on stdout."""
+    from forecast import api
     from forecast.config import RunConfig
-    from forecast.pipeline import run_training
 
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     options = {k: v for k, v in vars(args).items() if k in fields}
     if args.resume:
-        from forecast.resume import resume_config
-
         if not args.out:
             raise UsageError("--resume needs --out DIR, the folder of the interrupted run")
+        # Only the options typed again are checked against the run's; the rest are its own.
         typed = _typed_train_options(getattr(args, "_argv", ["train"])) & fields
-        config = resume_config(args.out, {k: options[k] for k in typed - {"out"}})
+        run = api.train(resume=True, progress=not args.quiet, **{k: options[k] for k in typed | {"out"}})
     else:
-        config = RunConfig(**options)
-    result = run_training(config, progress=not args.quiet, resume=args.resume)
-    print(format_summary(result))
+        run = api.train(progress=not args.quiet, **options)
+    print(format_summary(run.raw))
     return 0
 
 
@@ -301,11 +299,11 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args) -> int:
     """``evaluate``: metrics of a saved model, printed and optionally written."""
+    from forecast import api
     from forecast.fileio import atomic_write_json
-    from forecast.pipeline import evaluate_checkpoint
 
-    res = evaluate_checkpoint(args.checkpoint, data=args.data, start=args.start, end=args.end,
-                              part=args.part, backend=args.backend)
+    res = api.evaluate(args.checkpoint, data=args.data, start=args.start, end=args.end, part=args.part,
+                       backend=args.backend).raw
     if res["metrics"].get("protocol") == "ltsf":
         summary = {"metrics": res["metrics"], "data": res["data"], "config": res["config"],
                    "training": {}, "seconds": 0.0, "out_dir": args.out}
@@ -346,13 +344,13 @@ def add_backtest_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_backtest(args) -> int:
     """``backtest``: walk-forward folds over the test part, files in ``--out``, a summary."""
-    from forecast.backtest import run_backtest as backtest
+    from forecast import api
     from forecast.config import RunConfig
 
     fields = {f.name for f in dataclasses.fields(RunConfig)}
-    config = RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    result = backtest(config, folds=args.folds, refit=args.refit, finetune_epochs=args.finetune_epochs,
-                      progress=not args.quiet)
+    options = {k: v for k, v in vars(args).items() if k in fields}
+    result = api.backtest(folds=args.folds, refit=args.refit, finetune_epochs=args.finetune_epochs,
+                          progress=not args.quiet, **options).raw
     print(format_backtest(result))
     return 0
 
@@ -373,6 +371,12 @@ def format_backtest(result: dict) -> str:
         lines.append(f"fold {f['fold']}: {f['first_date']} to {f['last_date']} ({f['windows']} windows, {upto}): "
                      f"MAE {_fmt(m['model']['mae'])} vs naive "
                      f"{_fmt(m['naive']['mae'])} (MAE / naive MAE {_fmt(m['model']['rel_mae'])}); {how}")
+    if "intervals" in overall:
+        iv = overall["intervals"]
+        lines.append(f"{iv['level']:g}% {iv['method']} conformal intervals (each fold calibrated on its validation "
+                     f"part): coverage {_fmt(overall['model'].get('coverage'))} (naive "
+                     f"{_fmt(overall['naive'].get('coverage'))}), mean width {_fmt(overall['model'].get('interval_width'))}"
+                     f" (naive {_fmt(overall['naive'].get('interval_width'))})")
     for t in result["tests"]:
         step = f" step {t['step']}" if any(u["step"] > 1 for u in result["tests"]) else ""
         lines.append(f"Diebold-Mariano vs {t['against']}{step}: statistic {_fmt(t['statistic'])}, "

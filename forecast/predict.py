@@ -311,12 +311,12 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default=None, help="also write the forecasts: FILE.csv or FILE.json")
 
 
-def _format(pred: Prediction) -> str:
-    info = pred.info
+def _format(table: pd.DataFrame) -> str:
+    info = table.attrs
     lines = [f"{info['model']} on {info['source']}: last close {info['last_close']:.4g} on {info['last_date']}; "
              f"{info['level']:g}% {info['interval']} conformal intervals; dates: {info['dates']}",
              f"{'date':12}{'step':>5}{'forecast':>12}{'lower':>12}{'upper':>12}"]
-    for row in pred.table.itertuples(index=False):
+    for row in table.itertuples(index=False):
         lines.append(f"{row.date.strftime('%Y-%m-%d'):12}{row.step:5d}{row.forecast:12.4f}{row.lower:12.4f}"
                      f"{row.upper:12.4f}")
     if "note" in info:
@@ -333,15 +333,17 @@ def run(args) -> int:
     out = args.out
     if out is not None and os.path.splitext(out)[1].lower() not in (".csv", ".json"):
         raise UserInputError(f"--out {out}: name a .csv or a .json file")
-    pred = predict_checkpoint(args.checkpoint, data=args.data, steps=args.steps, level=args.level,
-                              method=args.interval, backend=args.backend, calendar=args.calendar,
-                              refresh=not args.offline)
-    print(_format(pred))
+    from forecast import api
+
+    table = api.predict(args.checkpoint, data=args.data, steps=args.steps, level=args.level,
+                        interval=args.interval, backend=args.backend, calendar=args.calendar,
+                        refresh=not args.offline)
+    print(_format(table))
     if out is not None:
         if out.lower().endswith(".json"):
-            atomic_write_json(out, pred.to_json())
+            atomic_write_json(out, Prediction(table, dict(table.attrs)).to_json())
         else:
-            table = pred.table.assign(date=pred.table["date"].dt.strftime("%Y-%m-%d"))
-            atomic_write_text(out, table.to_csv(index=False, float_format="%.10g"))
+            dated = table.assign(date=table["date"].dt.strftime("%Y-%m-%d"))
+            atomic_write_text(out, dated.to_csv(index=False, float_format="%.10g"))
         print(f"forecasts written to {out}")
     return 0

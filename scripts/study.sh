@@ -14,6 +14,9 @@
 #   bash scripts/study.sh [OUT] [TUNED]       (default OUT: results/study)
 #   TUNED=results/tune bash scripts/study.sh OUT
 #   python scripts/study_tables.py OUT        (the tables of docs/study.md)
+#
+# Interrupted, it continues where it stopped when run again: the comparisons --resume,
+# finished backtests are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-results/study}
@@ -29,18 +32,20 @@ if [ -n "$tuned" ] && [ ! -d "$tuned" ]; then
 fi
 for target in return close; do
   python cli.py compare --data "$sources" --target "$target" --models "$models" --seeds 5 \
-    --out "$out/compare-$target"
+    --resume --out "$out/compare-$target"
 done
 for target in return close; do
   for ticker in $tickers; do
     for model in hybrid "$best_branch"; do
       for refit in full finetune; do
+        [ -d "$out/backtest/$target-$ticker-$model-$refit" ] && continue
         python cli.py backtest --model "$model" --data "sample:$ticker" --target "$target" \
           --folds 5 --refit "$refit" --quiet --out "$out/backtest/$target-$ticker-$model-$refit" > /dev/null
       done
     done
     # The classical baselines: refitted on each fold's past; no seed, no fine-tuning.
     for model in arima ets; do
+      [ -d "$out/backtest/$target-$ticker-$model-full" ] && continue
       python cli.py backtest --model "$model" --data "sample:$ticker" --target "$target" \
         --folds 5 --refit full --quiet --out "$out/backtest/$target-$ticker-$model-full" > /dev/null
     done
@@ -51,6 +56,6 @@ if [ -n "$tuned" ]; then
   # $tuned where one matches (model, ticker, target return); scripts/study_tables.py
   # then prints tuned against default.
   python cli.py compare --data "$sources" --target return --models mamba,mingru,hybrid,gru --seeds 5 \
-    --tuned "$tuned" --out "$out/compare-return-tuned"
+    --tuned "$tuned" --resume --out "$out/compare-return-tuned"
 fi
 echo "study in $out"
