@@ -64,7 +64,7 @@ class Prediction:
 
     def to_json(self) -> dict:
         """``info`` plus ``forecasts`` (the table's rows), as plain JSON values."""
-        rows = self.table.assign(date=self.table["date"].dt.strftime("%Y-%m-%d"))
+        rows = self.table.assign(date=self.table["date"].astype(str))
         return {**self.info, "forecasts": rows.to_dict(orient="records")}
 
 
@@ -211,8 +211,7 @@ def predict_checkpoint(path, data: str | None = None, steps: int | None = None, 
     t0 = time.perf_counter()
     state, meta = load_checkpoint(path)
     if meta.get("protocol") == "ltsf":
-        raise UserInputError(f"{path} is a --protocol ltsf run: predict forecasts stock runs (the benchmark's "
-                             "models are scored on its fixed test part)")
+        return _predict_series(state, meta, path, data, steps, level, method, backend, calendar, t0)
     config, scalers, model_config, seed, dtype = stock_run_meta(meta, path)
     try:
         split = meta["data"]["split"]
@@ -283,9 +282,94 @@ def predict_checkpoint(path, data: str | None = None, steps: int | None = None, 
         "seconds": time.perf_counter() - t0,
     }
     if steps > H:
-        info_out["note"] = (f"steps {H + 1} to {steps} are recursive: forecasts fed back as observed closes; "
+        which = f"step {steps} is" if steps == H + 1 else f"steps {H + 1} to {steps} are"
+        info_out["note"] = (f"{which} recursive: forecasts fed back as observed closes; "
                             "their intervals are calibrated on the recursion's own past errors at each step, "
                             "so they widen as errors compound")
+    return Prediction(table, info_out)
+
+
+def _predict_series(state, meta, path, data, steps, level, method, backend, calendar, t0) -> Prediction:
+    """:func:`predict_checkpoint` of a ``--protocol ltsf`` run: every channel, ``steps <= H``.
+
+    The last ``seq_len`` rows, standardised by the run's saved scaler, give the model's
+    ``H x C`` outputs in the data's units. Intervals are split conformal per step and
+    channel on the absolute errors of every window whose targets lie after the training
+    rows (the validation part, the test part and any later rows): the errors of series
+    such as temperatures or exchange rates are not relative to a price. Adaptive conformal
+    inference would need a pass per step and channel (672 at H = 96, C = 7) over thousands
+    of windows; it is not offered here.
+    """
+    from engine.backend import single_threaded_blas
+    from forecast.config import RunConfig
+    from forecast.data.calendar import future_dates
+    from forecast.data.scaling import scaler_from_dict
+    from forecast.data.series import load_series
+    from forecast.ltsf.protocol import part_rows
+    from forecast.train import predict
+
+    try:
+        config = RunConfig.from_dict(dict(meta["run_config"]))
+        scaler = scaler_from_dict(meta["scalers"]["series"])
+        model_config = dict(meta["model_config"])
+        seed, dtype = int(meta.get("seed", 0)), meta.get("dtype", "float64")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata incomplete ({exc})") from exc
+    if backend is not None:
+        config.backend = backend
+    if data is not None:
+        config.data = data
+    config.validate()
+    L, H = config.seq_len, config.horizon
+    steps = H if steps is None else steps
+    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= H:
+        raise UserInputError(f"--steps {steps!r}: a --protocol ltsf model forecasts 1 to {H} steps (its horizon)")
+    steps = int(steps)
+    if method not in (None, "split"):
+        raise UserInputError("--interval adaptive is for stock runs; a --protocol ltsf run's intervals are split "
+                             "conformal (use --interval split or leave it out)")
+    try:
+        level = check_level(90.0 if level is None else level)
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(str(exc) if "--level" in str(exc) else f"--level {level!r}: a number of percent") from None
+    frame, info = load_series(config.data)
+    values = frame.to_numpy(dtype=np.float64)
+    if values.shape[1] != getattr(scaler, "n_features_in_", values.shape[1]):
+        raise UserInputError(f"{config.data} has {values.shape[1]} channels; the model of {path} takes "
+                             f"{scaler.n_features_in_}")
+    model = checkpoint_model(state, model_config, path, backend=config.backend, dtype=dtype, seed=seed)
+    scaled = scaler.transform(values)
+    T, C = scaled.shape
+    train_end = part_rows(T, L, info.get("source") == "ett")["train"][1]
+    # Calibration windows: targets after the training rows, all outcomes known.
+    starts = np.arange(max(train_end - L, 0), T - L - H + 1)
+    if len(starts) < MIN_CALIBRATION:
+        raise UserInputError(f"{config.data}: only {len(starts)} windows after the training rows to calibrate "
+                             f"the intervals (at least {MIN_CALIBRATION})")
+    windows = np.lib.stride_tricks.sliding_window_view(scaled, L, axis=0)     # (T-L+1, C, L)
+    X = np.concatenate([windows[starts], windows[[T - L]]]).transpose(0, 2, 1)
+    with single_threaded_blas(), np.errstate(over="ignore", invalid="ignore"):
+        out = predict(model, np.ascontiguousarray(X, dtype=model.dtype), 256)
+    out = np.asarray(out, np.float64).reshape(len(X), H, C)
+    forecasts = scaler.inverse_transform(out.reshape(-1, C)).reshape(out.shape)
+    actual = np.stack([values[s + L:s + L + H] for s in starts])
+    scores = np.abs(actual - forecasts[:-1])                               # (n, H, C)
+    q = np.array([[conformal_quantile(scores[:, h, c], level) for c in range(C)] for h in range(steps)])
+    ahead = forecasts[-1, :steps]
+    when, dated_by = future_dates(frame.index, steps, calendar)
+    columns = list(map(str, frame.columns))
+    table = pd.DataFrame({"date": np.repeat(when, C), "step": np.repeat(np.arange(1, steps + 1), C),
+                          "channel": np.tile(columns, steps), "forecast": ahead.ravel(),
+                          "lower": (ahead - q).ravel(), "upper": (ahead + q).ravel()})
+    info_out = {
+        "source": info.get("spec", config.data), "checkpoint": str(path), "model": config.model,
+        "protocol": "ltsf", "last_date": str(pd.Timestamp(frame.index[-1])), "channels": columns,
+        "level": level, "interval": "split", "dates": dated_by, "model_horizon": H, "steps": steps,
+        "recursive": False,
+        "calibration": {"windows": int(len(starts)), "targets_after_row": int(train_end),
+                        "score": "|actual - forecast| per step and channel, in the data's units"},
+        "seconds": time.perf_counter() - t0,
+    }
     return Prediction(table, info_out)
 
 
@@ -295,7 +379,8 @@ def add_arguments(p) -> None:
     """Options of ``cli.py predict``."""
     from engine.backend import BACKENDS
 
-    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz written by train (stock protocol)")
+    p.add_argument("--checkpoint", required=True,
+                   help="a checkpoint.npz written by train (stock; --protocol ltsf: every channel, up to its horizon)")
     p.add_argument("--data", default=None,
                    help="another source with the run's columns (default: the run's own; yahoo: refreshed)")
     p.add_argument("--steps", type=int, default=None,
@@ -313,12 +398,19 @@ def add_arguments(p) -> None:
 
 def _format(table: pd.DataFrame) -> str:
     info = table.attrs
-    lines = [f"{info['model']} on {info['source']}: last close {info['last_close']:.4g} on {info['last_date']}; "
-             f"{info['level']:g}% {info['interval']} conformal intervals; dates: {info['dates']}",
-             f"{'date':12}{'step':>5}{'forecast':>12}{'lower':>12}{'upper':>12}"]
+    if info.get("protocol") == "ltsf":
+        head = f"{info['model']} on {info['source']}: after {info['last_date']}, {len(info['channels'])} channels"
+    else:
+        head = f"{info['model']} on {info['source']}: last close {info['last_close']:.4g} on {info['last_date']}"
+    lines = [f"{head}; {info['level']:g}% {info['interval']} conformal intervals; dates: {info['dates']}"]
+    wide = "channel" in table.columns
+    stamp = "%Y-%m-%d %H:%M" if (table["date"].dt.normalize() != table["date"]).any() else "%Y-%m-%d"
+    width = 18 if "%H" in stamp else 12
+    lines.append(f"{'date':{width}}{'step':>5}" + (f"{'channel':>10}" if wide else "")
+                 + f"{'forecast':>12}{'lower':>12}{'upper':>12}")
     for row in table.itertuples(index=False):
-        lines.append(f"{row.date.strftime('%Y-%m-%d'):12}{row.step:5d}{row.forecast:12.4f}{row.lower:12.4f}"
-                     f"{row.upper:12.4f}")
+        lines.append(f"{row.date.strftime(stamp):{width}}{row.step:5d}" + (f"{row.channel:>10}" if wide else "")
+                     + f"{row.forecast:12.4f}{row.lower:12.4f}{row.upper:12.4f}")
     if "note" in info:
         lines.append(f"note: {info['note']}")
     return "\n".join(lines)
@@ -343,7 +435,7 @@ def run(args) -> int:
         if out.lower().endswith(".json"):
             atomic_write_json(out, Prediction(table, dict(table.attrs)).to_json())
         else:
-            dated = table.assign(date=table["date"].dt.strftime("%Y-%m-%d"))
+            dated = table.assign(date=table["date"].astype(str))
             atomic_write_text(out, dated.to_csv(index=False, float_format="%.10g"))
         print(f"forecasts written to {out}")
     return 0

@@ -138,3 +138,25 @@ def test_no_linear_path_needs_no_linear_init_but_refuses_an_explicit_one():
     assert RunConfig(protocol="ltsf", data="ett:ETTh1").validate().linear_init == "lstsq"
     with pytest.raises(UserInputError, match="needs --linear-path"):
         RunConfig(protocol="ltsf", data="ett:ETTh1", linear_path=False, linear_init="lstsq").validate()
+
+
+def test_predict_forecasts_every_channel_after_the_last_row(trained, tmp_path, capsys):
+    out, data = trained
+    capsys.readouterr()
+    target = tmp_path / "next.json"
+    assert cli.main(["predict", "--checkpoint", str(out / "checkpoint.npz"), "--steps", "3",
+                     "--out", str(target)]) == 0
+    got = json.loads(target.read_text())
+    rows = pd.DataFrame(got["forecasts"])
+    frame = pd.read_csv(data)
+    last = pd.Timestamp(frame["date"].iloc[-1])
+    # three hourly steps after the last row, each with every channel
+    assert list(pd.to_datetime(rows["date"]).unique()) == [last + pd.Timedelta(hours=k) for k in (1, 2, 3)]
+    assert list(rows["channel"]) == ["ch0", "ch1", "ch2"] * 3 and list(rows["step"]) == [1] * 3 + [2] * 3 + [3] * 3
+    assert (rows["lower"] < rows["forecast"]).all() and (rows["forecast"] < rows["upper"]).all()
+    # calibrated on every window whose targets come after the training rows (70% of 500)
+    assert got["calibration"]["windows"] == 500 - 24 - 12 + 1 - (350 - 24)
+    assert got["protocol"] == "ltsf" and got["interval"] == "split"
+    ckpt = str(out / "checkpoint.npz")
+    assert "forecasts 1 to 12 steps" in _bad(capsys, ["predict", "--checkpoint", ckpt, "--steps", "13"])
+    assert "adaptive" in _bad(capsys, ["predict", "--checkpoint", ckpt, "--interval", "adaptive"])
