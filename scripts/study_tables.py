@@ -12,6 +12,12 @@ Then one row per walk-forward backtest (``backtest/*/backtest.json``, the classi
 baselines' among them): the pooled MAE relative to the naive forecast's, the folds in which
 the model beats naive, and the Diebold-Mariano test against naive.
 
+Per comparison, the prediction intervals: per source, model and naive baseline, the
+coverage of the runs' interval method at its nominal level (mean over seeds, ± the seed
+spread), the other method's beside it, the mean width and the width over the naive
+forecast's, with the report's flags (coverage more than 3 points off the level; narrower
+than naive at similar coverage), all from the ``intervals`` block of ``summary.json``.
+
 When the study has a tuned comparison (``compare-<target>-tuned``, the optional second
 stage of scripts/study.sh), a last table puts it beside its default one: per source and
 model, the test MAE / naive MAE and the DM p-value against naive with the shared options
@@ -115,6 +121,86 @@ def tuned_rows(default: Path, tuned: Path):
 MODEL_ORDER = {m: i for i, m in enumerate(("mamba", "mingru", "hybrid", "gru", "arima", "ets", "theta"))}
 
 
+#: How the interval table words the summary's ``versus_naive``.
+VERSUS_NAIVE = {"narrower": "yes", "wider": "no (wider)", "covers less": "no (narrower, but covers less)"}
+
+
+def interval_blocks(compare: Path) -> list[dict]:
+    """The ``intervals`` block of each per-source ``summary.json`` (a summary written before
+    intervals existed counts as ``{"recorded": False}``)."""
+    out = []
+    for path in summaries(compare):
+        block = json.loads(path.read_text()).get("intervals") or {"recorded": False}
+        out.append({"source": path.parent.name, **block})
+    return out
+
+
+def _stat(stat, spec: str, scale: float = 1.0, spread: bool = False, spec_std: str = ".2g") -> str:
+    """``mean`` (``mean ± std`` with ``spread``) of a summary stat, scaled; ``–`` when missing."""
+    if not stat or stat.get("mean") is None:
+        return "–"
+    cell = num(scale * stat["mean"], spec)
+    if spread and stat.get("std") is not None:
+        cell += f" ± {num(scale * stat['std'], spec_std)}"
+    return cell
+
+
+def interval_rows(compare: Path):
+    """(source, model, coverage per method, width, width / naive width, narrower than naive)
+    per row of the lowest window length of each source, formatted as the report does."""
+    for block in interval_blocks(compare):
+        if not block.get("recorded"):
+            continue
+        window = min((r["seq_len"] for r in block["rows"]), default=None)
+        for row in block["rows"]:
+            if row["seq_len"] != window:
+                continue
+            # One value for a naive forecast or a classical baseline (one run): no spread.
+            spread = row["kind"] == "model" and row["n_seeds"] > 1
+            cover = []
+            for method in block["methods"]:
+                cell = _stat(row["coverage"].get(method), ".1f", 100.0, spread, ".1f")
+                flag = (row.get("off_level") or {}).get(method)
+                cover.append(f"{cell} *{flag}*" if flag else cell)
+            versus = ("reference" if row["model"] == "naive_last"
+                      else VERSUS_NAIVE.get(row.get("versus_naive"), "–"))
+            yield (block["source"], row["model"], cover, _stat(row["interval_width"], ".4g", spread=spread),
+                   _stat(row["width_vs_naive"], ".3f", spread=spread), versus)
+
+
+def print_interval_table(compare: Path) -> None:
+    """Print a comparison's prediction-interval table (every source; see :func:`interval_rows`)."""
+    blocks = interval_blocks(compare)
+    recorded = [b for b in blocks if b.get("recorded")]
+    print(f"\n### {compare.name}: prediction intervals\n")
+    if not recorded:
+        print("No prediction intervals were recorded (runs written before intervals existed).")
+        return
+    setups = {(b["level"], b["method"], b["calibration"]) for b in recorded}
+    first = recorded[0]
+    where = {"val": "the validation part"}.get(first["calibration"], first["calibration"])
+    others = ", ".join(m for m in first["methods"] if m != first["method"]) or "no other method"
+    tolerance = f"{first['tolerance_points']:g} points"
+    print(f"{first['level']:g} % intervals by {first['method']} conformal inference (the runs' method), "
+          f"calibrated on the errors of {where}; {others} beside it. Coverage in percent (mean ± std over "
+          f"seeds); *below* / *above*: more than {tolerance} from {first['level']:g} %. Width: mean upper − "
+          "lower in the source's currency. Narrower than naive at similar coverage: width / naive width below 1 "
+          f"with a coverage at most {tolerance} under naive's.\n")
+    if len(setups) > 1:
+        print("Warning: the sources do not share one level, method and calibration: "
+              + "; ".join(f"{b['source']}: {b['level']:g} % {b['method']}" for b in recorded) + "\n")
+    missing = [b["source"] for b in blocks if not b.get("recorded")]
+    if missing:
+        print(f"No intervals recorded on {', '.join(missing)}.\n")
+    methods = list(dict.fromkeys(m for b in recorded for m in b["methods"]))
+    print("| source | model | " + " | ".join(f"coverage {m} (%)" for m in methods)
+          + " | width | width / naive width | narrower than naive at similar coverage |")
+    print("|---|---|" + "---|" * (len(methods) + 3))
+    for source, model, cover, width, ratio, versus in interval_rows(compare):
+        print(f"| {source} | {model} | " + " | ".join(cover + ["–"] * (len(methods) - len(cover)))
+              + f" | {width} | {ratio} | {versus} |")
+
+
 def print_dm_table(compare: Path) -> None:
     """Print a comparison's Diebold-Mariano table (every source, every test)."""
     print(f"\n### {compare.name}: Diebold-Mariano tests (squared error, seed-mean forecast)\n")
@@ -146,6 +232,9 @@ def main(argv) -> int:
     for name in COMPARISONS:
         if summaries(out / name):
             print_dm_table(out / name)
+    for name in COMPARISONS:
+        if summaries(out / name):
+            print_interval_table(out / name)
     print("\n### Walk-forward backtests\n")
     print("| target | data | model | refit | MAE / naive MAE | folds beating naive | DM statistic | p |")
     print("|---|---|---|---|---|---|---|---|")

@@ -6,7 +6,8 @@ side: for every window length, each model's mean rank over the sources (rank 1 =
 mean over seeds on that source, naive forecasts ranked too, ties share the mean of their
 places), how many sources it beats the naive "tomorrow = today" forecast on, and on how
 many of them that difference is significant (each source's Diebold-Mariano tests,
-:mod:`forecast.study.significance`). It writes ``<out>/cross_source.csv`` and
+:mod:`forecast.study.significance`), and the prediction intervals of every (source,
+model) in one table (:mod:`forecast.study.coverage_report`). It writes ``<out>/cross_source.csv`` and
 ``<out>/report.md``, from the run files alone.
 
 It reads each source's :class:`forecast.study.summary.StudySummary` (its rows, places and
@@ -25,6 +26,7 @@ from forecast.errors import UserInputError
 from forecast.fileio import atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER
 from forecast.stats import SIGNIFICANCE_LEVEL
+from forecast.study.coverage_report import cross_interval_lines
 from forecast.study.figures import display_name
 from forecast.study.report import fmt
 from forecast.study.names import NAIVE_PREFIX, is_naive, model_rank
@@ -334,6 +336,7 @@ def render_cross(cross: CrossSummary, out_dir, context: dict) -> str:
                                             + (", tuned" if by[m].tuned else "")
                                             if m in placed else "–" for m in names])
         lines += _table(["source"] + [display_name(m) for m in names], per_source)
+    lines += cross_interval_lines(sources)
     failed = (context.get("study") or {}).get("failed runs") or {}
     if failed:
         lines += ["", "## Failed runs", "", "Not in the tables above; `--resume` trains them again.", ""]

@@ -16,6 +16,7 @@ from forecast.fileio import atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_LABELS
 from forecast.stats import SIGNIFICANCE_LEVEL
 from forecast.study import figures
+from forecast.study.coverage import intervals_json
 from forecast.study.significance import TESTS_NOTE
 from forecast.study.runs import load_study
 from forecast.study.significance_report import significance_lines
@@ -93,6 +94,8 @@ def build_report(out_dir, context: dict | None = None, draw: bool = True) -> Pat
     write_summary_json(summary.rows, out_dir / "summary.json",
                        extra={"spread_rule": SPREAD_RULE, "significance_level": SIGNIFICANCE_LEVEL,
                               "tests_note": TESTS_NOTE, "tests": list(summary.tests),
+                              "intervals": intervals_json(summary.intervals, summary.interval_rows,
+                                                          str(summary.config.get("data", "?"))),
                               "environment": context.get("environment", {}),
                               "wall_seconds": context.get("wall_seconds")})
     for old in (out_dir / "figures").glob("*.png"):
@@ -455,6 +458,9 @@ def render_report(summary, made: dict, context: dict, out_dir) -> str:
     if several:
         lines += ["### Hybrid against the others per window length", ""]
         lines += _window_table(summary) + [""]
+    # Here, not at the top: coverage_report renders with this module's fmt and row marks.
+    from forecast.study.coverage_report import interval_lines
+    lines += interval_lines(summary)
     lines += ["## Conclusion", "",
               "Computed from the run files by forecast/study/significance.py (the answer, from "
               "significance tests) and forecast/study/summary.py (means against the seed "

@@ -83,6 +83,10 @@ class RunRecord:
     info : dict
         The run's ``summary.json``: ``data`` description, ``training`` outcome,
         ``seconds`` (empty when absent).
+    intervals : dict
+        ``metrics.json``'s ``intervals`` block: level, method, calibration and every
+        method's coverage and width (:func:`forecast.calibration.interval_metrics`); empty
+        for a run written before intervals existed.
     """
 
     model: str
@@ -94,6 +98,7 @@ class RunRecord:
     history: list
     config: dict
     info: dict = field(default_factory=dict)
+    intervals: dict = field(default_factory=dict)
     _predictions: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -164,11 +169,13 @@ def load_run(path) -> RunRecord:
     history = read_json(path / "history.json")
     if isinstance(history, dict):          # tolerate {"history": [...]} as well as [...]
         history = history.get("history", history.get("epochs", []))
-    test, naive = _split_metrics(read_json(path / "metrics.json"))
+    metrics = read_json(path / "metrics.json")
+    test, naive = _split_metrics(metrics)
     info = read_json(path / "summary.json", default={})
+    block = metrics.get("intervals") if isinstance(metrics.get("intervals"), dict) else {}
     return RunRecord(model=str(config["model"]), seed=int(config["seed"]),
                      seq_len=study_window(config, info), path=path, metrics=test, naive=naive,
-                     history=list(history), config=config, info=info)
+                     history=list(history), config=config, info=info, intervals=block)
 
 
 def load_study(runs_dir) -> list[RunRecord]:

@@ -22,6 +22,8 @@ import numpy as np
 from forecast.data.sources import price_currency
 from forecast.fileio import atomic_write_json, atomic_write_text
 from forecast.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from forecast.study.coverage import (IntervalSetup, interval_rows, interval_setup, interval_values,
+                                     is_interval_key)
 from forecast.study.figure_data import window_figures
 from forecast.study.names import NAIVE_PREFIX, is_naive
 from forecast.study.runs import RunRecord
@@ -131,6 +133,14 @@ def _metric_keys(records) -> list[str]:
     return known + [m for m in seen if m not in METRIC_NAMES]
 
 
+def _interval_stats(runs, baseline: str | None = None) -> dict:
+    """``{key: Stat}`` of the per-method interval figures of one forecast over ``runs``
+    (:func:`forecast.study.coverage.interval_values`); empty when no run recorded intervals.
+    A run without them counts as NaN, which the means skip."""
+    values = [interval_values(r, baseline) for r in runs]
+    return {k: Stat.of(v.get(k, float("nan")) for v in values) for k in _keys_in_order(values)}
+
+
 def _at_window(records, seq_len: int) -> list:
     """The runs whose own window length is ``seq_len`` (all of them when none is): a run
     with a tuned ``seq_len`` sits in the study's window but cut its own windows."""
@@ -162,6 +172,7 @@ def _rows(records) -> list[SummaryRow]:
         for model in models:
             runs = [r for r in group if r.model == model]
             stats = {k: Stat.of(r.metrics.get(k, float("nan")) for r in runs) for k in keys}
+            stats.update(_interval_stats(runs))
             stats["epoch_seconds"] = Stat.of(r.epoch_seconds for r in runs)
             stats["epochs"] = Stat.of(r.epochs for r in runs)
             # Every seed of a model on one source is planned with the same best.json.
@@ -174,6 +185,7 @@ def _rows(records) -> list[SummaryRow]:
         for base in baselines:
             runs = [r for r in plain if base in r.naive]
             stats = {k: Stat.of(r.naive[base].get(k, float("nan")) for r in runs) for k in keys}
+            stats.update(_interval_stats(runs, base))
             rows.append(SummaryRow(seq_len, NAIVE_PREFIX + base, tuple(r.seed for r in runs),
                                    stats))
     return rows
@@ -343,7 +355,8 @@ def conclude(rows, seq_len: int, metrics=None, hybrid: str = HYBRID,
         The summary (rows of other window lengths are ignored).
     seq_len : int
     metrics : list of str, optional
-        Metrics to judge; all metrics in the rows by default.
+        Metrics to judge; all error metrics in the rows by default (not the interval
+        figures: a coverage is judged against its level, not ranked).
     hybrid, parts : str, tuple of str
         The fused model and the models it fuses, for the fusion question.
 
@@ -357,7 +370,7 @@ def conclude(rows, seq_len: int, metrics=None, hybrid: str = HYBRID,
     # spread, so it competes for "best overall" (like naive) but is no gap of the rule.
     trained = [r for r in models if not r.classical]
     if metrics is None:
-        metrics = [k for k in _stat_keys(here) if k not in RUN_STATS]
+        metrics = [k for k in _stat_keys(here) if k not in RUN_STATS and not is_interval_key(k)]
     verdicts = []
     for metric in metrics:
         overall = _best_of(here, metric)
@@ -440,7 +453,9 @@ class StudySummary:
     n_seeds : int
         Distinct seeds over all runs.
     metrics : tuple of str
-        Metric names in the runs: the known ones in table order, then any extra.
+        Error metric names in the runs: the known ones in table order, then any extra;
+        the interval figures (coverage, width) are not among them: they are not ranked
+        or judged like errors (see ``intervals``).
     unit : str
         Currency of the prices.
     config : dict
@@ -473,6 +488,13 @@ class StudySummary:
     tuned : dict
         ``{(seq_len, model): record}`` of the rows that used a tuned configuration
         (:attr:`SummaryRow.tuned`); empty without ``compare --tuned``.
+    intervals : IntervalSetup or None
+        Level, method and calibration of the prediction intervals
+        (:func:`forecast.study.coverage.interval_setup`); None when no run recorded any
+        (runs written before intervals existed).
+    interval_rows : tuple of IntervalRow
+        Per row with a coverage: its intervals and their judgement
+        (:func:`forecast.study.coverage.interval_rows`); the rows' stats hold the figures.
     """
 
     rows: tuple
@@ -493,6 +515,8 @@ class StudySummary:
     answers: dict
     figures: dict
     tuned: dict = field(default_factory=dict)
+    intervals: IntervalSetup | None = None
+    interval_rows: tuple = ()
 
     def rows_at(self, seq_len: int) -> list[SummaryRow]:
         """The rows of one window length, in table order."""
@@ -551,7 +575,7 @@ def summarize(records) -> StudySummary:
         raise ValueError("no runs to summarize")
     rows = _rows(records)
     seq_lens = tuple(sorted({r.seq_len for r in records}))
-    metrics = tuple(_metric_keys(records))
+    metrics = tuple(k for k in _metric_keys(records) if not is_interval_key(k))
     window = {L: [r for r in records if r.seq_len == L] for L in seq_lens}
     bests, ranks, hybrid_ranks = {}, {}, {}
     for seq_len in seq_lens:
@@ -565,6 +589,7 @@ def summarize(records) -> StudySummary:
             hybrid_ranks[(seq_len, metric)] = _hybrid_rank(here, metric)
     tests = study_tests(records)
     judged = judge(tests)
+    setup = interval_setup(records)
     return StudySummary(
         rows=tuple(rows), seq_lens=seq_lens, models=tuple(dict.fromkeys(r.model for r in records)),
         n_seeds=len({r.seed for r in records}), metrics=metrics, unit=_price_unit(records[0]),
@@ -577,4 +602,5 @@ def summarize(records) -> StudySummary:
         ranks=ranks, hybrid_ranks=hybrid_ranks, tests=tuple(tests),
         answers={L: tuple(a for a in judged if a.seq_len == L) for L in seq_lens},
         figures={L: window_figures(runs) for L, runs in window.items()},
-        tuned={(r.seq_len, r.model): r.tuned for r in rows if r.tuned})
+        tuned={(r.seq_len, r.model): r.tuned for r in rows if r.tuned},
+        intervals=setup, interval_rows=interval_rows(rows, setup))
