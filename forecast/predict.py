@@ -301,20 +301,13 @@ def _predict_series(state, meta, path, data, steps, level, method, backend, cale
     of windows; it is not offered here.
     """
     from engine.backend import single_threaded_blas
-    from forecast.config import RunConfig
     from forecast.data.calendar import future_dates
-    from forecast.data.scaling import scaler_from_dict
     from forecast.data.series import load_series
     from forecast.ltsf.protocol import part_rows
+    from forecast.ltsf.run import series_run_meta
     from forecast.train import predict
 
-    try:
-        config = RunConfig.from_dict(dict(meta["run_config"]))
-        scaler = scaler_from_dict(meta["scalers"]["series"])
-        model_config = dict(meta["model_config"])
-        seed, dtype = int(meta.get("seed", 0)), meta.get("dtype", "float64")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: metadata incomplete ({exc})") from exc
+    config, scaler, model_config, seed, dtype = series_run_meta(meta, path)
     if backend is not None:
         config.backend = backend
     if data is not None:

@@ -140,6 +140,27 @@ def train_series_run(config, dataset: SeriesDataset, model, progress: bool = Tru
     return SeriesRun(config, model, dataset, result, _metrics(dataset, test, val), losses, summary, t0)
 
 
+def series_run_meta(meta: dict, path) -> tuple:
+    """What a ``--protocol ltsf`` checkpoint says about its run: ``(config, scaler,
+    model_config, seed, dtype)``.
+
+    Raises
+    ------
+    CheckpointError
+        Metadata missing or malformed.
+    """
+    from forecast.config import RunConfig
+    from forecast.data.scaling import scaler_from_dict
+    from forecast.errors import CheckpointError
+
+    try:
+        config = RunConfig.from_dict(dict(meta["run_config"]))
+        scaler = scaler_from_dict(meta["scalers"]["series"])
+        return config, scaler, dict(meta["model_config"]), int(meta.get("seed", 0)), meta.get("dtype", "float64")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata incomplete ({exc})") from exc
+
+
 def evaluate_series_checkpoint(state, meta: dict, path, data=None, part: str = "test", backend=None) -> dict:
     """Re-evaluate a checkpoint written under the protocol (``cli.py evaluate``).
 
@@ -152,18 +173,10 @@ def evaluate_series_checkpoint(state, meta: dict, path, data=None, part: str = "
         ``metrics`` (as in ``metrics.json``, on ``part``), ``window_losses`` (DataFrame),
         ``data``, ``config``, ``part``.
     """
-    from forecast.config import RunConfig
-    from forecast.data.scaling import scaler_from_dict
     from forecast.data.series import load_series
-    from forecast.errors import CheckpointError, UserInputError
+    from forecast.errors import UserInputError
 
-    try:
-        config = RunConfig.from_dict(dict(meta["run_config"]))
-        scaler = scaler_from_dict(meta["scalers"]["series"])
-        model_config = dict(meta["model_config"])
-        seed, dtype = int(meta.get("seed", 0)), meta.get("dtype", "float64")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: metadata incomplete ({exc})") from exc
+    config, scaler, model_config, seed, dtype = series_run_meta(meta, path)
     if data is not None:
         config.data = data
     if backend is not None:
