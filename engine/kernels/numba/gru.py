@@ -107,7 +107,9 @@ def _gru_bwd_tasks(W_hh, h, gates, dh, rb, dgi, dgh, pW, pb, lo, hi):
                     dgr[j] = dr
                     dgr[H + j] = dz
                     dgr[2 * H + j] = dn * rr
-                dgh[r0 + r, t] = dgr
+                dghr = dgh[r0 + r, t]
+                for j in range(H3):                      # a loop, not dghr[:] = dgr: an array
+                    dghr[j] = dgr[j]                     # assignment compiles Numba's shape-error text
             np.dot(DGH, W_hh, GW)                        # (nr, 3H) @ (3H, H)
             for r in range(nr):
                 gr = G[r]

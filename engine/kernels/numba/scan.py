@@ -201,6 +201,14 @@ def _scan_checkpoints_tasks(u, dt, AT, B, gated, tb, ck, lo, hi):
                         ckm[k, c] = h[k, c]
 
 
+@njit(inline="always", error_model="numpy")
+def _copy_state(dst, src, n):
+    """``dst[:] = src`` for ``(n, CW)`` arrays, element by element."""
+    for k in range(n):
+        for c in range(CW):
+            dst[k, c] = src[k, c]
+
+
 @njit(**JIT_SCAN)
 def _scan_bwd_block_tasks(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, last, G, DA, DD, du, ddt, dz,
                           pB, pC, lo, hi):
@@ -234,8 +242,10 @@ def _scan_bwd_block_tasks(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, last, G,
         Gt = np.zeros((n, CW), dtype=u.dtype)              # dLoss/dh, carried back in time
         DAt = np.zeros((n, CW), dtype=u.dtype)
         if not last:
-            Gt[:] = G[task]
-            DAt[:] = DA[task]
+            # Element loops, not Gt[:] = G[task]: assigning an array to a slice makes Numba
+            # compile its shape-mismatch message (string formatting), seconds of a first run.
+            _copy_state(Gt, G[task], n)
+            _copy_state(DAt, DA[task], n)
 
         # Channel vectors of the block: delta, delta * u, sigmoid(dt) and the gradient
         # reaching the ungated y (through the gate when gated).
@@ -323,8 +333,8 @@ def _scan_bwd_block_tasks(u, dt, AT, B, C, D, z, dy, gated, t0, tl, h0, last, G,
             _store_chunk(du[bi, t], ACC[_DU], c0, w)
         for c in range(CW):
             DD[task, c] = ACC[_DD, c]
-        G[task] = Gt
-        DA[task] = DAt
+        _copy_state(G[task], Gt, n)
+        _copy_state(DA[task], DAt, n)
 
 
 @njit(**JIT_SCAN)
