@@ -37,9 +37,10 @@ def pytest_generate_tests(metafunc):
     if "size" in metafunc.fixturenames:
         sizes = B.sizes_for(smoke)
         metafunc.parametrize("size", sizes, ids=[s.name for s in sizes])
-    if "layer_size" in metafunc.fixturenames:
-        size = B.SMOKE_TRAIN_SIZE if smoke else B.TRAIN_SIZE
-        metafunc.parametrize("layer_size", [size], ids=[size.name])
+    for name in ("layer_size", "model_size"):
+        if name in metafunc.fixturenames:
+            size = B.SMOKE_TRAIN_SIZE if smoke else B.TRAIN_SIZE
+            metafunc.parametrize(name, [size], ids=[size.name])
     if "train_case" in metafunc.fixturenames:
         from bench.harness.steps import train_cases
 
@@ -127,6 +128,9 @@ class Record:
                     parts.append(f"numba {t[prefix + 'numpy'] / t[lab]:6.2f}x faster than numpy")
                 if "peer" in t:
                     parts.append(f"{t['peer'] / t[lab]:6.2f}x faster than the peer")
+                for torch_impl in ("torch eager", "torch compile"):      # whole models
+                    if torch_impl in t:
+                        parts.append(f"{t[torch_impl] / t[lab]:6.2f}x faster than {torch_impl}")
                 if "floor" in t:
                     parts.append(f"{t[lab] / t['floor']:5.2f}x its machine floor")
                 if group in self.floor and prefix.strip() in ("fwd", "bwd"):

@@ -10,6 +10,8 @@
 * :mod:`bench.harness.timing` - interleaved medians, in this process or across workers;
 * :mod:`bench.harness.layers`, :mod:`bench.harness.steps` - the layer pairs and the
   train steps, each implementation in its own process;
+* :mod:`bench.harness.torch_models`, :mod:`bench.harness.wholemodel` - the forecasters
+  assembled in PyTorch from the peers, and whole models against them;
 * :mod:`bench.harness.wholeprocess`, :mod:`bench.harness.compile_cost`,
   :mod:`bench.harness.study_rate` - whole ``cli.py`` runs, compile cost, study throughput;
 * :mod:`bench.harness.run` - one measurement of everything (:func:`run_benchmarks`);
@@ -34,11 +36,13 @@ _HOMES = {
     "bench.harness.compile_cost": ("compile_run",),
     "bench.harness.client": ("Worker", "WorkerPool"),
     "bench.harness.layers": ("PAIRS", "IMPLS", "impl_spec", "pair_reference", "check_layer_parity", "start_impl"),
-    "bench.harness.specs": ("layer_spec", "train_spec", "floor_spec", "command_for"),
+    "bench.harness.specs": ("layer_spec", "train_spec", "floor_spec", "model_spec", "command_for"),
     "bench.harness.steps": ("train_cases", "train_reference", "check_train_parity", "start_step", "start_floor"),
+    "bench.harness.wholemodel": ("MODEL_IMPLS", "model_reference", "start_model", "impl_model_spec",
+                                 "model_peer_available"),
     "bench.harness.timing": ("time_median", "time_medians", "time_workers", "benchmark_worker"),
-    "bench.harness.wholeprocess": ("E2E_ARGS", "train_command", "run_train_process", "measure_train_process",
-                                   "train_end_to_end", "compile_wait"),
+    "bench.harness.wholeprocess": ("E2E_ARGS", "README_ARGS", "train_command", "run_train_process",
+                                   "measure_train_process", "train_end_to_end", "readme_runs", "compile_wait"),
     "engine.backend": ("get_kernels",),
     "engine.parity": ("assert_parity",),
 }

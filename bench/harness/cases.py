@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from bench.harness.sizes import (DTYPES, SIZES, SMOKE_SIZES, SMOKE_TRAIN_SIZE, TRAIN_SIZE, Size,  # noqa: F401
-                                 sizes_for)
+                                 sizes_for, train_data)
 from engine.backend import BACKENDS, BackendUnavailableError, get_kernels
 from engine.functional import mse_loss
 from engine.kernels.api import TIME_LOOPS as KERNELS
@@ -168,11 +168,11 @@ def make_optimizer(model, lr: float = 1e-3):
 
 
 def make_train_data(size: Size, dtype=np.float64, seed: int = 0, n_features: int = 1, horizon: int = 1):
-    """Inputs ``(batch, seq_len, n_features)`` and targets ``(batch, horizon)``."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((size.batch, size.seq_len, n_features)).astype(dtype)
-    y = rng.standard_normal((size.batch, horizon)).astype(dtype)
-    return x, y
+    """Inputs ``(batch, seq_len, n_features)`` and targets ``(batch, horizon)``.
+
+    Drawn by :func:`bench.harness.sizes.train_data`, which the PyTorch models' workers use too.
+    """
+    return train_data(size, dtype, seed, n_features, horizon)
 
 
 def build_forecaster(name: str, size: Size, backend: str, dtype=np.float64, seed: int = 0):

@@ -2,7 +2,9 @@
 
 Sections (``--only``): ``kernels`` (NumPy against Numba kernels, in this process),
 ``train`` (train steps on both backends and their machine floor), ``torch`` (our
-layers against their PyTorch peers), ``e2e`` (whole ``cli.py train`` runs),
+layers against their PyTorch peers), ``models`` (each forecaster's train step against
+the same model assembled in PyTorch, eager and torch.compile), ``e2e`` (the README's
+first command, ``cli.py train --model hybrid``, on an empty Numba cache and warm),
 ``compile`` (compile cost) and ``study`` (runs per minute of a small ``compare`` on the
 local pool and on Dask); all but ``kernels`` run each implementation in a process of
 its own.

@@ -14,6 +14,9 @@ from bench.harness.targets import BOUNDS_FILE, DISTURBED, evaluate_targets, load
 __all__ = ["REPRODUCE", "bounds_section", "evaluate_targets", "format_table", "to_markdown", "write_markdown"]
 
 REPRODUCE = "python cli.py bench --write BENCHMARKS.md"
+#: Hand-written notes printed under a table (title prefix -> ``### <id>`` section of ``bench/bounds.md``):
+#: what the harness cannot measure itself, measured by hand, with its command.
+TABLE_NOTES = {"The README's first command": "readme_first_command"}
 
 
 def _ms(x) -> str:
@@ -83,15 +86,30 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
               f"{report.machine.get('numba threads')} / {r['threads']}; {r.get('peer_default_threads')}",
               _ms(r["peer"]), _ms(r["numpy"]), _ms(r["numba"]), _x(r["speedup_vs_peer"]),
               _x(r["numba_vs_numpy"]), _err(r["parity"]), _pct(r.get("other_load"))] for r in report.torch]))
-    if report.e2e:
-        walls = {r["backend"]: r["wall"] for r in report.e2e}
-        ratio = walls["numpy"] / walls["numba"] if {"numpy", "numba"} <= set(walls) else None
+    if report.models:
+        r0 = report.models[0]
         tables.append((
-            "Whole runs of cli.py train, timed from outside (start-up, data, training, evaluation; warm "
-            f"Numba cache; median of runs). numba vs numpy: {_x(ratio)}",
-            ["backend", "wall s", "runs s", "other load", "command"],
-            [[r["backend"], f"{r['wall']:.2f}", ", ".join(f"{w:.2f}" for w in r["runs"]), _pct(r.get("other_load")),
-              f"`{r['command']}`"] for r in report.e2e]))
+            f"Whole models: each forecaster's train step (forward, MSE, backward, Adam; {r0['size']}, 1 feature) "
+            "against the same model assembled in PyTorch from the peers, loading the same weights; every "
+            "implementation in a fresh process of its own, PyTorch at its libraries' defaults with "
+            "torch.set_num_threads equal to our thread count, eager and torch.compile (default mode; its "
+            "compile wait is the first step's extra time). Parity: loss, prediction and every gradient both "
+            "sides have against one float64 reference (ours on NumPy)",
+            ["model", "PyTorch model", "dtype", "ours ms", "torch eager ms", "torch.compile ms",
+             "compile wait s", "PyTorch better / ours", "parity err ours", "parity err PyTorch", "other load"],
+            [[r["model"], r["peer_impl"], r["dtype"], _ms(r["ours"]), _ms(r["eager"]), _ms(r.get("compiled")),
+              _f(r.get("compile_wait"), "{:.1f}"), f"{_x(r['speedup'])} ({r['better']})", _err(r.get("parity")),
+              _err(r.get("peer_parity")), _pct(r.get("other_load"))] for r in report.models]))
+    if report.e2e:
+        r0 = report.e2e[0]
+        tables.append((
+            f"The README's first command as a newcomer meets it, `{r0['command']}` (every default: numba "
+            "backend, 30 epochs with early stopping), whole process timed from outside (start-up, data, "
+            "training, evaluation, outputs); the first run on an empty Numba cache directory, then warm "
+            "(median of runs)",
+            ["run", "wall s", "runs s", "other load"],
+            [[r.get("what", r.get("backend", "")), f"{r['wall']:.2f}", ", ".join(f"{w:.2f}" for w in r["runs"]),
+              _pct(r.get("other_load"))] for r in report.e2e]))
     if report.compile:
         tables.append((
             "Compile cost (fresh interpreters; median of rounds)",
@@ -101,7 +119,7 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     if report.study:
         tables.append(_study_table(report.study))
     targets = evaluate_targets(report)
-    tables.append((f"Targets (issue 9; a verdict from rows measured beside more than "
+    tables.append((f"Targets (issues 9 and 19; a verdict from rows measured beside more than "
                     f"{100 * DISTURBED:.0f}% other load is marked disturbed)",
                    ["target", "measured", "status", "aim", "other load (worst row)"],
                    [[t["target"], t["measured"], t["status"], t["aim"], _pct(t["other_load"])] for t in targets]))
@@ -146,6 +164,9 @@ def _commands(report: Report) -> list[str]:
     for r in report.train:
         for impl, cmd in r.get("commands", {}).items():
             lines.append(f"- {r['model']} train step {r['size_name']} {r['dtype']}, {impl}: `{cmd}`")
+    for r in report.models:
+        for impl, cmd in r.get("commands", {}).items():
+            lines.append(f"- {r['model']} model {r['dtype']}, {impl}: `{cmd}`")
     return lines
 
 
@@ -198,15 +219,22 @@ def to_markdown(report: Report, bounds_file=BOUNDS_FILE) -> str:
               "difference relative to the largest reference value (tolerance 1e-10 in float64, 1e-4 in "
               "float32). minGRU-pytorch is the log-space minGRU (candidate `g(linear_h(x))`, no biases); "
               "its parity is checked against its own function computed with our layer's linears and kernels, "
-              "and our timed layer is the plain minGRU (`bench/harness/peers.py`).", "",
+              "and our timed layer is the plain minGRU (`bench/harness/peers.py`). Whole models are checked "
+              "against one float64 reference, our NumPy-backend model on the PyTorch model's weights, itself "
+              "checked against the PyTorch model in float64 (`bench/harness/torch_models.py` says where and "
+              "why a PyTorch library is held to a looser tolerance).", "",
               "## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report.machine.items()]
     lines.append("")
+    notes = load_bounds(bounds_file)
     for title, header, rows in _tables(report):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |",
                   "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
         lines.append("")
+        note = next((notes[k] for prefix, k in TABLE_NOTES.items() if title.startswith(prefix) and k in notes), None)
+        if note:
+            lines += [note, ""]
     bounds = bounds_section(report, bounds_file)
     if bounds:
         lines += ["## What bounds the targets not met", "",

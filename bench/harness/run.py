@@ -4,7 +4,8 @@
 and returns a :class:`Report` that :mod:`bench.harness.markdown` prints or writes.
 Kernels are timed in this process (:mod:`bench.harness.timing`); every train step, layer
 and PyTorch peer runs in a worker process of its own (:mod:`bench.harness.steps`,
-:mod:`bench.harness.layers`), and whole ``cli.py`` runs are timed from outside
+:mod:`bench.harness.layers`; whole models against PyTorch, :mod:`bench.harness.wholemodel`),
+and whole ``cli.py`` runs are timed from outside
 (:mod:`bench.harness.wholeprocess`, :mod:`bench.harness.study_rate`). Every timed pair is first checked for agreement
 between the two implementations (:mod:`engine.parity`), so a fast implementation that
 computes something else cannot look good.
@@ -35,14 +36,15 @@ from bench.harness.peers import default_threads
 from bench.harness.sizes import DTYPES, TRAIN_SIZE, SMOKE_TRAIN_SIZE, sizes_for, train_sizes_for
 from bench.harness.steps import run_train_steps
 from bench.harness.timing import time_median, time_medians
-from bench.harness.wholeprocess import E2E_ARGS, SMOKE_ARGS, compile_wait, train_command, train_end_to_end
+from bench.harness.wholemodel import MODEL_IMPLS, run_model_pairs
+from bench.harness.wholeprocess import README_ARGS, SMOKE_ARGS, compile_wait, readme_runs, train_command
 from engine.backend import get_kernels
 from engine.parity import assert_parity
 
 __all__ = ["SECTIONS", "RUNNERS", "Report", "Settings", "machine_info", "run_benchmarks"]
 
 
-SECTIONS = ("kernels", "train", "torch", "e2e", "compile", "study")
+SECTIONS = ("kernels", "train", "torch", "models", "e2e", "compile", "study")
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Report:
     kernels: list = field(default_factory=list)
     train: list = field(default_factory=list)
     torch: list = field(default_factory=list)
+    models: list = field(default_factory=list)
     e2e: list = field(default_factory=list)
     compile: list = field(default_factory=list)
     study: list = field(default_factory=list)
@@ -221,7 +224,7 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
                 RUNNERS[name](report, settings)
     report.seconds = time.perf_counter() - started
     report.machine["load average at end (1/5/15 min)"] = _loadavg()
-    loads = [r["other_load"] for r in report.kernels + report.train + report.torch + report.e2e
+    loads = [r["other_load"] for r in report.kernels + report.train + report.torch + report.models + report.e2e
              if r.get("other_load") is not None]
     if loads:
         report.machine["other processes' CPU share while rows were measured (median / worst row)"] = (
@@ -249,20 +252,35 @@ def _section_torch(report, st: Settings) -> None:
     run_layer_pairs(report, st.pool, size, st.dtypes, st.worker_timer, st.log)
 
 
+def _section_models(report, st: Settings) -> None:
+    size = SMOKE_TRAIN_SIZE if st.smoke else TRAIN_SIZE
+    impls = MODEL_IMPLS
+    if st.smoke:
+        # torch.compile takes 10 s to a minute per model even on tiny shapes
+        impls = tuple(i for i in MODEL_IMPLS if i != "torch compile")
+        report.skipped.append("whole models: torch.compile not run on smoke shapes (it compiles for 10-60 s "
+                              "per model)")
+    run_model_pairs(report, st.pool, size, st.dtypes, st.worker_timer, st.log, impls=impls)
+
+
 def _section_e2e(report, st: Settings) -> None:
-    args = E2E_ARGS
+    args = README_ARGS
     if st.smoke:
         args = ("--model", "hybrid", "--epochs", "1", "--patience", "0") + SMOKE_ARGS
-    backends = ("numpy", "numba") if st.has_numba else ("numpy",)
-    st.log(f"whole runs: python {' '.join(train_command('BACKEND', args))} ...")
-    measured = train_end_to_end(backends, rounds=1 if (st.quick or st.smoke) else 2, args=args, warm=not st.smoke)
-    for backend, runs in measured.items():
-        walls = [w for w, _ in runs]
-        loads = [x for _, x in runs if x is not None]
-        report.e2e.append({"backend": backend, "wall": statistics.median(walls), "runs": walls,
-                           "other_load": max(loads) if loads else None,
-                           "command": "python " + " ".join(train_command(backend, args, "OUT"))})
-        st.log(f"cli.py train ({backend}): {statistics.median(walls):.1f} s")
+    if not st.has_numba:
+        report.skipped.append("README's first command: " + st.why_no_numba)
+        return
+    command = "python " + " ".join(train_command(None, args, "OUT"))
+    st.log(f"the README's first command, empty Numba cache then warm: {command} ...")
+    runs = readme_runs(rounds=1 if (st.quick or st.smoke) else 2, args=args)
+    wall, load = runs["first"]
+    report.e2e.append({"what": "first run after installing (empty Numba cache: compiles the kernels it uses)",
+                       "wall": wall, "runs": [wall], "other_load": load, "command": command})
+    walls = [w for w, _ in runs["warm"]]
+    loads = [x for _, x in runs["warm"] if x is not None]
+    report.e2e.append({"what": "the same run, warm cache (every later run)", "wall": statistics.median(walls),
+                       "runs": walls, "other_load": max(loads) if loads else None, "command": command})
+    st.log(f"README's first command: first run {wall:.1f} s, warm {statistics.median(walls):.1f} s")
 
 
 def _section_compile(report, st: Settings) -> None:
@@ -292,7 +310,7 @@ def _section_study(report, st: Settings) -> None:
 
 #: Section name -> runner(report, settings).
 RUNNERS = {"kernels": _section_kernels, "train": _section_train, "torch": _section_torch,
-           "e2e": _section_e2e, "compile": _section_compile, "study": _section_study}
+           "models": _section_models, "e2e": _section_e2e, "compile": _section_compile, "study": _section_study}
 
 
 def _run_kernels(report, sizes, dtypes, has_numba, timer, log):

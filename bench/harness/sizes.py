@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 __all__ = ["Size", "SIZES", "SMOKE_SIZES", "TRAIN_SIZE", "SMOKE_TRAIN_SIZE", "CLI_TRAIN_SIZE",
-           "SMOKE_CLI_TRAIN_SIZE", "DTYPES", "DTYPE_NAMES", "sizes_for", "train_sizes_for", "layer_data"]
+           "SMOKE_CLI_TRAIN_SIZE", "DTYPES", "DTYPE_NAMES", "sizes_for", "train_sizes_for", "layer_data",
+           "train_data"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +108,15 @@ def layer_data(size: Size, dtype, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     x = rng.standard_normal(shape).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
     return x, dy
+
+
+def train_data(size: Size, dtype, seed: int = 0, n_features: int = 1, horizon: int = 1):
+    """A train step's inputs ``(batch, seq_len, n_features)`` and targets ``(batch, horizon)``.
+
+    Here, not beside the engine, so that a worker hosting a PyTorch model draws the same
+    batch as ours without importing the engine.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((size.batch, size.seq_len, n_features)).astype(dtype)
+    y = rng.standard_normal((size.batch, horizon)).astype(dtype)
+    return x, y

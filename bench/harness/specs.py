@@ -15,12 +15,14 @@ import numpy as np
 
 from bench.harness.sizes import CLI_TRAIN_SIZE, TRAIN_SIZE, Size
 
-__all__ = ["OURS_LAYERS", "PEER_IMPLS", "NAMED_SIZES", "layer_spec", "train_spec", "floor_spec",
-           "command_for", "spec_from_args", "describe"]
+__all__ = ["OURS_LAYERS", "PEER_IMPLS", "NAMED_SIZES", "PEER_MODES", "layer_spec", "train_spec", "floor_spec",
+           "model_spec", "command_for", "spec_from_args", "describe"]
 
 #: Our layers and, in the same order, their peers (see :data:`bench.harness.peers.PAIRS`).
 OURS_LAYERS = ("MambaBlock", "GRULayer", "MinGRULayer")
 PEER_IMPLS = {"mambapy": "MambaBlock", "torch.nn.GRU": "GRULayer", "minGRU-pytorch": "MinGRULayer"}
+#: How a whole model runs in PyTorch (``--peer`` of the stand-alone command).
+PEER_MODES = ("eager", "compile")
 #: Sizes the stand-alone command knows by name.
 NAMED_SIZES = {"default": TRAIN_SIZE, "cli": CLI_TRAIN_SIZE}
 
@@ -49,6 +51,19 @@ def floor_spec(model: str, part: str, dtype, size: Size, seed: int = 0) -> dict:
             "size": size.to_dict(), "seed": int(seed)}
 
 
+def model_spec(model: str, side: str, dtype, size: Size, backend: str | None = None,
+               threads: int | None = None, compile: bool = False, seed: int = 0) -> dict:
+    """Spec of a whole forecaster's train step: ours (``side="ours"``, with a backend) or the
+    same model assembled in PyTorch (``"peer"``, with threads, eager or ``compile``)."""
+    spec = {"kind": "model", "model": model, "side": side, "dtype": np.dtype(dtype).name,
+            "size": size.to_dict(), "seed": int(seed)}
+    if side == "ours":
+        spec["backend"] = backend
+    else:
+        spec.update(threads=int(threads), compile=bool(compile))
+    return spec
+
+
 def _size_args(size: dict) -> list[str]:
     for name, known in NAMED_SIZES.items():
         if known.to_dict() == size:
@@ -68,6 +83,10 @@ def command_for(spec: dict) -> list[str]:
             argv += [peer, "--threads", str(spec["threads"])]
     elif spec["kind"] == "train":
         argv += [spec["model"], "--backend", spec["backend"]]
+    elif spec["kind"] == "model":
+        argv += [spec["model"]]
+        argv += (["--backend", spec["backend"]] if spec["side"] == "ours" else
+                 ["--peer", "compile" if spec["compile"] else "eager", "--threads", str(spec["threads"])])
     else:
         argv += [spec["model"], "--part", spec["part"]]
     argv += ["--dtype", spec["dtype"]] + _size_args(spec["size"])
@@ -92,6 +111,11 @@ def spec_from_args(args) -> dict:
         return layer_spec(args.name, "ours", args.dtype, size, backend=args.backend, seed=args.seed)
     if args.kind == "train":
         return train_spec(args.name, args.backend, args.dtype, size, args.seed)
+    if args.kind == "model":
+        if getattr(args, "peer", None):
+            return model_spec(args.name, "peer", args.dtype, size, threads=args.threads,
+                              compile=args.peer == "compile", seed=args.seed)
+        return model_spec(args.name, "ours", args.dtype, size, backend=args.backend, seed=args.seed)
     return floor_spec(args.name, args.part, args.dtype, size, args.seed)
 
 
@@ -104,6 +128,10 @@ def describe(spec: dict) -> str:
                else f"{next(p for p, l in PEER_IMPLS.items() if l == spec['layer'])} ({spec['threads']} threads)")
     elif spec["kind"] == "train":
         who = f"{spec['model']} train step ({spec['backend']})"
+    elif spec["kind"] == "model":
+        who = (f"{spec['model']} model train step ({spec['backend']})" if spec["side"] == "ours" else
+               f"{spec['model']} model in PyTorch ({'torch.compile' if spec['compile'] else 'eager'}, "
+               f"{spec['threads']} threads)")
     else:
         who = f"{spec['model']} floor {spec['part']}"
     return f"{who} {spec['dtype']} ({shape})"

@@ -10,7 +10,11 @@ same one from its options):
 * ``{"kind": "train", "model", "backend", "dtype", "size", "seed"}`` - forward, MSE
   backward and Adam step of a forecaster;
 * ``{"kind": "floor", "part", "model", "dtype", "size", "seed"}`` - the GEMMs or the
-  exponentials of that step's machine floor (:class:`bench.harness.floor.FloorPart`).
+  exponentials of that step's machine floor (:class:`bench.harness.floor.FloorPart`);
+* ``{"kind": "model", "side": "ours", "model", "backend", "dtype", "size", "seed"}`` - a
+  forecaster's train step on given weights (:class:`OursModel`);
+* ``{"kind": "model", "side": "peer", "model", "dtype", "size", "seed", "threads", "compile"}``
+  - the same model assembled in PyTorch (:class:`bench.harness.torch_models.PeerModel`).
 
 Every subject has ``step()``, ``outputs()`` (arrays for a parity check) and ``info``.
 The engine, models and torch are imported only by the subjects that use them.
@@ -23,9 +27,9 @@ import numpy as np
 
 from bench.harness.sizes import Size, layer_data
 
-__all__ = ["KINDS", "build_subject", "OursLayer", "TrainStep"]
+__all__ = ["KINDS", "build_subject", "OursLayer", "TrainStep", "OursModel"]
 
-KINDS = ("layer", "train", "floor")
+KINDS = ("layer", "train", "floor", "model")
 
 
 def _threads_info() -> dict:
@@ -138,6 +142,30 @@ class TrainStep:
         return kernel_share(self.step, self.backend)
 
 
+class OursModel(TrainStep):
+    """A forecaster's train step (as :class:`TrainStep`) on the weights of its PyTorch twin.
+
+    ``outputs()`` gives what the PyTorch model computes (:func:`bench.harness.wholemodel.peer_form_outputs`):
+    loss, prediction and the gradients both sides have, by sorted name (``info["compared gradients"]``).
+    """
+
+    def __init__(self, spec: dict, state=None):
+        super().__init__(dict(spec, kind="train"))
+        if state is not None:
+            self.model.load_state_dict(state)
+        from bench.harness.wholemodel import compared_names
+
+        self.info["impl"] = f"{spec['model']} model train step ({self.backend})"
+        self.info["compared gradients"] = compared_names(self.model)
+
+    def outputs(self) -> tuple:
+        from bench.harness.wholemodel import peer_form_outputs
+
+        if self.stepped:
+            raise RuntimeError("outputs() must come before the first step")
+        return peer_form_outputs(self.model, self.x, self.y)
+
+
 def build_subject(spec: dict, state=None):
     """The subject a spec describes (see the module docstring).
 
@@ -157,6 +185,12 @@ def build_subject(spec: dict, state=None):
         subject = OursLayer(spec, state)
     elif kind == "train":
         subject = TrainStep(spec)
+    elif kind == "model":
+        if spec.get("side") == "peer":
+            from bench.harness.torch_models import PeerModel
+
+            return PeerModel(spec)
+        subject = OursModel(spec, state)
     elif kind == "floor":
         from bench.harness.floor import FloorPart
 

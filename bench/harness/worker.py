@@ -20,6 +20,8 @@ Two ways to run it:
         python -m bench.harness.worker layer GRULayer --backend numba --dtype float32
         python -m bench.harness.worker train hybrid --backend numba --dtype float64
         python -m bench.harness.worker floor hybrid --part gemm --dtype float64
+        python -m bench.harness.worker model hybrid --backend numba --dtype float64
+        python -m bench.harness.worker model hybrid --peer eager --threads 2 --dtype float64
 
     The harness's samples are taken the same way (``measure``), so this command
     reproduces a published figure (BENCHMARKS.md lists the command of every row).
@@ -99,18 +101,20 @@ def serve(inp, out) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from bench.harness.specs import NAMED_SIZES
+    from bench.harness.specs import NAMED_SIZES, PEER_MODES
 
     p = argparse.ArgumentParser(prog="python -m bench.harness.worker",
                                 description="Time one implementation in this fresh process.")
     p.add_argument("--serve", action="store_true", help="answer the harness on stdin/stdout")
-    p.add_argument("kind", nargs="?", choices=("layer", "train", "floor"))
+    p.add_argument("kind", nargs="?", choices=("layer", "train", "floor", "model"))
     p.add_argument("name", nargs="?", help="layer: MambaBlock, GRULayer, MinGRULayer, mambapy, torch.nn.GRU, "
-                                           "minGRU-pytorch; train/floor: a model name")
+                                           "minGRU-pytorch; train/floor/model: a model name")
     p.add_argument("--backend", default="numba", help="our kernels: numpy or numba (default %(default)s)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--threads", type=int, default=None,
                    help="torch.set_num_threads for a peer (default: this process's cores)")
+    p.add_argument("--peer", default=None, choices=PEER_MODES,
+                   help="model: the same model assembled in PyTorch, eager or torch.compile (default: ours)")
     p.add_argument("--part", default="gemm", choices=("gemm", "exp"), help="floor part (default %(default)s)")
     p.add_argument("--size", default="default", choices=tuple(NAMED_SIZES),
                    help="default: b=64, L=60, d_model=64; cli: cli.py train's defaults (hidden 16)")
