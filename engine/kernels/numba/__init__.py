@@ -20,10 +20,10 @@ import time
 import numpy as np
 
 from engine.kernels.api import API, KERNELS
-from engine.kernels.numba._cache import refresh_stale_cache
+from engine.kernels.numba._cache import refresh_stale_cache as _refresh_stale_cache
 
 # Before any kernel loads from Numba's disk cache: drop it if a helper module changed.
-refresh_stale_cache()
+_refresh_stale_cache()
 
 from engine.kernels.numba._jit import FLOATS  # noqa: E402
 from engine.kernels.numba.conv import (causal_conv1d_bwd, causal_conv1d_fwd, causal_conv1d_silu_bwd,
