@@ -103,8 +103,9 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     if report.e2e:
         r0 = report.e2e[0]
         tables.append((
-            f"The README's first command as a newcomer meets it, `{r0['command']}` (every default: numba "
-            "backend, 30 epochs with early stopping), whole process timed from outside (start-up, data, "
+            f"The README's first command as a newcomer meets it, `{r0['command']}`"
+            + ("" if report.smoke else " (every default: numba backend, 30 epochs with early stopping)")
+            + ", whole process timed from outside (start-up, data, "
             "training, evaluation, outputs); the first run on an empty Numba cache directory, then warm "
             "(median of runs)",
             ["run", "wall s", "runs s", "other load"],
