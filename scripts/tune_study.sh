@@ -4,6 +4,7 @@
 # skipped, so running the script again after an interruption continues with the rest.
 #
 #   bash scripts/tune_study.sh stock [OUT]   each neural model on each bundled ticker, --target return
+#                                           (TICKERS="AAPL MSFT" to split the work between machines)
 #   bash scripts/tune_study.sh ltsf [OUT]    the hybrid at horizon 96 on ETTh1, ETTh2 and Exchange
 #                                           (at most 15 minutes of new trials per data set)
 # Default OUT: results/tune. Each OUT/<name>/best.json is read by
@@ -14,7 +15,7 @@ what=${1:?stock or ltsf}
 out=${2:-results/tune}
 case "$what" in
   stock)
-    for ticker in AAPL MSFT IBM GOOG; do
+    for ticker in ${TICKERS:-AAPL MSFT IBM GOOG}; do
       for model in hybrid mamba mingru gru; do
         dir="$out/stock-sample-$ticker-$model"
         [ -f "$dir/best.json" ] && continue

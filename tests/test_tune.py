@@ -19,6 +19,8 @@ import pytest
 import cli
 from forecast.config import RunConfig
 from forecast.tune import space as spaces
+from forecast.pipeline import load_dataset
+from forecast.tune.objective import loss_unit
 from forecast.tune.tuner import plan_tune, run_tune
 from tests.pipeline_helpers import price_frame, write_csv
 
@@ -88,7 +90,32 @@ def test_best_json_trains_to_the_best_trials_validation_loss(tuned, tmp_path):
     out = tmp_path / "run"
     assert cli.main(["train", "--config", str(tuned / "best.json"), "--out", str(out), "--quiet"]) == 0
     trained = json.loads((out / "summary.json").read_text())["training"]["best_val_loss"]
-    assert trained == pytest.approx(summary["best trial"]["value"], rel=1e-12, abs=0)
+    # the trial scores the trainer's loss in the target's own units (the scaler undone)
+    unit = loss_unit(load_dataset(RunConfig.from_dict({**best, "out": None})))
+    assert trained * unit == pytest.approx(summary["best trial"]["value"], rel=1e-12, abs=0)
+
+
+def test_trials_are_scored_in_the_targets_units_whatever_the_window(tmp_path):
+    """seq_len changes the training windows, so the min-max scaler's range; the score must
+    not change with it: the loss on the scaled target times loss_unit is the loss on the
+    target itself."""
+    import numpy as np
+
+    frame = price_frame(400)
+    for col in ("Open", "High", "Low", "Close", "Adj Close"):
+        frame.loc[15:, col] *= 1.2      # a 20% jump on day 15: a target of seq_len 10's windows, not 30's
+    data = write_csv(tmp_path / "jump.csv", frame)
+    units = set()
+    for seq_len in (10, 30):
+        ds = load_dataset(RunConfig(data=data, seq_len=seq_len, target="return"))
+        _, y = ds.part("val")
+        guess = np.full_like(y, y.mean())        # any forecast will do
+        scaled_mse = float(np.mean((y - guess) ** 2))
+        raw = ds.target_scaler.inverse_transform(y.reshape(-1, 1))
+        raw_guess = ds.target_scaler.inverse_transform(guess.reshape(-1, 1))
+        assert scaled_mse * loss_unit(ds) == pytest.approx(float(np.mean((raw - raw_guess) ** 2)), rel=1e-10)
+        units.add(round(loss_unit(ds), 15))
+    assert len(units) == 2          # the two windows' scalers differ: scores in scaled units would too
 
 
 def test_command_line_overrides_config_file(tuned, tmp_path):

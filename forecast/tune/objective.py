@@ -61,6 +61,26 @@ def _shadow_trial(pruner, curves):
     return shadow.ask()
 
 
+def loss_unit(dataset) -> float:
+    """The factor that turns a validation MSE on the scaled target into the target's units.
+
+    The trainer's losses are on the target scaled by a scaler fitted on the training
+    windows, and those windows depend on searched options (``seq_len`` moves the first
+    target row, so a min-max range can take in, or leave out, an extreme day). Compared
+    on the scaled target, two trials would be scored in different units; in the target's
+    own units (relative changes or log returns under the stock protocol) they are not. A
+    ``--protocol ltsf`` loss is the benchmark's own standardised MSE (its scaler is fitted
+    on the training rows, whatever the window): 1.
+    """
+    import numpy as np
+
+    scaler = getattr(dataset, "target_scaler", None)
+    if scaler is None:
+        return 1.0
+    ends = scaler.inverse_transform(np.array([[0.0], [1.0]]))
+    return float((ends[1, 0] - ends[0, 0]) ** 2)
+
+
 def run_trial(config: dict, frame, info: dict, pruner=None, curves=(), threads: int | None = None) -> dict:
     """Train one configuration; return its outcome as data.
 
@@ -81,8 +101,9 @@ def run_trial(config: dict, frame, info: dict, pruner=None, curves=(), threads: 
     Returns
     -------
     dict
-        ``state`` (one of :data:`TRIAL_STATES`), ``value`` (best validation loss, None
-        unless complete), ``curve`` (``{epoch: validation loss}``, every finite epoch),
+        ``state`` (one of :data:`TRIAL_STATES`), ``value`` (best validation loss in the
+        target's units, :func:`loss_unit`; None unless complete), ``curve`` (``{epoch:
+        validation loss}``, every finite epoch, same units),
         ``epochs``, ``best_epoch``, ``stop_reason``, ``seconds`` and ``error`` (one line,
         when failed).
     """
@@ -104,8 +125,10 @@ def run_trial(config: dict, frame, info: dict, pruner=None, curves=(), threads: 
         shadow = _shadow_trial(pruner, curves) if pruner is not None else None
         last_epoch = int(config.get("epochs") or 0)
 
+        unit = 1.0     # set from the trial's dataset before its first epoch
+
         def on_epoch(record: dict) -> bool:
-            value = record["val_loss"]
+            value = record["val_loss"] * unit
             outcome["epochs"] = record["epoch"]
             if not math.isfinite(value):
                 return False     # fit stops by itself on a non-finite loss
@@ -121,14 +144,16 @@ def run_trial(config: dict, frame, info: dict, pruner=None, curves=(), threads: 
             cfg = RunConfig.from_dict(dict(config)).validate()
             if threads is not None:
                 set_kernel_threads(cfg.backend, threads)
-            run = train_run(cfg, dataset_from_frame(cfg, frame, info), progress=False, on_epoch=on_epoch)
+            dataset = dataset_from_frame(cfg, frame, info)
+            unit = loss_unit(dataset)
+            run = train_run(cfg, dataset, progress=False, on_epoch=on_epoch)
             result = run.fit
             outcome.update(epochs=len(result.history), best_epoch=result.best_epoch,
                            stop_reason=result.stop_reason)
             if result.best_epoch is None or not math.isfinite(result.best_val_loss):
                 outcome["error"] = result.note or "no epoch gave a finite validation loss"
             else:
-                outcome.update(state="complete", value=float(result.best_val_loss))
+                outcome.update(state="complete", value=float(result.best_val_loss) * unit)
         except optuna.TrialPruned:
             outcome.update(state="pruned", stop_reason="pruned")
         except Exception as exc:             # noqa: BLE001 - one trial's failure must not end the study
