@@ -26,7 +26,6 @@ an exchange for it).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -302,17 +301,11 @@ def _predict_series(state, meta, path, data, steps, level, method, backend, cale
     """
     from engine.backend import single_threaded_blas
     from forecast.data.calendar import future_dates
-    from forecast.data.series import load_series
     from forecast.ltsf.protocol import part_rows
-    from forecast.ltsf.run import series_run_meta
+    from forecast.ltsf.run import series_run_data, series_run_meta
     from forecast.train import predict
 
-    config, scaler, model_config, seed, dtype = series_run_meta(meta, path)
-    if backend is not None:
-        config.backend = backend
-    if data is not None:
-        config.data = data
-    config.validate()
+    config, scaler, model_config, seed, dtype = series_run_meta(meta, path, data=data, backend=backend)
     L, H = config.seq_len, config.horizon
     steps = H if steps is None else steps
     if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= H:
@@ -325,12 +318,8 @@ def _predict_series(state, meta, path, data, steps, level, method, backend, cale
         level = check_level(90.0 if level is None else level)
     except (TypeError, ValueError) as exc:
         raise UserInputError(str(exc) if "--level" in str(exc) else f"--level {level!r}: a number of percent") from None
-    frame, info = load_series(config.data)
+    model, frame, info = series_run_data(state, path, config, model_config, seed, dtype)
     values = frame.to_numpy(dtype=np.float64)
-    if values.shape[1] != getattr(scaler, "n_features_in_", values.shape[1]):
-        raise UserInputError(f"{config.data} has {values.shape[1]} channels; the model of {path} takes "
-                             f"{scaler.n_features_in_}")
-    model = checkpoint_model(state, model_config, path, backend=config.backend, dtype=dtype, seed=seed)
     scaled = scaler.transform(values)
     T, C = scaled.shape
     train_end = part_rows(T, L, info.get("source") == "ett")["train"][1]

@@ -140,9 +140,10 @@ def train_series_run(config, dataset: SeriesDataset, model, progress: bool = Tru
     return SeriesRun(config, model, dataset, result, _metrics(dataset, test, val), losses, summary, t0)
 
 
-def series_run_meta(meta: dict, path) -> tuple:
+def series_run_meta(meta: dict, path, data: str | None = None, backend: str | None = None) -> tuple:
     """What a ``--protocol ltsf`` checkpoint says about its run: ``(config, scaler,
-    model_config, seed, dtype)``.
+    model_config, seed, dtype)``, the config validated with ``data`` and ``backend`` in
+    place of the run's when given.
 
     Raises
     ------
@@ -156,9 +157,28 @@ def series_run_meta(meta: dict, path) -> tuple:
     try:
         config = RunConfig.from_dict(dict(meta["run_config"]))
         scaler = scaler_from_dict(meta["scalers"]["series"])
-        return config, scaler, dict(meta["model_config"]), int(meta.get("seed", 0)), meta.get("dtype", "float64")
+        model_config, seed, dtype = dict(meta["model_config"]), int(meta.get("seed", 0)), meta.get("dtype", "float64")
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: metadata incomplete ({exc})") from exc
+    if data is not None:
+        config.data = data
+    if backend is not None:
+        config.backend = backend
+    return config.validate(), scaler, model_config, seed, dtype
+
+
+def series_run_data(state, path, config, model_config: dict, seed: int, dtype) -> tuple:
+    """A ``--protocol ltsf`` checkpoint's model and the series ``config.data`` names:
+    ``(model, frame, info)``; a series of other channels than the model's is one error."""
+    from forecast.data.series import load_series
+    from forecast.errors import UserInputError
+
+    model = checkpoint_model(state, model_config, path, backend=config.backend, dtype=dtype, seed=seed)
+    frame, info = load_series(config.data)
+    if frame.shape[1] != model.n_channels:
+        raise UserInputError(f"{config.data} has {frame.shape[1]} channels; the model of {path} "
+                             f"takes {model.n_channels}")
+    return model, frame, info
 
 
 def evaluate_series_checkpoint(state, meta: dict, path, data=None, part: str = "test", backend=None) -> dict:
@@ -173,20 +193,8 @@ def evaluate_series_checkpoint(state, meta: dict, path, data=None, part: str = "
         ``metrics`` (as in ``metrics.json``, on ``part``), ``window_losses`` (DataFrame),
         ``data``, ``config``, ``part``.
     """
-    from forecast.data.series import load_series
-    from forecast.errors import UserInputError
-
-    config, scaler, model_config, seed, dtype = series_run_meta(meta, path)
-    if data is not None:
-        config.data = data
-    if backend is not None:
-        config.backend = backend
-    config.validate()
-    model = checkpoint_model(state, model_config, path, backend=config.backend, dtype=dtype, seed=seed)
-    frame, info = load_series(config.data)
-    if frame.shape[1] != model.n_channels:
-        raise UserInputError(f"{config.data} has {frame.shape[1]} channels; the model of {path} "
-                             f"takes {model.n_channels}")
+    config, scaler, model_config, seed, dtype = series_run_meta(meta, path, data=data, backend=backend)
+    model, frame, info = series_run_data(state, path, config, model_config, seed, dtype)
     dataset = series_dataset_from_frame(config, frame, info, scaler=scaler)
     with single_threaded_blas():
         metrics, losses = evaluate_series_model(model, dataset, part)
