@@ -87,6 +87,28 @@ def session_cache() -> dict:
     return {}
 
 
+def cached_reference(session_cache: dict, key, build, what: str):
+    """The reference ``build()`` makes, built once per session under ``key``.
+
+    A peer library that cannot be imported (a worker's ``import`` failure) skips every
+    benchmark that needs it, saying ``what`` cannot be built; any other failure (a parity
+    error above all) fails the benchmark.
+    """
+    from bench.harness.protocol import WorkerError
+
+    if key not in session_cache:
+        try:
+            session_cache[key] = build()
+        except WorkerError as exc:
+            if exc.kind != "import":
+                raise
+            session_cache[key] = exc
+    ref = session_cache[key]
+    if isinstance(ref, WorkerError):
+        pytest.skip(f"{what} cannot be built: {str(ref).splitlines()[-1]}")
+    return ref
+
+
 @pytest.fixture(scope="session")
 def pool(smoke):
     """The session's worker pool; every worker ends with the session."""

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from bench import harness as B
-from bench.harness.protocol import WorkerError
+from bench.conftest import cached_reference
 
 DTYPES = [np.dtype(np.float64), np.dtype(np.float32)]
 IMPLS = [pytest.param(impl, marks=pytest.mark.bench_slow) if impl == "torch compile" else impl
@@ -25,18 +25,8 @@ IMPLS = [pytest.param(impl, marks=pytest.mark.bench_slow) if impl == "torch comp
 
 
 def _reference(session_cache, pool, model, dtype, size):
-    key = ("model", model, dtype.name, size)
-    if key not in session_cache:
-        try:
-            session_cache[key] = B.model_reference(pool, model, dtype, size)
-        except WorkerError as exc:
-            if exc.kind != "import":
-                raise
-            session_cache[key] = exc
-    ref = session_cache[key]
-    if isinstance(ref, WorkerError):
-        pytest.skip(f"the {model} model in PyTorch cannot be built: {str(ref).splitlines()[-1]}")
-    return ref
+    return cached_reference(session_cache, ("model", model, dtype.name, size),
+                            lambda: B.model_reference(pool, model, dtype, size), f"the {model} model in PyTorch")
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -21,24 +21,14 @@ import numpy as np
 import pytest
 
 from bench import harness as B
-from bench.harness.protocol import WorkerError
+from bench.conftest import cached_reference
 
 DTYPES = [np.dtype(np.float64), np.dtype(np.float32)]
 
 
 def _reference(session_cache, pool, layer, dtype, size):
-    key = ("pair", layer, dtype.name, size)
-    if key not in session_cache:
-        try:
-            session_cache[key] = B.pair_reference(pool, layer, dtype, size)
-        except WorkerError as exc:
-            if exc.kind != "import":
-                raise
-            session_cache[key] = exc
-    ref = session_cache[key]
-    if isinstance(ref, WorkerError):
-        pytest.skip(f"{B.PAIRS[layer].peer} cannot be imported: {str(ref).splitlines()[-1]}")
-    return ref
+    return cached_reference(session_cache, ("pair", layer, dtype.name, size),
+                            lambda: B.pair_reference(pool, layer, dtype, size), B.PAIRS[layer].peer)
 
 
 @pytest.mark.parametrize("impl", B.IMPLS)

@@ -136,3 +136,37 @@ def test_cli_bench_from_a_bad_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: cannot read a saved bench report") and err.count("\n") == 1
     assert cli.main(["bench", "--from", str(tmp_path / "missing.json")]) == 2
+
+
+def test_update_measures_only_the_given_sections_and_keeps_the_others(report, tmp_path, capsys):
+    """``--update``: the kernel rows are measured again, the train and layer rows stay as saved,
+    and the page says when the re-measured section was measured."""
+    import cli
+    from bench.harness.cli import load_report, save_report
+
+    saved = save_report(report, tmp_path / "report.json")
+    marker = {"marker": "kept"}
+    old = load_report(saved)
+    old.train = [dict(r, **marker) for r in old.train]
+    old.kernels = [dict(r, marker="measured before") for r in old.kernels]
+    save_report(old, saved)
+    page = tmp_path / "bench.md"
+    assert cli.main(["bench", "--smoke", "--only", "kernels", "--update", str(saved), "--write", str(page)]) == 0
+    merged = load_report(saved)                      # written back where it came from
+    assert all(r["marker"] == "kept" for r in merged.train) and merged.torch == report.torch
+    assert merged.kernels and not any("marker" in r for r in merged.kernels)
+    assert set(merged.updated) == {"kernels"}
+    assert "Section `kernels` measured again on " in page.read_text(encoding="utf-8")
+
+
+def test_update_refuses_a_report_of_another_mode(report, tmp_path, capsys):
+    import cli
+    from bench.harness.cli import load_report, save_report
+
+    saved = save_report(report, tmp_path / "report.json")     # a smoke report
+    before = saved.read_text(encoding="utf-8")
+    assert cli.main(["bench", "--quick", "--only", "kernels", "--update", str(saved)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "merge only runs of one mode" in err and err.count("\n") == 1
+    assert saved.read_text(encoding="utf-8") == before
+    assert load_report(saved).updated == {}

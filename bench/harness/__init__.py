@@ -12,6 +12,7 @@
   train steps, each implementation in its own process;
 * :mod:`bench.harness.torch_models`, :mod:`bench.harness.wholemodel` - the forecasters
   assembled in PyTorch from the peers, and whole models against them;
+* :mod:`bench.harness.longseq` - the layer pairs at L = 256 to 16,384: time and memory per step;
 * :mod:`bench.harness.wholeprocess`, :mod:`bench.harness.compile_cost`,
   :mod:`bench.harness.study_rate` - whole ``cli.py`` runs, compile cost, study throughput;
 * :mod:`bench.harness.run` - one measurement of everything (:func:`run_benchmarks`);

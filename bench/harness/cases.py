@@ -25,7 +25,7 @@ from models.names import MODEL_NAMES
 __all__ = ["Size", "SIZES", "SMOKE_SIZES", "TRAIN_SIZE", "SMOKE_TRAIN_SIZE", "KERNELS", "MODEL_NAMES",
            "BACKENDS", "DTYPES", "sizes_for", "numba_available", "peer_available", "numba_threads",
            "make_kernel_args", "make_exp_floor", "make_optimizer", "make_train_data", "build_forecaster",
-           "forward_backward", "make_train_step", "kernel_share"]
+           "forward_backward", "make_train_step", "kernel_share", "kernel_profile"]
 
 
 # ----------------------------------------------------------------------------------
@@ -216,17 +216,19 @@ def make_train_step(model, x, y, optimizer) -> Callable[[], float]:
 
 @contextlib.contextmanager
 def _kernel_timer(backend: str):
-    """Temporarily wrap every kernel of ``backend`` to add its wall time to a counter.
+    """Temporarily wrap every kernel of ``backend`` to add its wall time to counters.
 
-    Models look kernels up as module attributes at call time, so patching the module
-    catches every call; the originals are restored on exit.
+    Yields a dict: ``spent[""]`` the total inside kernels, ``spent[name]`` per kernel,
+    ``spent[("calls", name)]`` the number of calls. Models look kernels up as module
+    attributes at call time, so patching the module catches every call; the originals
+    are restored on exit.
     """
     module = get_kernels(backend)
-    spent = [0.0]
+    spent: dict = {"": 0.0}
     depth = [0]
     originals = {name: getattr(module, name) for name in module.__all__ if name != "warmup"}
 
-    def timed(fn):
+    def timed(name, fn):
         # Only the outermost kernel call counts: a fused reference kernel calls the
         # plain ones through this same module, and those must not be counted twice.
         def wrapper(*args, **kwargs):
@@ -237,11 +239,14 @@ def _kernel_timer(backend: str):
             finally:
                 depth[0] -= 1
                 if depth[0] == 0:
-                    spent[0] += time.perf_counter() - t0
+                    dt = time.perf_counter() - t0
+                    spent[""] += dt
+                    spent[name] = spent.get(name, 0.0) + dt
+                    spent[("calls", name)] = spent.get(("calls", name), 0) + 1
         return wrapper
 
     for name, fn in originals.items():
-        setattr(module, name, timed(fn))
+        setattr(module, name, timed(name, fn))
     try:
         yield spent
     finally:
@@ -260,4 +265,25 @@ def kernel_share(step: Callable, backend: str, calls: int = 3) -> float:
         for _ in range(calls):
             step()
         total = time.perf_counter() - t0
-    return min(1.0, spent[0] / total) if total > 0 else 0.0
+    return min(1.0, spent[""] / total) if total > 0 else 0.0
+
+
+def kernel_profile(step: Callable, backend: str, calls: int = 20) -> dict:
+    """Where ``step()``'s time goes: milliseconds per step in each kernel of ``backend`` and outside.
+
+    Returns
+    -------
+    dict
+        ``{"step": ms, "kernels": {name: (ms per step, calls per step)} (slowest first),
+        "outside kernels": ms}``. The wrappers cost about a microsecond per kernel call,
+        counted in "outside kernels".
+    """
+    with _kernel_timer(backend) as spent:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            step()
+        total = time.perf_counter() - t0
+    names = sorted((k for k in spent if isinstance(k, str) and k), key=lambda k: -spent[k])
+    return {"step": 1e3 * total / calls,
+            "kernels": {k: (1e3 * spent[k] / calls, spent[("calls", k)] / calls) for k in names},
+            "outside kernels": 1e3 * (total - spent[""]) / calls}

@@ -5,9 +5,11 @@ Sections (``--only``): ``kernels`` (NumPy against Numba kernels, in this process
 layers against their PyTorch peers), ``models`` (each forecaster's train step against
 the same model assembled in PyTorch, eager and torch.compile), ``e2e`` (the README's
 first command, ``cli.py train --model hybrid``, on an empty Numba cache and warm),
-``compile`` (compile cost) and ``study`` (runs per minute of a small ``compare`` on the
-local pool and on Dask); all but ``kernels`` run each implementation in a process of
-its own.
+``compile`` (compile cost), ``study`` (runs per minute of a small ``compare`` on the
+local pool and on Dask), ``longseq`` (our layers against their peers at L = 256 to
+16,384: time per step, memory per step) and ``ltsf`` (the long-horizon forecaster's train
+step at lookback 96/336/720 x horizon 96/720 and one epoch of ETTh1, against the same model
+assembled in PyTorch); all but ``kernels`` run each implementation in a process of its own.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 from bench.harness.markdown import format_table, write_markdown
 from bench.harness.run import SECTIONS, Report, run_benchmarks
 
-__all__ = ["add_arguments", "load_report", "main", "run", "save_report"]
+__all__ = ["add_arguments", "load_report", "main", "merge_sections", "run", "save_report"]
 
 
 def _sections(text: str) -> tuple:
@@ -44,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="tiny shapes: checks the harness end to end, numbers are meaningless")
     parser.add_argument("--save", metavar="JSON", default=None,
                         help="also save the measurements as JSON (e.g. bench/report.json)")
+    parser.add_argument("--update", metavar="JSON", default=None,
+                        help="measure only the --only sections and merge them into the report saved in JSON "
+                             "(written back there unless --save names another file); the other sections keep "
+                             "their earlier measurements, and the page says when each was measured")
     parser.add_argument("--from", dest="from_json", metavar="JSON", default=None,
                         help="measure nothing: print (and --write) a report saved with --save, "
                              "e.g. after editing bench/bounds.md")
@@ -72,13 +78,25 @@ def run(args: argparse.Namespace) -> int:
     """
     # No thread limits here: kernels run as a library user runs them, and everything
     # else runs in worker processes that start from library defaults.
-    if args.from_json:
+    saved = args.from_json or getattr(args, "update", None)
+    if saved:
         try:
-            report = load_report(args.from_json)
+            report = load_report(saved)
         except (OSError, ValueError, TypeError) as exc:
-            print(f"error: cannot read a saved bench report from {args.from_json}: "
+            print(f"error: cannot read a saved bench report from {saved}: "
                   f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
             return 2
+        if args.from_json and getattr(args, "update", None):
+            print("error: --from measures nothing and --update measures: give one of them", file=sys.stderr)
+            return 2
+        if args.update:
+            if report.smoke != args.smoke or report.quick != args.quick:
+                print(f"error: {saved} was measured {_mode(report)}, this run would be {_mode(args)}: "
+                      "merge only runs of one mode", file=sys.stderr)
+                return 2
+            report = merge_sections(report, run_benchmarks(quick=args.quick, smoke=args.smoke,
+                                                           sections=args.only), args.only)
+            args.save = args.save or saved
     else:
         report = run_benchmarks(quick=args.quick, smoke=args.smoke, sections=args.only)
     if args.save:
@@ -88,6 +106,27 @@ def run(args: argparse.Namespace) -> int:
         path = write_markdown(report, args.write)
         print(f"wrote {path}")
     return 0
+
+
+def _mode(x) -> str:
+    return "with --smoke" if x.smoke else "with --quick" if x.quick else "in full"
+
+
+def merge_sections(base: Report, new: Report, sections) -> Report:
+    """``base`` with the rows of ``sections`` replaced by those of ``new`` (``cli.py bench --update``).
+
+    Sections not in ``sections`` keep their rows; ``base.updated`` records when and on what
+    load each merged section was measured, and the skipped notes of a merged section are
+    the new run's.
+    """
+    for name in sections:
+        setattr(base, name, getattr(new, name))
+        base.updated[name] = {"measured": new.measured, "seconds": round(new.seconds),
+                              "load average": f"{new.machine.get('load average at start (1/5/15 min)')} -> "
+                                              f"{new.machine.get('load average at end (1/5/15 min)')}"}
+    base.skipped = list(dict.fromkeys(base.skipped + new.skipped))
+    base.seconds += new.seconds
+    return base
 
 
 def main(argv=None) -> int:

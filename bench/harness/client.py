@@ -247,6 +247,14 @@ class Worker:
     def share(self, case: str) -> float:
         return self.request("share", case=case)["share"]
 
+    def memory(self, case: str, with_peak: bool = False) -> tuple:
+        """One step; returns the peak resident bytes it added (None: not measurable here) and its
+        seconds, and with ``with_peak`` the process's whole peak resident bytes during the step."""
+        reply = self.request("memory", case=case)
+        if with_peak:
+            return reply["bytes"], reply["seconds"], reply.get("peak")
+        return reply["bytes"], reply["seconds"]
+
     # -- ending ---------------------------------------------------------------------------
     def kill(self) -> None:
         if self.proc.poll() is None:

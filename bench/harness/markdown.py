@@ -67,13 +67,15 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
               _err(r["parity"]), _pct(r.get("other_load"))] for r in report.train]))
         tables.append((
             "Machine floor of each train step: its matrix products (every forward product and both backward "
-            "products, read from the model, BLAS on all cores) plus the exponentials it must evaluate (the "
-            "engine's vectorised exp, all cores); measured in a process of its own",
-            ["model", "size", "dtype", "products", "multiply-adds", "GEMM ms", "exps", "exp ms", "floor ms",
-             "numba ms", "numba / floor", "numpy / floor"],
+            "products, read from the model, BLAS on all cores) plus the exponentials it must evaluate, with "
+            "the faster of NumPy's exp and the engine's, each on all cores (the floor takes the faster); "
+            "measured in a process of its own",
+            ["model", "size", "dtype", "products", "multiply-adds", "GEMM ms", "exps", "exp ms NumPy",
+             "exp ms engine", "floor ms", "numba ms", "numba / floor", "numpy / floor"],
             [[r["model"], r["size_name"], r["dtype"], str(r["gemms"]), _sci(r["macs"]), _ms(r["floor_gemm"]),
-              _sci(r["exps"]), _ms(r["floor_exp"]), _ms(r["floor"]), _ms(r["numba"]), _x(r["numba_vs_floor"]),
-              _x(r["numpy_vs_floor"])] for r in report.train]))
+              _sci(r["exps"]), _ms(r.get("floor_exp_numpy")), _ms(r.get("floor_exp_engine")),
+              _ms(r["floor"]), _ms(r["numba"]), _x(r["numba_vs_floor"]), _x(r["numpy_vs_floor"])]
+             for r in report.train]))
     if report.torch:
         r0 = report.torch[0]
         tables.append((
@@ -100,6 +102,9 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
             [[r["model"], r["peer_impl"], r["dtype"], _ms(r["ours"]), _ms(r["eager"]), _ms(r.get("compiled")),
               _f(r.get("compile_wait"), "{:.1f}"), f"{_x(r['speedup'])} ({r['better']})", _err(r.get("parity")),
               _err(r.get("peer_parity")), _pct(r.get("other_load"))] for r in report.models]))
+    tables += _ltsf_tables(getattr(report, "ltsf", []))
+    if getattr(report, "longseq", None):
+        tables.append(_longseq_table(report.longseq))
     if report.e2e:
         r0 = report.e2e[0]
         tables.append((
@@ -127,6 +132,47 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     return tables
 
 
+def _ltsf_tables(rows) -> list[tuple]:
+    """The long-horizon workload: train steps by shape, then epochs of ETTh1."""
+    tables = []
+    header = ["model", "dtype", "ours {u}", "torch eager {u}", "torch.compile {u}", "compile wait s",
+              "PyTorch better / ours", "parity err ours", "parity err PyTorch", "other load"]
+
+    def cells(r, scale):
+        f = (lambda v: _ms(v)) if scale == "ms" else (lambda v: _f(v, "{:.2f}"))
+        return [_x(r["speedup"]) + f" ({r['better']})", _err(r.get("parity")), _err(r.get("peer_parity")),
+                _pct(r.get("other_load"))], f
+
+    steps = [r for r in rows if r["workload"] == "step"]
+    if steps:
+        body = []
+        for r in steps:
+            tail, f = cells(r, "ms")
+            body.append([r["model"], f"{r['lookback']} -> {r['horizon']}", r["layout"], r["dtype"], f(r["ours"]),
+                         f(r["eager"]), f(r.get("compiled")), _f(r.get("compile_wait"), "{:.1f}")] + tail)
+        tables.append((
+            f"Long-horizon model, one train step ({steps[0]['shape'].split(' (', 1)[1].rstrip(')')}; RevIN, "
+            "segments, linear path, as the long-horizon protocol runs it; forward, MSE, backward, Adam on one "
+            "random batch) against the same model assembled in PyTorch from the peers, loading the same weights; "
+            "each implementation in a fresh process, eager and torch.compile, as in the whole-models table",
+            ["model", "lookback -> horizon", "channels"] + [h.format(u="ms") for h in header[1:]], body))
+    epochs = [r for r in rows if r["workload"] == "epoch"]
+    if epochs:
+        r0 = epochs[0]
+        body = []
+        for r in epochs:
+            tail, f = cells(r, "s")
+            body.append([r["model"], r["dtype"], f(r["ours"]), f(r["eager"]), f(r.get("compiled")),
+                         _f(r.get("compile_wait"), "{:.1f}")] + tail)
+        tables.append((
+            f"Long-horizon model, one epoch of ETTh1's training windows ({r0.get('windows')} windows of lookback "
+            f"{r0['lookback']}, horizon {r0['horizon']}, {r0.get('batches')} batches of {r0['shape']}) in a "
+            "fixed shuffled order, the same batches on both sides, one train step each (the compile wait "
+            "covers both batch shapes); median of rounds",
+            [h.format(u="s") for h in header], body))
+    return tables
+
+
 def _study_table(rows) -> tuple:
     """Study throughput: the local pool against a Dask LocalCluster on the same machine."""
     return (
@@ -141,6 +187,36 @@ def _study_table(rows) -> tuple:
         [[r["executor"], str(r["runs"]), str(r["rounds"]), f"{r['per_min_running']:.1f}", _x(r["vs_pool"]),
           f"{r['start']:.1f}", f"{r['training']:.1f}", f"{r['per_min_training']:.1f}", f"{r['wall']:.1f}",
           f"{r['per_min_wall']:.1f}"] for r in rows])
+
+
+def _mib(b) -> str:
+    return "not measured" if b is None else f"{b / 2 ** 20:.1f}"
+
+
+def _longseq_table(rows) -> tuple:
+    """Long sequences: ours (numba) against the peer per layer, dtype and L, time and memory."""
+    r0 = rows[0]
+    return (
+        f"Long sequences: our layers (numba) against their PyTorch peers, forward + backward, b={r0['batch']}, "
+        f"d_model={r0['d_model']}, d_state={r0['d_state']}, L from {rows[0]['seq_len']:,} to "
+        f"{max(r['seq_len'] for r in rows):,}; each implementation in a fresh process, as in the layer table "
+        "(steps of a second or more: 3 interleaved rounds of one step). us / step = time / L. Peak = the whole "
+        "process's peak resident memory during a step (imports, weights, inputs, caches, output pool, "
+        "temporaries; Linux VmHWM after a reset): its growth with L is what the memory target judges. Added = "
+        "what one step adds to what the warm process holds, in MiB and per (b*L) step; beside it the (b, L, "
+        "d_inner, d_state) array MambaBlock's backward does not store. "
+        "Parity: our layer against the peer (or, where the peer's own rounding grows with L, against our "
+        "NumPy layer, with the peer's error beside it)",
+        ["layer", "peer", "dtype", "L", "ours ms", "peer ms", "ours vs peer", "ours us / step", "ours peak MiB",
+         "peer peak MiB", "ours added MiB", "peer added MiB", "ours added KiB / (b*L) step",
+         "(b, L, d_inner, d_state) MiB", "parity err", "peer err", "other load"],
+        [[r["layer"], r["peer_name"], r["dtype"], f"{r['seq_len']:,}", _ms(r["numba"]), _ms(r["peer"]),
+          _x(r["speedup_vs_peer"]), _f(r["numba_per_step_us"]), _mib(r.get("rss_numba")), _mib(r.get("rss_peer")),
+          _mib(r["mem_numba"]), _mib(r["mem_peer"]),
+          _f(None if r["mem_numba_per_step"] is None else r["mem_numba_per_step"] / 1024),
+          "-" if r.get("design_avoided_bytes") is None else _mib(r["design_avoided_bytes"]),
+          _err(r["parity"]) + ("" if r.get("checked_against", "peer") == "peer" else " (vs our numpy)"),
+          _err(r.get("peer_error")), _pct(r.get("other_load"))] for r in rows])
 
 
 def bounds_section(report: Report, bounds_file=BOUNDS_FILE) -> list[str]:
@@ -168,6 +244,13 @@ def _commands(report: Report) -> list[str]:
     for r in report.models:
         for impl, cmd in r.get("commands", {}).items():
             lines.append(f"- {r['model']} model {r['dtype']}, {impl}: `{cmd}`")
+    for r in getattr(report, "ltsf", []):
+        for impl, cmd in r.get("commands", {}).items():
+            lines.append(f"- {r['model']} long-horizon {r['workload']} {r['lookback']} -> {r['horizon']} "
+                         f"{r['layout']} {r['dtype']}, {impl}: `{cmd}`")
+    for r in getattr(report, "longseq", []):
+        for impl, cmd in r.get("commands", {}).items():
+            lines.append(f"- {r['layer']} long sequence L={r['seq_len']:,} {r['dtype']}, {impl}: `{cmd}`")
     return lines
 
 
@@ -195,7 +278,10 @@ def to_markdown(report: Report, bounds_file=BOUNDS_FILE) -> str:
     when = report.measured or datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     mode = " (quick mode: fewer samples, noisier)" if report.quick else ""
     mode += " (SMOKE shapes: numbers are meaningless)" if report.smoke else ""
-    lines += [f"Measured {when}{mode} in {report.seconds:.0f} s. Reproduce from the repository root with:", "",
+    later = "".join(f" Section `{name}` measured again on {u['measured']} in {u['seconds']} s (load average "
+                    f"{u['load average']}) and merged in (`--update`)." for name, u in report.updated.items())
+    lines += [f"Measured {when}{mode} in {report.seconds:.0f} s.{later} Reproduce from the repository root with:",
+              "",
               "```", REPRODUCE, "```", "",
               "(add `--save bench/report.json` to keep the measurements; after editing `bench/bounds.md`, "
               "`python cli.py bench --from bench/report.json --write BENCHMARKS.md` rewrites this page from "

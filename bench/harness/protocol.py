@@ -22,11 +22,15 @@ __all__ = ["OPS", "REPLY_FIELDS", "WorkerError", "send", "receive", "parse_reply
 #: ``step``     one step; reply ``seconds`` (timed inside the worker)
 #: ``measure``  ``warmup`` untimed steps, then ``calls`` timed ones; reply ``samples``
 #: ``share``    fraction of a step spent in the time-loop kernels; reply ``share``
+#: ``memory``   one step; reply ``bytes`` (the peak resident memory it added, None where the
+#:              platform cannot tell), ``seconds`` (the step's time) and ``peak`` (the
+#:              process's peak resident memory during the step, or None)
 #: ``exit``     reply, then end the process
-OPS = ("setup", "state", "outputs", "warmup", "step", "measure", "share", "exit")
+OPS = ("setup", "state", "outputs", "warmup", "step", "measure", "share", "memory", "exit")
 REPLY_FIELDS = {
     "setup": ("info",), "state": ("state",), "outputs": ("arrays",), "warmup": ("seconds",),
-    "step": ("seconds",), "measure": ("samples",), "share": ("share",), "exit": (),
+    "step": ("seconds",), "measure": ("samples",), "share": ("share",), "memory": ("bytes", "seconds"),
+    "exit": (),
 }
 
 
@@ -99,8 +103,10 @@ def parse_reply(reply, op: str) -> dict:
     missing = [f for f in REPLY_FIELDS[op] if f not in reply]
     if missing:
         raise WorkerError(f"reply to {op!r} lacks {', '.join(missing)}")
-    if op in ("step", "warmup"):
+    if op in ("step", "warmup", "memory"):
         _positive_seconds([reply["seconds"]], op)
+    if op == "memory" and not (reply["bytes"] is None or (isinstance(reply["bytes"], int) and reply["bytes"] >= 0)):
+        raise WorkerError(f"memory: expected a number of bytes or None, got {reply['bytes']!r}")
     if op == "measure":
         samples = reply["samples"]
         if not isinstance(samples, list) or not samples:

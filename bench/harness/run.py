@@ -44,7 +44,7 @@ from engine.parity import assert_parity
 __all__ = ["SECTIONS", "RUNNERS", "Report", "Settings", "machine_info", "run_benchmarks"]
 
 
-SECTIONS = ("kernels", "train", "torch", "models", "e2e", "compile", "study")
+SECTIONS = ("kernels", "train", "torch", "models", "e2e", "compile", "study", "ltsf", "longseq")
 
 
 @dataclass
@@ -62,9 +62,14 @@ class Report:
     e2e: list = field(default_factory=list)
     compile: list = field(default_factory=list)
     study: list = field(default_factory=list)
+    ltsf: list = field(default_factory=list)       # long-horizon steps and epochs (bench.harness.ltsf_steps)
+    longseq: list = field(default_factory=list)    # layer pairs at L = 256 ... 16,384 (bench.harness.longseq)
     skipped: list = field(default_factory=list)
     seconds: float = 0.0
     measured: str = ""          # when the run started, "YYYY-MM-DD HH:MM" (local time)
+    # Sections measured by a later run and merged in (``cli.py bench --update``):
+    # section -> {"measured": "YYYY-MM-DD HH:MM", "seconds": s, "load average": "..."}
+    updated: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Plain-data form (e.g. for JSON)."""
@@ -225,7 +230,7 @@ def run_benchmarks(quick: bool = False, smoke: bool = False, sections=SECTIONS,
     report.seconds = time.perf_counter() - started
     report.machine["load average at end (1/5/15 min)"] = _loadavg()
     loads = [r["other_load"] for r in report.kernels + report.train + report.torch + report.models + report.e2e
-             if r.get("other_load") is not None]
+             + report.ltsf + report.longseq if r.get("other_load") is not None]
     if loads:
         report.machine["other processes' CPU share while rows were measured (median / worst row)"] = (
             f"{100 * statistics.median(loads):.0f}% / {100 * max(loads):.0f}%")
@@ -308,9 +313,33 @@ def _section_study(report, st: Settings) -> None:
     _run_study(report, "numba" if st.has_numba else "numpy", st.quick or st.smoke, st.smoke, st.log)
 
 
+def _section_ltsf(report, st: Settings) -> None:
+    from bench.harness.ltsf_steps import run_ltsf
+
+    impls = MODEL_IMPLS
+    if st.smoke:
+        # as in the models section: torch.compile takes 10-60 s per row even on tiny shapes
+        impls = tuple(i for i in MODEL_IMPLS if i != "torch compile")
+        report.skipped.append("long-horizon workload: torch.compile not run on smoke shapes")
+    # Its own timers (bench.harness.ltsf_steps.LTSF_TIMERS): 40 rows of fresh workers and
+    # compiles; a worker_timer given to run_benchmarks does not apply here.
+    run_ltsf(report, st.pool, "smoke" if st.smoke else "quick" if st.quick else "full", st.log, impls)
+
+
+def _section_longseq(report, st: Settings) -> None:
+    from bench.harness.longseq import QUICK_TIMERS, run_long_sequences
+    from bench.harness.sizes import long_seq_sizes
+
+    # Its own timers (bench.harness.longseq.TIMERS: 3 rounds of one step where a step takes
+    # seconds); a worker_timer given to run_benchmarks does not apply here.
+    run_long_sequences(report, st.pool, long_seq_sizes(st.smoke), st.dtypes, st.smoke, st.log,
+                       timers=QUICK_TIMERS if st.quick and not st.smoke else None)
+
+
 #: Section name -> runner(report, settings).
 RUNNERS = {"kernels": _section_kernels, "train": _section_train, "torch": _section_torch,
-           "models": _section_models, "e2e": _section_e2e, "compile": _section_compile, "study": _section_study}
+           "models": _section_models, "e2e": _section_e2e, "compile": _section_compile, "study": _section_study,
+           "ltsf": _section_ltsf, "longseq": _section_longseq}
 
 
 def _run_kernels(report, sizes, dtypes, has_numba, timer, log):

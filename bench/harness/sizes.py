@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 __all__ = ["Size", "SIZES", "SMOKE_SIZES", "TRAIN_SIZE", "SMOKE_TRAIN_SIZE", "CLI_TRAIN_SIZE",
-           "SMOKE_CLI_TRAIN_SIZE", "DTYPES", "DTYPE_NAMES", "sizes_for", "train_sizes_for", "layer_data",
+           "SMOKE_CLI_TRAIN_SIZE", "DTYPES", "DTYPE_NAMES", "LONG_SEQ_LENGTHS", "SMOKE_LONG_SEQ_LENGTHS",
+           "long_seq_sizes", "sizes_for", "train_sizes_for", "layer_data",
            "train_data"]
 
 
@@ -83,6 +84,9 @@ SMOKE_TRAIN_SIZE = SMOKE_SIZES[0]
 #: may not import the application).
 CLI_TRAIN_SIZE = Size("cli", batch=64, seq_len=60, d_model=16, d_state=16)
 SMOKE_CLI_TRAIN_SIZE = Size("cli", batch=3, seq_len=8, d_model=4, d_state=4)
+#: Long sequences (issue 19 item 3): each layer pair at these lengths, b=4, d_model 64, d_state 16.
+LONG_SEQ_LENGTHS = (256, 1024, 4096, 16384)
+SMOKE_LONG_SEQ_LENGTHS = (16, 32, 64)
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 DTYPE_NAMES = tuple(d.name for d in DTYPES)
 
@@ -95,6 +99,13 @@ def sizes_for(smoke: bool) -> tuple:
 def train_sizes_for(smoke: bool) -> tuple:
     """The train-step sizes: issue 9's default and the CLI's default."""
     return (SMOKE_TRAIN_SIZE, SMOKE_CLI_TRAIN_SIZE) if smoke else (TRAIN_SIZE, CLI_TRAIN_SIZE)
+
+
+def long_seq_sizes(smoke: bool) -> tuple:
+    """The shapes of the long-sequence section, shortest first (tiny widths on smoke shapes)."""
+    if smoke:
+        return tuple(Size(f"L={n}", batch=2, seq_len=n, d_model=4, d_state=4) for n in SMOKE_LONG_SEQ_LENGTHS)
+    return tuple(Size(f"L={n}", batch=4, seq_len=n, d_model=64, d_state=16) for n in LONG_SEQ_LENGTHS)
 
 
 def layer_data(size: Size, dtype, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

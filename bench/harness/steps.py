@@ -4,8 +4,9 @@ For each forecaster, size and dtype: the NumPy-backend and Numba-backend train s
 (forward, MSE backward, Adam step) in fresh workers, each checked against the other
 backend's reference outputs (prediction and every parameter gradient, computed in the
 "ours" reference worker from the same seed), and the step's floor
-(:mod:`bench.harness.floor`: its GEMMs and its exponentials) in a third worker; the
-four take turns (:func:`bench.harness.timing.time_workers`).
+(:mod:`bench.harness.floor`: its GEMMs, and its exponentials with NumPy's exp and with
+the engine's, the faster counting) in a third worker; all take turns
+(:func:`bench.harness.timing.time_workers`).
 
 Rows: issue 9's size (b=64, L=60, hidden 64, d_state 16) in float64 and float32, and the
 size ``cli.py train`` runs by default (hidden 16) in its default float64.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.harness.cases import MODEL_NAMES, numba_available
+from bench.harness.floor import EXP_PARTS, FLOOR_PARTS
 from bench.harness.sizes import DTYPES, Size
 from bench.harness.specs import command_for, floor_spec, train_spec
 from engine.parity import assert_parity
@@ -76,11 +78,11 @@ def start_step(pool, model: str, backend: str, dtype, size: Size, ref: TrainRefe
     return worker, case, err
 
 
-def start_floor(pool, model: str, dtype, size: Size):
-    """A fresh worker hosting both floor parts; returns ``(worker, {part: case})``."""
+def start_floor(pool, model: str, dtype, size: Size, parts=FLOOR_PARTS):
+    """A fresh worker hosting the floor's ``parts``; returns ``(worker, {part: case})``."""
     worker = pool.fresh("ours", f"{model} floor {np.dtype(dtype).name} {size.name}")
     try:
-        cases = {part: worker.setup(floor_spec(model, part, dtype, size)) for part in ("gemm", "exp")}
+        cases = {part: worker.setup(floor_spec(model, part, dtype, size)) for part in parts}
     except BaseException:
         pool.release(worker)
         raise
@@ -106,7 +108,9 @@ def run_train_steps(report, pool, sizes, timer: dict, log, shares: bool = True) 
                 contenders[backend] = (worker, case)
                 row["parity"] = err if row["parity"] is None else max(row["parity"], err or 0.0)
                 row["commands"][backend] = "python " + " ".join(command_for(train_spec(model, backend, dtype, size)))
-            fworker, fcases = start_floor(pool, model, dtype, size)
+            # without Numba the engine's exp cannot run: NumPy's alone sets the floor
+            parts = FLOOR_PARTS if has_numba else tuple(p for p in FLOOR_PARTS if p != "exp-engine")
+            fworker, fcases = start_floor(pool, model, dtype, size, parts)
             workers.append(fworker)
             contenders.update({f"floor {part}": (fworker, case) for part, case in fcases.items()})
             row["commands"].update({f"floor {p}": "python " + " ".join(command_for(floor_spec(model, p, dtype, size)))
@@ -120,8 +124,16 @@ def run_train_steps(report, pool, sizes, timer: dict, log, shares: bool = True) 
             for worker in workers:
                 pool.release(worker)
         for name, timing in timings.items():
-            row[name.replace(" ", "_")] = timing.median
+            if not name.startswith("floor"):
+                row[name] = timing.median
         row["other_load"] = worst_other_load(timings)
+        # The floor's exponentials: the faster of NumPy's exp and the engine's, both on all cores.
+        row["floor_gemm"] = timings["floor gemm"].median
+        exps = {EXP_PARTS[part]: timings["floor " + part].median for part in EXP_PARTS
+                if "floor " + part in timings}
+        row.update({f"floor_exp_{who}": t for who, t in exps.items()})
+        row["floor_exp_by"] = min(exps, key=exps.get)
+        row["floor_exp"] = exps[row["floor_exp_by"]]
         row.update(gemms=account["gemms"], macs=account["macs"], exps=account["exps"],
                    floor=row["floor_gemm"] + row["floor_exp"])
         row["speedup"] = row["numpy"] / row["numba"] if row["numba"] else None

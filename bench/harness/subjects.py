@@ -14,7 +14,10 @@ same one from its options):
 * ``{"kind": "model", "side": "ours", "model", "backend", "dtype", "size", "seed"}`` - a
   forecaster's train step on given weights (:class:`OursModel`);
 * ``{"kind": "model", "side": "peer", "model", "dtype", "size", "seed", "threads", "compile"}``
-  - the same model assembled in PyTorch (:class:`bench.harness.torch_models.PeerModel`).
+  - the same model assembled in PyTorch (:class:`bench.harness.torch_models.PeerModel`);
+* ``{"kind": "ltsf", "side", "model", "dtype", "shape", "workload", "seed", ...}`` - the
+  long-horizon forecaster's train step or epoch, ours (:class:`OursLtsf`, with a backend)
+  or assembled in PyTorch (:class:`bench.harness.torch_ltsf.PeerLtsf`, threads, compile).
 
 Every subject has ``step()``, ``outputs()`` (arrays for a parity check) and ``info``.
 The engine, models and torch are imported only by the subjects that use them.
@@ -27,9 +30,9 @@ import numpy as np
 
 from bench.harness.sizes import Size, layer_data
 
-__all__ = ["KINDS", "build_subject", "OursLayer", "TrainStep", "OursModel"]
+__all__ = ["KINDS", "build_subject", "OursLayer", "TrainStep", "OursModel", "OursLtsf"]
 
-KINDS = ("layer", "train", "floor", "model")
+KINDS = ("layer", "train", "floor", "model", "ltsf")
 
 
 def _threads_info() -> dict:
@@ -166,6 +169,72 @@ class OursModel(TrainStep):
         return peer_form_outputs(self.model, self.x, self.y)
 
 
+class OursLtsf:
+    """Our long-horizon forecaster (``models.build_model`` with the protocol's options) on the
+    weights of its PyTorch twin: one train step, or one epoch of ETTh1 (``spec["workload"]``,
+    the same batches as :class:`bench.harness.torch_ltsf.PeerLtsf`).
+
+    ``outputs()`` gives what the PyTorch model computes on the step's (or the epoch's first)
+    batch, as :class:`OursModel` does.
+    """
+
+    def __init__(self, spec: dict, state=None):
+        from bench.harness.cases import make_optimizer
+        from bench.harness.ltsf_data import LINEAR_PATH, NORM, LtsfShape, epoch_batches, step_data, train_windows
+        from bench.harness.wholemodel import compared_names
+        from models import build_model
+
+        shape = LtsfShape(**spec["shape"])
+        dtype = np.dtype(spec["dtype"])
+        seed = int(spec["seed"])
+        self.backend, self.workload = spec["backend"], spec.get("workload", "step")
+        self.model = build_model(spec["model"], input_size=shape.n_channels, hidden_size=shape.hidden,
+                                 d_state=shape.d_state, n_layers=1, horizon=shape.horizon, backend=self.backend,
+                                 dtype=dtype, seed=seed, channels=shape.layout, seq_len=shape.lookback,
+                                 seg_len=shape.seg_len, norm=NORM, linear_path=LINEAR_PATH)
+        if state is not None:
+            self.model.load_state_dict(state)
+        self.optimizer, name = make_optimizer(self.model)
+        if self.workload == "step":
+            self.x, self.y = step_data(shape, dtype, seed)
+        else:
+            self.X, self.Y = train_windows(shape, dtype)
+            self.batches = epoch_batches(len(self.X), shape.batch, seed)
+            self.x, self.y = self.X[self.batches[0]], self.Y[self.batches[0]]
+        self.stepped = False
+        self.info = {"impl": f"{spec['model']} long-horizon model ({self.backend}), one {self.workload}",
+                     "optimizer": name, "compared gradients": compared_names(self.model)}
+        if self.workload == "epoch":
+            self.info["epoch"] = {"windows": len(self.X), "batches": len(self.batches)}
+
+    def _train_step(self, x, y) -> None:
+        from engine.functional import mse_loss
+
+        self.model.zero_grad()
+        _, dpred = mse_loss(self.model.forward(x), y)
+        self.model.backward(dpred)
+        self.optimizer.step()
+
+    def step(self) -> None:
+        """One train step, or one epoch of them (``workload``)."""
+        self.stepped = True
+        if self.workload == "step":
+            self._train_step(self.x, self.y)
+            return
+        for idx in self.batches:
+            self._train_step(self.X[idx], self.Y[idx])
+
+    def state(self) -> dict:
+        return dict(self.model.state_dict())
+
+    def outputs(self) -> tuple:
+        from bench.harness.wholemodel import peer_form_outputs
+
+        if self.stepped:
+            raise RuntimeError("outputs() must come before the first step")
+        return peer_form_outputs(self.model, self.x, self.y)
+
+
 def build_subject(spec: dict, state=None):
     """The subject a spec describes (see the module docstring).
 
@@ -191,6 +260,12 @@ def build_subject(spec: dict, state=None):
 
             return PeerModel(spec)
         subject = OursModel(spec, state)
+    elif kind == "ltsf":
+        if spec.get("side") == "peer":
+            from bench.harness.torch_ltsf import PeerLtsf
+
+            return PeerLtsf(spec)
+        subject = OursLtsf(spec, state)
     elif kind == "floor":
         from bench.harness.floor import FloorPart
 

@@ -82,7 +82,8 @@ def time_median(fn: Callable, **kwargs) -> Timing:
 
 
 def time_workers(contenders: dict, budget: float = 5.0, min_rounds: int = 3, max_rounds: int = 15,
-                 min_burst_time: float = 0.15, max_burst: int = 10, probe: bool = True) -> dict:
+                 min_burst_time: float = 0.15, max_burst: int = 10, probe: bool = True,
+                 warmup: int = 1) -> dict:
     """Median step time of implementations in worker processes, sampled in interleaved bursts.
 
     Each round visits every contender once: the worker makes one untimed step (its thread
@@ -105,6 +106,9 @@ def time_workers(contenders: dict, budget: float = 5.0, min_rounds: int = 3, max
     probe : bool
         Time one step of each first, to size bursts and rounds; without it every burst
         is one step and there are ``min_rounds`` rounds (smoke runs).
+    warmup : int
+        Untimed steps before each burst: 0 where a step is itself a long loop of steps
+        (an epoch), whose first step wakes the pools for the rest.
 
     Returns
     -------
@@ -130,7 +134,7 @@ def time_workers(contenders: dict, budget: float = 5.0, min_rounds: int = 3, max
     for _ in range(rounds):
         for name, (worker, case) in contenders.items():
             with OtherLoad([worker.pid]) as load:
-                samples[name] += worker.measure(case, calls=burst[name], warmup=1)
+                samples[name] += worker.measure(case, calls=burst[name], warmup=warmup)
             loads[name].append(load)
             wait_quiet(pids)
     return {name: Timing(statistics.median(ts), len(ts), burst[name], OtherLoad.combined(loads[name]))

@@ -31,7 +31,7 @@ from bench.harness.specs import command_for, model_spec
 from engine.parity import rel_error, tolerance
 
 __all__ = ["MODEL_IMPLS", "log_space_mingru", "ModelReference", "model_reference", "check_model_parity",
-           "start_model", "run_model_pairs", "model_peer_available"]
+           "start_model", "time_model_row", "run_model_pairs", "model_peer_available"]
 
 #: The timed implementations of a row.
 MODEL_IMPLS = ("ours", "torch eager", "torch compile")
@@ -191,8 +191,12 @@ def check_model_parity(got: tuple, expected: tuple, names, dtype, what: str, pee
     return worst
 
 
-def model_reference(pool, model: str, dtype, size: Size, threads: int | None = None) -> ModelReference:
+def model_reference(pool, model: str, dtype, size: Size, threads: int | None = None,
+                    spec=model_spec) -> ModelReference:
     """The reference of a row (see the module docstring, step 1).
+
+    ``spec``: the builder of the workers' specs, :func:`bench.harness.specs.model_spec`'s
+    signature (the long-horizon rows pass their own, with a shape for ``size``).
 
     Raises
     ------
@@ -205,34 +209,35 @@ def model_reference(pool, model: str, dtype, size: Size, threads: int | None = N
 
     threads = threads or default_threads()
     peer_w = pool.reference("peer")
-    case = peer_w.setup(model_spec(model, "peer", np.float64, size, threads=threads))
+    case = peer_w.setup(spec(model, "peer", np.float64, size, threads=threads))
     state64 = peer_w.state(case)
     peer_out = peer_w.outputs(case)
     ours_w = pool.reference("ours")
-    ours_case = ours_w.setup(model_spec(model, "ours", np.float64, size, backend="numpy"), state=state64)
+    ours_case = ours_w.setup(spec(model, "ours", np.float64, size, backend="numpy"), state=state64)
     ours_out = ours_w.outputs(ours_case)
     names = ours_w.cases[ours_case]["compared gradients"]
     err = check_model_parity(ours_out, peer_out, names, np.float64,
                              f"{model} model: ours (numpy) vs PyTorch, float64", peer=True, model=model)
     state = state64
     if np.dtype(dtype) != np.float64:
-        state = peer_w.state(peer_w.setup(model_spec(model, "peer", dtype, size, threads=threads)))
+        state = peer_w.state(peer_w.setup(spec(model, "peer", dtype, size, threads=threads)))
     return ModelReference(state, names, ours_out, peer_out, err, peer_w.cases[case])
 
 
-def impl_model_spec(model: str, impl: str, dtype, size: Size, threads: int) -> dict:
+def impl_model_spec(model: str, impl: str, dtype, size: Size, threads: int, spec=model_spec) -> dict:
     """The worker spec of one implementation of a row (``impl`` from :data:`MODEL_IMPLS`)."""
     if impl == "ours":
-        return model_spec(model, "ours", dtype, size, backend="numba")
-    return model_spec(model, "peer", dtype, size, threads=threads, compile=impl == "torch compile")
+        return spec(model, "ours", dtype, size, backend="numba")
+    return spec(model, "peer", dtype, size, threads=threads, compile=impl == "torch compile")
 
 
-def start_model(pool, model: str, impl: str, dtype, size: Size, ref: ModelReference, threads: int):
+def start_model(pool, model: str, impl: str, dtype, size: Size, ref: ModelReference, threads: int,
+                spec=model_spec):
     """A fresh worker with ``impl`` set up and checked; returns ``(worker, case, parity error)``."""
     side = "ours" if impl == "ours" else "peer"
     worker = pool.fresh(side, f"{model} model {impl} {np.dtype(dtype).name}")
     try:
-        case = worker.setup(impl_model_spec(model, impl, dtype, size, threads),
+        case = worker.setup(impl_model_spec(model, impl, dtype, size, threads, spec),
                             state=ref.state if impl == "ours" else None)
         err = check_model_parity(worker.outputs(case), ref.ours, ref.names, dtype,
                                  f"{model} model: {impl} {np.dtype(dtype).name} vs ours (numpy) float64",
@@ -251,7 +256,6 @@ def run_model_pairs(report, pool, size: Size, dtypes, timer: dict, log, impls=MO
     from bench.harness.cases import MODEL_NAMES, numba_available
     from bench.harness.peers import default_threads
     from bench.harness.protocol import WorkerError
-    from bench.harness.timing import time_workers, worst_other_load
     from bench.harness.torch_models import MODEL_PEERS
 
     has_numba, why = numba_available()
@@ -274,33 +278,55 @@ def run_model_pairs(report, pool, size: Size, dtypes, timer: dict, log, impls=MO
                     raise
                 report.skipped.append(f"{model} model in PyTorch: {str(exc).splitlines()[-1]}")
                 break
-            row = {"model": model, "dtype": dt, "peer_impl": MODEL_PEERS[model], "size": size.train_label(),
-                   "threads": threads, "reference_parity": ref.parity, "parity": None, "peer_parity": None,
-                   "peer_default_threads": ref.peer_info.get("torch default threads"), "commands": {}}
-            started = {}
-            try:
-                for impl in impls:
-                    worker, case, err = start_model(pool, model, impl, dtype, size, ref, threads)
-                    started[impl] = (worker, case)
-                    key = "parity" if impl == "ours" else "peer_parity"
-                    row[key] = max(row.get(key) or 0.0, err)
-                    row["commands"][impl] = "python " + " ".join(
-                        command_for(impl_model_spec(model, impl, dtype, size, threads)))
-                    if impl == "torch compile":
-                        row["compile_wait"] = worker.cases[case].get("compile seconds")
-                timings = time_workers(started, **timer)
-            finally:
-                for worker, _ in started.values():
-                    pool.release(worker)
-            median = {impl: timings[impl].median if impl in timings else None for impl in MODEL_IMPLS}
-            row.update(ours=median["ours"], eager=median["torch eager"], compiled=median["torch compile"],
-                       other_load=worst_other_load(timings))
-            torch_times = {k: v for k, v in (("eager", row["eager"]), ("compile", row["compiled"])) if v}
-            row["better"] = min(torch_times, key=torch_times.get)
-            row["torch_best"] = torch_times[row["better"]]
-            row["speedup"] = row["torch_best"] / row["ours"]
+            row = {"model": model, "dtype": dt, "peer_impl": MODEL_PEERS[model], "size": size.train_label()}
+            row.update(time_model_row(pool, model, dtype, size, ref, threads, timer, impls))
             report.models.append(row)
-            log(f"{model} model {dt}: ours {row['ours'] * 1e3:.2f} ms, " + ", ".join(
-                f"torch {k} {v * 1e3:.2f} ms" for k, v in torch_times.items())
-                + (f" (compile wait {row['compile_wait']:.1f} s)" if row.get("compile_wait") is not None else "")
-                + f": {row['speedup']:.2f}x")
+            log(f"{model} model {dt}: {row_summary(row)}")
+
+
+def time_model_row(pool, model: str, dtype, size, ref: ModelReference, threads: int, timer: dict,
+                   impls=MODEL_IMPLS, spec=model_spec) -> dict:
+    """Start, check and time the implementations of one row; returns its measured fields.
+
+    ``threads``, ``reference_parity``, ``parity``, ``peer_parity``, ``peer_default_threads``,
+    ``commands``, ``compile_wait``, ``ours``, ``eager``, ``compiled`` (seconds per step,
+    None if not run), ``other_load``, ``better`` ("eager" or "compile"), ``torch_best``
+    and ``speedup`` (the better PyTorch variant's time over ours). ``spec``: see
+    :func:`model_reference`.
+    """
+    from bench.harness.timing import time_workers, worst_other_load
+
+    row = {"threads": threads, "reference_parity": ref.parity, "parity": None, "peer_parity": None,
+           "peer_default_threads": ref.peer_info.get("torch default threads"), "commands": {}}
+    started = {}
+    try:
+        for impl in impls:
+            worker, case, err = start_model(pool, model, impl, dtype, size, ref, threads, spec)
+            started[impl] = (worker, case)
+            key = "parity" if impl == "ours" else "peer_parity"
+            row[key] = max(row.get(key) or 0.0, err)
+            row["commands"][impl] = "python " + " ".join(
+                command_for(impl_model_spec(model, impl, dtype, size, threads, spec)))
+            if impl == "torch compile":
+                row["compile_wait"] = worker.cases[case].get("compile seconds")
+        timings = time_workers(started, **timer)
+    finally:
+        for worker, _ in started.values():
+            pool.release(worker)
+    median = {impl: timings[impl].median if impl in timings else None for impl in MODEL_IMPLS}
+    row.update(ours=median["ours"], eager=median["torch eager"], compiled=median["torch compile"],
+               other_load=worst_other_load(timings))
+    torch_times = {k: v for k, v in (("eager", row["eager"]), ("compile", row["compiled"])) if v}
+    row["better"] = min(torch_times, key=torch_times.get)
+    row["torch_best"] = torch_times[row["better"]]
+    row["speedup"] = row["torch_best"] / row["ours"]
+    return row
+
+
+def row_summary(row: dict) -> str:
+    """One log line's figures: each implementation's time, the compile wait, the ratio."""
+    torch_times = {k: row[key] for k, key in (("eager", "eager"), ("compile", "compiled")) if row.get(key)}
+    return (f"ours {row['ours'] * 1e3:.2f} ms, " + ", ".join(f"torch {k} {v * 1e3:.2f} ms"
+                                                              for k, v in torch_times.items())
+            + (f" (compile wait {row['compile_wait']:.1f} s)" if row.get("compile_wait") is not None else "")
+            + f": {row['speedup']:.2f}x")
