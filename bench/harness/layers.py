@@ -26,7 +26,7 @@ from bench.harness.sizes import Size
 from bench.harness.specs import command_for, layer_spec
 from engine.parity import assert_parity
 
-__all__ = ["PAIRS", "IMPLS", "impl_spec", "PairReference", "pair_reference", "check_layer_parity",
+__all__ = ["PAIRS", "IMPLS", "impl_spec", "PairReference", "pair_reference", "reference_outputs", "check_layer_parity",
            "run_layer_pairs"]
 
 #: The three timed implementations of a pair.
@@ -61,15 +61,22 @@ def pair_reference(pool, layer: str, dtype, size: Size, threads: int | None = No
     bench.harness.protocol.WorkerError
         If a worker fails (``kind == "import"``: the peer's library is missing).
     """
+    state, peer_out, ours_out, peer_info = reference_outputs(pool, layer, dtype, size, threads)
+    err = assert_parity(ours_out, peer_out, PAIRS[layer].tolerance_dtype(dtype),
+                        f"{layer} (numpy) vs {PAIRS[layer].peer} {np.dtype(dtype).name}")
+    return PairReference(state, peer_out, ours_out, err, peer_info)
+
+
+def reference_outputs(pool, layer: str, dtype, size: Size, threads: int | None = None) -> tuple:
+    """The peer's weights (our names), the peer's outputs, our NumPy layer's outputs on those
+    weights, and the peer worker's info, from the pool's two reference workers (unchecked)."""
     peer_w = pool.reference("peer")
     case = peer_w.setup(impl_spec(layer, "peer", dtype, size, threads))
     state = peer_w.state(case)
     peer_out = peer_w.outputs(case)
     ours_w = pool.reference("ours")
     ours_out = ours_w.outputs(ours_w.setup(impl_spec(layer, "ours numpy", dtype, size), state=state))
-    err = assert_parity(ours_out, peer_out, PAIRS[layer].tolerance_dtype(dtype),
-                        f"{layer} (numpy) vs {PAIRS[layer].peer} {np.dtype(dtype).name}")
-    return PairReference(state, peer_out, ours_out, err, peer_w.cases[case])
+    return state, peer_out, ours_out, peer_w.cases[case]
 
 
 def check_layer_parity(impl: str, got: tuple, ref: PairReference, dtype, layer: str) -> float:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.harness.cases import numba_available, peer_available
-from bench.harness.layers import PairReference, impl_spec, pair_reference
+from bench.harness.layers import PairReference, impl_spec, pair_reference, reference_outputs
 from bench.harness.peers import PAIRS, default_threads
 from bench.harness.sizes import Size
 from bench.harness.specs import command_for
@@ -109,19 +109,14 @@ def long_reference(pool, layer: str, dtype, size: Size, threads: int | None = No
     """
     if not lenient:
         return pair_reference(pool, layer, dtype, size, threads), "peer"
-    peer_w = pool.reference("peer")
-    case = peer_w.setup(impl_spec(layer, "peer", dtype, size, threads))
-    state = peer_w.state(case)
-    peer_out = peer_w.outputs(case)
-    ours_w = pool.reference("ours")
-    ours_out = ours_w.outputs(ours_w.setup(impl_spec(layer, "ours numpy", dtype, size), state=state))
+    state, peer_out, ours_out, peer_info = reference_outputs(pool, layer, dtype, size, threads)
     tol = PAIRS[layer].tolerance_dtype(dtype)
     what = f"{layer} (numpy) vs {PAIRS[layer].peer} {np.dtype(dtype).name} at L={size.seq_len}"
     try:
         err, against = assert_parity(ours_out, peer_out, tol, what), "peer"
     except ParityError:
         err, against = max(_rel_errors(ours_out, peer_out)), "ours numpy"
-    return PairReference(state, peer_out, ours_out, err, peer_w.cases[case]), against
+    return PairReference(state, peer_out, ours_out, err, peer_info), against
 
 
 def _rel_errors(got, expected) -> list[float]:
