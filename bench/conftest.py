@@ -87,6 +87,13 @@ def session_cache() -> dict:
     return {}
 
 
+def skip_without_model_peer(model: str) -> None:
+    """Skip a whole-model benchmark when its PyTorch model cannot be assembled or Numba is missing."""
+    for ok, why in (B.model_peer_available(model), B.numba_available()):
+        if not ok:
+            pytest.skip(why)
+
+
 def cached_reference(session_cache: dict, key, build, what: str):
     """The reference ``build()`` makes, built once per session under ``key``.
 

@@ -16,7 +16,7 @@ import pytest
 
 from bench import harness as B
 from bench.harness.ltsf_data import EPOCH_SHAPE, SMOKE_EPOCH_SHAPE, SMOKE_STEP_SHAPES, STEP_SHAPES
-from bench.conftest import cached_reference
+from bench.conftest import cached_reference, skip_without_model_peer
 
 IMPLS = [pytest.param(impl, marks=pytest.mark.bench_slow) if impl == "torch compile" else impl
          for impl in B.MODEL_IMPLS]
@@ -52,12 +52,7 @@ def test_ltsf(benchmark, record, pool, session_cache, smoke, model, workload, sm
     from bench.harness.ltsf_steps import spec_builder
     from bench.harness.peers import default_threads
 
-    ok, why = B.model_peer_available(model)
-    if not ok:
-        pytest.skip(why)
-    ok, why = B.numba_available()
-    if not ok:
-        pytest.skip(why)
+    skip_without_model_peer(model)
     if smoke:
         shape = smoke_shape
     spec = spec_builder(workload)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from bench import harness as B
-from bench.conftest import cached_reference
+from bench.conftest import cached_reference, skip_without_model_peer
 
 DTYPES = [np.dtype(np.float64), np.dtype(np.float32)]
 IMPLS = [pytest.param(impl, marks=pytest.mark.bench_slow) if impl == "torch compile" else impl
@@ -34,12 +34,7 @@ def _reference(session_cache, pool, model, dtype, size):
 @pytest.mark.parametrize("model", ["mamba", "mingru", "gru", "hybrid"])
 def test_model_train_step(benchmark, record, pool, session_cache, model, dtype, impl, model_size):
     """One train step of one implementation in its own worker, after a parity check."""
-    ok, why = B.model_peer_available(model)
-    if not ok:
-        pytest.skip(why)
-    ok, why = B.numba_available()
-    if not ok:
-        pytest.skip(why)
+    skip_without_model_peer(model)
     from bench.harness.peers import default_threads
 
     ref = _reference(session_cache, pool, model, dtype, model_size)

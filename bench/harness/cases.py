@@ -25,7 +25,7 @@ from models.names import MODEL_NAMES
 __all__ = ["Size", "SIZES", "SMOKE_SIZES", "TRAIN_SIZE", "SMOKE_TRAIN_SIZE", "KERNELS", "MODEL_NAMES",
            "BACKENDS", "DTYPES", "sizes_for", "numba_available", "peer_available", "numba_threads",
            "make_kernel_args", "make_exp_floor", "make_optimizer", "make_train_data", "build_forecaster",
-           "forward_backward", "make_train_step", "kernel_share", "kernel_profile"]
+           "forward_backward", "make_train_step", "kernel_share", "kernel_profile", "with_peers"]
 
 
 # ----------------------------------------------------------------------------------
@@ -56,6 +56,21 @@ def peer_available(pair) -> tuple[bool, str]:
     if missing:
         return False, f"{pair.peer} unavailable: {', '.join(missing)} not installed"
     return True, ""
+
+
+def with_peers(report, log, items, available):
+    """The ``items`` whose PyTorch peer is installed, in order; each other one is noted in
+    ``report.skipped`` and logged with the reason ``available(item)`` gives.
+
+    ``available`` returns ``(ok, why)``, as :func:`peer_available` does.
+    """
+    for item in items:
+        ok, why = available(item)
+        if not ok:
+            report.skipped.append(why)
+            log(why)
+            continue
+        yield item
 
 
 def numba_threads() -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.harness.cases import numba_available, peer_available
+from bench.harness.cases import numba_available, peer_available, with_peers
 from bench.harness.peers import PAIRS, default_threads
 from bench.harness.sizes import Size
 from bench.harness.specs import command_for, layer_spec
@@ -109,12 +109,8 @@ def run_layer_pairs(report, pool, size: Size, dtypes, timer: dict, log) -> None:
     has_numba, why = numba_available()
     impls = IMPLS if has_numba else IMPLS[:2]
     threads = default_threads()
-    for layer, pair in PAIRS.items():
-        ok, why_peer = peer_available(pair)
-        if not ok:
-            report.skipped.append(why_peer)
-            log(why_peer)
-            continue
+    for layer in with_peers(report, log, PAIRS, lambda name: peer_available(PAIRS[name])):
+        pair = PAIRS[layer]
         for dtype in dtypes:
             dt = np.dtype(dtype).name
             try:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.harness.cases import numba_available, peer_available
+from bench.harness.cases import numba_available, peer_available, with_peers
 from bench.harness.layers import PairReference, impl_spec, pair_reference, reference_outputs
 from bench.harness.peers import PAIRS, default_threads
 from bench.harness.sizes import Size
@@ -184,12 +184,8 @@ def run_long_sequences(report, pool, sizes, dtypes, smoke: bool, log, timers: di
     threads = default_threads()
     # float64 first: a lenient pair's function is checked in float64 at the shortest length
     dtypes = sorted((np.dtype(d) for d in dtypes), key=lambda d: d != np.float64)
-    for layer, pair in PAIRS.items():
-        ok, why_peer = peer_available(pair)
-        if not ok:
-            report.skipped.append(why_peer)
-            log(why_peer)
-            continue
+    for layer in with_peers(report, log, PAIRS, lambda name: peer_available(PAIRS[name])):
+        pair = PAIRS[layer]
         function_checked = False
         try:
             for size in sizes:

@@ -91,7 +91,7 @@ def run_ltsf(report, pool, mode: str, log, impls=None) -> None:
     impls : tuple of str, optional
         Which of :data:`bench.harness.wholemodel.MODEL_IMPLS` to time (default all).
     """
-    from bench.harness.cases import MODEL_NAMES, numba_available
+    from bench.harness.cases import MODEL_NAMES, numba_available, with_peers
     from bench.harness.peers import default_threads
     from bench.harness.protocol import WorkerError
     from bench.harness.torch_models import MODEL_PEERS
@@ -103,12 +103,7 @@ def run_ltsf(report, pool, mode: str, log, impls=None) -> None:
         report.skipped.append(f"long-horizon workload: {why}")
         return
     threads = default_threads()
-    for model in MODEL_NAMES:
-        ok, why_peer = model_peer_available(model)
-        if not ok:
-            report.skipped.append(why_peer)
-            log(why_peer)
-            continue
+    for model in with_peers(report, log, MODEL_NAMES, model_peer_available):
         for workload, shape, dtype in ltsf_rows(mode):
             try:
                 ref = ltsf_reference(pool, model, np.dtype(dtype), shape, workload, threads)

@@ -208,12 +208,9 @@ class OursLtsf:
             self.info["epoch"] = {"windows": len(self.X), "batches": len(self.batches)}
 
     def _train_step(self, x, y) -> None:
-        from engine.functional import mse_loss
+        from bench.harness.cases import make_train_step
 
-        self.model.zero_grad()
-        _, dpred = mse_loss(self.model.forward(x), y)
-        self.model.backward(dpred)
-        self.optimizer.step()
+        make_train_step(self.model, x, y, self.optimizer)()
 
     def step(self) -> None:
         """One train step, or one epoch of them (``workload``)."""

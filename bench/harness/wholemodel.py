@@ -253,7 +253,7 @@ def run_model_pairs(report, pool, size: Size, dtypes, timer: dict, log, impls=MO
 
     ``impls``: which of :data:`MODEL_IMPLS` to time ("ours" and at least one PyTorch variant).
     """
-    from bench.harness.cases import MODEL_NAMES, numba_available
+    from bench.harness.cases import MODEL_NAMES, numba_available, with_peers
     from bench.harness.peers import default_threads
     from bench.harness.protocol import WorkerError
     from bench.harness.torch_models import MODEL_PEERS
@@ -263,12 +263,7 @@ def run_model_pairs(report, pool, size: Size, dtypes, timer: dict, log, impls=MO
         report.skipped.append(f"whole models: {why}")
         return
     threads = default_threads()
-    for model in MODEL_NAMES:
-        ok, why_peer = model_peer_available(model)
-        if not ok:
-            report.skipped.append(why_peer)
-            log(why_peer)
-            continue
+    for model in with_peers(report, log, MODEL_NAMES, model_peer_available):
         for dtype in dtypes:
             dt = np.dtype(dtype).name
             try:
